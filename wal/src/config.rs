@@ -1,0 +1,116 @@
+//! Configuration: sizes, durability and recovery modes.
+
+use crate::WalError;
+
+/// When an append is acknowledged relative to `fdatasync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Every append call writes and `fdatasync`s its own records before returning; appends are
+    /// serialised (no sharing of syncs).
+    Always,
+    /// Group commit: appends return only once their records are `fdatasync`ed, but concurrent
+    /// appenders share syncs: one leader writes everything queued and syncs once.
+    Group,
+    /// Appends return once the records are handed to the OS; a background thread syncs every
+    /// `n` milliseconds. A crash may lose up to that window.
+    IntervalMs(u64),
+    /// No syncing except when sealing segments and on `sync()`/`close()`. Records are buffered
+    /// in memory and reach the OS when the buffer fills, on `flush()`, or when a reader waits.
+    None,
+}
+
+impl SyncMode {
+    /// Whether an acknowledged append is durable on return.
+    pub fn is_durable(self) -> bool {
+        matches!(self, SyncMode::Always | SyncMode::Group)
+    }
+}
+
+/// How `open` treats damage in the active (last) segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// An incomplete or invalid record at the very end is a torn write: truncate it and report it.
+    /// A bad record followed by valid data is corruption: fail. (Default.)
+    #[default]
+    TolerateTornTail,
+    /// Any incomplete or invalid byte fails the open; nothing is truncated.
+    AbsoluteConsistency,
+    /// Stop at the first bad record and truncate everything after it, even valid records.
+    PointInTime,
+    /// Salvage: skip damaged ranges and keep every valid record after them. The damaged segment
+    /// is sealed with the skipped ranges recorded in its footer; LSNs may then have gaps.
+    SkipCorrupted,
+}
+
+/// WAL configuration. `WalConfig::default()` is sized for a laptop.
+#[derive(Debug, Clone)]
+pub struct WalConfig {
+    /// A segment is sealed once it holds at least this many bytes (default 64 MiB).
+    pub target_segment_size_bytes: u64,
+    /// A segment is sealed once it holds this many records (default 1,000,000).
+    pub max_records_per_segment: u64,
+    /// Largest payload accepted (default 4 MiB); larger → `RecordTooLarge`.
+    pub max_record_size_bytes: u32,
+    /// Largest encoded batch accepted (default 64 MiB); larger → `BatchTooLarge`.
+    pub max_batch_size_bytes: u64,
+    /// Durability of acknowledged appends (default `Group`).
+    pub sync_mode: SyncMode,
+    /// What `open` does with a damaged tail (default `TolerateTornTail`).
+    pub recovery_mode: RecoveryMode,
+    /// Payloads of at least this many bytes are zstd-compressed when that makes them smaller
+    /// (default `None`: never compress).
+    pub compression_threshold_bytes: Option<u32>,
+    /// zstd level for compressed payloads (default 3).
+    pub compression_level: i32,
+    /// Verify each record's CRC when reading (default true). Structure, LSN and chain are always
+    /// checked.
+    pub verify_checksums_on_read: bool,
+    /// Distance in bytes between sparse-index entries (default 32 KiB).
+    pub index_interval_bytes: u64,
+    /// Buffered bytes after which non-durable modes hand records to the OS (default 256 KiB).
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig {
+            target_segment_size_bytes: 64 << 20,
+            max_records_per_segment: 1_000_000,
+            max_record_size_bytes: 4 << 20,
+            max_batch_size_bytes: 64 << 20,
+            sync_mode: SyncMode::Group,
+            recovery_mode: RecoveryMode::TolerateTornTail,
+            compression_threshold_bytes: None,
+            compression_level: 3,
+            verify_checksums_on_read: true,
+            index_interval_bytes: 32 << 10,
+            write_buffer_bytes: 256 << 10,
+        }
+    }
+}
+
+impl WalConfig {
+    /// Checks the configuration for values the log cannot work with.
+    pub fn validate(&self) -> Result<(), WalError> {
+        let bad = |s: &str| Err(WalError::InvalidConfig(s.to_string()));
+        if self.target_segment_size_bytes < 4096 {
+            return bad("target_segment_size_bytes must be at least 4096");
+        }
+        if self.max_records_per_segment == 0 {
+            return bad("max_records_per_segment must be at least 1");
+        }
+        if self.max_record_size_bytes == 0 || self.max_record_size_bytes > (1 << 30) {
+            return bad("max_record_size_bytes must be between 1 and 1 GiB");
+        }
+        if self.max_batch_size_bytes < u64::from(self.max_record_size_bytes) {
+            return bad("max_batch_size_bytes must be at least max_record_size_bytes");
+        }
+        if let SyncMode::IntervalMs(0) = self.sync_mode {
+            return bad("SyncMode::IntervalMs needs a positive interval");
+        }
+        if self.index_interval_bytes == 0 {
+            return bad("index_interval_bytes must be positive");
+        }
+        Ok(())
+    }
+}

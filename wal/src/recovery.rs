@@ -1,0 +1,679 @@
+//! Opening a log: trusting sealed segments by their footers, scanning only the active one, and
+//! telling a torn tail from corruption according to the [`RecoveryMode`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::{RecoveryMode, WalConfig};
+use crate::format::{
+    self, FrameError, Footer, Hole, IndexEntry, RECORD_HEADER_LEN, RECORD_MARKER, SEGMENT_HEADER_LEN, SegmentHeader,
+    TRAILER_LEN,
+};
+use crate::segment::Segment;
+use crate::storage::{Storage, StorageFile};
+use crate::{Lsn, WalError};
+
+/// Name of the lock file inside the log directory.
+pub const LOCK_FILE_NAME: &str = "LOCK";
+/// Suffix of a segment being created (header written, not yet renamed into place).
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// What `open` found and did. Returned by [`crate::Wal::recovery_report`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The recovery mode used.
+    pub mode: RecoveryMode,
+    /// Segments in the log after open (sealed + active).
+    pub segment_count: usize,
+    /// Sealed segments trusted by their footer without a scan.
+    pub sealed_segments_trusted: usize,
+    /// Records found valid by scanning the active segment.
+    pub records_recovered: u64,
+    /// Oldest LSN in the log after recovery (the first segment's first LSN).
+    pub oldest_lsn: Lsn,
+    /// Last LSN in the log after recovery (0 for an empty log).
+    pub last_lsn: Lsn,
+    /// Bytes cut from the end of the active segment (torn tail, incomplete batch, or what
+    /// point-in-time recovery dropped).
+    pub bytes_truncated: u64,
+    /// Details of the truncated tail, if any.
+    pub torn_tail: Option<TornTail>,
+    /// Damaged ranges skipped by salvage recovery.
+    pub skipped_ranges: Vec<SkippedRange>,
+    /// Leftover temporary files of an interrupted segment creation that were removed.
+    pub temp_files_removed: Vec<PathBuf>,
+}
+
+/// An incomplete or invalid tail that recovery cut off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment file.
+    pub segment: PathBuf,
+    /// Offset the file was truncated to.
+    pub offset: u64,
+    /// Bytes removed.
+    pub bytes: u64,
+    /// Complete, valid records dropped because their batch was incomplete (or, in point-in-time
+    /// mode, because they followed damage).
+    pub records_dropped: u64,
+    /// Why the tail was cut.
+    pub reason: String,
+}
+
+/// A byte range that salvage recovery skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedRange {
+    /// The segment file.
+    pub segment: PathBuf,
+    /// First damaged byte.
+    pub start_offset: u64,
+    /// First byte of the next valid record.
+    pub end_offset: u64,
+    /// LSNs lost in the range, if known (`first..=last`).
+    pub lost_lsns: Option<(Lsn, Lsn)>,
+}
+
+/// How a scan of segment bytes ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanOutcome {
+    /// Every byte after the header is a complete, valid batch.
+    Clean,
+    /// The data ends in an incomplete or invalid tail with nothing valid after it (or, in
+    /// point-in-time mode, anything after the first bad record).
+    TornTail {
+        /// Where valid data ends.
+        offset: u64,
+        /// Valid records dropped (incomplete batch, or after damage in point-in-time mode).
+        records_dropped: u64,
+        /// What was wrong with the first bad byte.
+        reason: String,
+    },
+    /// A bad record followed by valid data.
+    Corruption {
+        /// Offset of the bad record.
+        offset: u64,
+        /// LSN expected there.
+        lsn: Lsn,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// Result of scanning the records of one segment (pure; works on any bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanResult {
+    /// Offset just past the last valid, batch-complete record.
+    pub valid_end_offset: u64,
+    /// Number of valid records kept.
+    pub record_count: u64,
+    /// LSN of the last kept record (`first_lsn - 1` if none).
+    pub last_lsn: Lsn,
+    /// CRC of the last kept record (the header's chain seed if none).
+    pub last_crc: u32,
+    /// Timestamp of the last kept record (0 if none).
+    pub last_timestamp_us: u64,
+    /// Sparse index of the kept records.
+    pub index: Vec<IndexEntry>,
+    /// Ranges skipped in salvage mode.
+    pub holes: Vec<Hole>,
+    /// How the scan ended.
+    pub outcome: ScanOutcome,
+}
+
+#[derive(Clone, Copy)]
+struct Committed {
+    end: u64,
+    count: u64,
+    last_lsn: Lsn,
+    last_crc: u32,
+    last_ts: u64,
+    index_len: usize,
+}
+
+/// Scans the records of a segment whose full bytes (header included) are `bytes`.
+///
+/// Validates each record's structure, CRC, LSN (must be the next one) and chain (its `prev_crc`
+/// must be the previous record's CRC); keeps only complete batches; applies `mode` to damage.
+/// `max_stored_len` bounds record lengths. Never panics on any input.
+pub fn scan_segment(
+    bytes: &[u8],
+    header: &SegmentHeader,
+    mode: RecoveryMode,
+    max_stored_len: u32,
+    index_interval_bytes: u64,
+) -> ScanResult {
+    let len = bytes.len() as u64;
+    let start = SEGMENT_HEADER_LEN as u64;
+    let mut index: Vec<IndexEntry> = Vec::new();
+    let mut holes: Vec<Hole> = Vec::new();
+    let mut committed =
+        Committed { end: start, count: 0, last_lsn: header.first_lsn - 1, last_crc: header.prev_crc, last_ts: 0, index_len: 0 };
+    let mut pos = start;
+    let mut expected_lsn = header.first_lsn;
+    let mut chain = header.prev_crc;
+    let mut count = 0u64;
+    let mut last_index_offset = 0u64;
+    let mut force_index = true; // the first record, and the first after a salvage hole
+    let mut relaxed = false; // after a salvage hole the next record may skip LSNs and break the chain
+
+    let finish = |committed: Committed, index: &mut Vec<IndexEntry>, holes: Vec<Hole>, outcome| {
+        index.truncate(committed.index_len);
+        ScanResult {
+            valid_end_offset: committed.end,
+            record_count: committed.count,
+            last_lsn: committed.last_lsn,
+            last_crc: committed.last_crc,
+            last_timestamp_us: committed.last_ts,
+            index: std::mem::take(index),
+            holes,
+            outcome,
+        }
+    };
+
+    loop {
+        if pos >= len {
+            if committed.end == len {
+                return finish(committed, &mut index, holes, ScanOutcome::Clean);
+            }
+            // Records after the last batch end: the batch never finished.
+            let dropped = count - committed.count;
+            let outcome = ScanOutcome::TornTail {
+                offset: committed.end,
+                records_dropped: dropped,
+                reason: format!("incomplete batch of {dropped} records at the end"),
+            };
+            return finish(committed, &mut index, holes, outcome);
+        }
+        let rest = &bytes[pos as usize..];
+        let problem = match format::verify_record(rest, max_stored_len) {
+            Ok((h, _)) if !relaxed && h.lsn != expected_lsn => {
+                Some(format!("LSN {} where {} was expected", h.lsn, expected_lsn))
+            }
+            Ok((h, _)) if relaxed && h.lsn < expected_lsn => Some(format!("LSN {} goes backwards", h.lsn)),
+            Ok((h, _)) if !relaxed && h.prev_crc != chain => {
+                Some(format!("chain mismatch: record says previous CRC {:#010x}, previous was {chain:#010x}", h.prev_crc))
+            }
+            Ok((h, _)) => {
+                relaxed = false;
+                if force_index || pos - last_index_offset >= index_interval_bytes {
+                    force_index = false;
+                    index.push(IndexEntry { lsn: h.lsn, offset: pos });
+                    last_index_offset = pos;
+                }
+                pos += h.total_len();
+                expected_lsn = h.lsn + 1;
+                chain = h.crc;
+                count += 1;
+                if h.is_batch_end() {
+                    committed = Committed {
+                        end: pos,
+                        count,
+                        last_lsn: h.lsn,
+                        last_crc: h.crc,
+                        last_ts: h.timestamp_us,
+                        index_len: index.len(),
+                    };
+                }
+                None
+            }
+            Err(e) => Some(describe(&e)),
+        };
+        let Some(reason) = problem else { continue };
+
+        // `pos` is bad. Is there valid data after it?
+        let resync = find_valid_record(bytes, pos + 1, committed.last_lsn + 1, max_stored_len);
+        match (mode, resync) {
+            (RecoveryMode::SkipCorrupted, Some(next)) => {
+                holes.push(Hole { start_offset: committed.end, end_offset: next });
+                count = committed.count;
+                index.truncate(committed.index_len);
+                pos = next;
+                relaxed = true;
+                // Force an index entry at the resync point so readers can jump over the hole.
+                force_index = true;
+                committed.end = next; // the hole is accounted; data resumes here
+            }
+            (RecoveryMode::PointInTime, _) | (RecoveryMode::SkipCorrupted, None) | (RecoveryMode::TolerateTornTail, None) => {
+                let outcome = ScanOutcome::TornTail { offset: committed.end, records_dropped: count - committed.count, reason };
+                return finish(committed, &mut index, holes, outcome);
+            }
+            (RecoveryMode::AbsoluteConsistency, None) => {
+                let outcome = ScanOutcome::TornTail { offset: committed.end, records_dropped: count - committed.count, reason };
+                return finish(committed, &mut index, holes, outcome);
+            }
+            (RecoveryMode::TolerateTornTail | RecoveryMode::AbsoluteConsistency, Some(next)) => {
+                let outcome = ScanOutcome::Corruption {
+                    offset: pos,
+                    lsn: expected_lsn,
+                    detail: format!("{reason}; a valid record follows at offset {next}"),
+                };
+                return finish(committed, &mut index, holes, outcome);
+            }
+        }
+    }
+}
+
+fn describe(e: &FrameError) -> String {
+    match e {
+        FrameError::Zeroed => "zero-filled bytes where a record was expected".to_string(),
+        FrameError::Truncated { .. } => format!("incomplete record ({e})"),
+        other => format!("invalid record ({other})"),
+    }
+}
+
+/// Finds the first offset at or after `from` holding a complete, CRC-valid record with an LSN of
+/// at least `min_lsn`. Used only on the failure path.
+fn find_valid_record(bytes: &[u8], from: u64, min_lsn: Lsn, max_stored_len: u32) -> Option<u64> {
+    let marker = RECORD_MARKER.to_le_bytes();
+    let mut at = from as usize;
+    while at + RECORD_HEADER_LEN <= bytes.len() {
+        if bytes[at + 4] == marker[0]
+            && bytes[at + 5] == marker[1]
+            && let Ok((h, _)) = format::verify_record(&bytes[at..], max_stored_len)
+            && h.lsn >= min_lsn
+        {
+            return Some(at as u64);
+        }
+        at += 1;
+    }
+    None
+}
+
+/// The active segment as recovered, ready for the writer.
+pub(crate) struct RecoveredActive {
+    pub(crate) segment: Arc<Segment>,
+    pub(crate) file: Box<dyn StorageFile>,
+    pub(crate) write_offset: u64,
+    pub(crate) last_lsn: Lsn,
+    pub(crate) last_crc: u32,
+    pub(crate) record_count: u64,
+    pub(crate) last_timestamp_us: u64,
+}
+
+/// Everything `open` needs to start the writer and readers.
+pub(crate) struct Recovered {
+    pub(crate) log_id: u64,
+    pub(crate) sealed: Vec<Arc<Segment>>,
+    pub(crate) active: RecoveredActive,
+    pub(crate) report: RecoveryReport,
+}
+
+/// Largest stored payload a record may have under `config`.
+pub(crate) fn max_stored_len(config: &WalConfig) -> u32 {
+    config.max_record_size_bytes
+}
+
+fn read_whole(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>, WalError> {
+    let file = storage.open(path, false).map_err(|e| WalError::io("open", path, e))?;
+    let len = file.len().map_err(|e| WalError::io("stat", path, e))?;
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, 0).map_err(|e| WalError::io("read", path, e))?;
+    Ok(buf)
+}
+
+fn read_header(storage: &dyn Storage, path: &Path, file: &dyn StorageFile) -> Result<SegmentHeader, WalError> {
+    let mut buf = [0u8; SEGMENT_HEADER_LEN];
+    let len = file.len().map_err(|e| WalError::io("stat", path, e))?;
+    if len < SEGMENT_HEADER_LEN as u64 {
+        return Err(WalError::ForeignSegment {
+            path: path.to_path_buf(),
+            detail: format!("file of {len} bytes is shorter than a segment header"),
+        });
+    }
+    let _ = storage;
+    file.read_exact_at(&mut buf, 0).map_err(|e| WalError::io("read", path, e))?;
+    SegmentHeader::decode(&buf).map_err(|e| match e {
+        FrameError::BadChecksum { .. } | FrameError::Invalid(_) => WalError::Corruption {
+            segment: path.to_path_buf(),
+            offset: 0,
+            lsn: None,
+            detail: format!("segment header: {e}"),
+        },
+        other => WalError::ForeignSegment { path: path.to_path_buf(), detail: format!("segment header: {other}") },
+    })
+}
+
+/// Reads and validates the footer of a sealed segment, if the file ends in one.
+fn read_footer(path: &Path, file: &dyn StorageFile) -> Result<Result<Footer, FrameError>, WalError> {
+    let len = file.len().map_err(|e| WalError::io("stat", path, e))?;
+    if len < (SEGMENT_HEADER_LEN + TRAILER_LEN) as u64 {
+        return Ok(Err(FrameError::Truncated { needed_bytes: (SEGMENT_HEADER_LEN + TRAILER_LEN) as u64, available_bytes: len }));
+    }
+    let mut trailer = [0u8; TRAILER_LEN];
+    file.read_exact_at(&mut trailer, len - TRAILER_LEN as u64).map_err(|e| WalError::io("read", path, e))?;
+    let (offset, footer_len, _) = match Footer::decode_trailer(&trailer, len) {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut buf = vec![0u8; footer_len];
+    file.read_exact_at(&mut buf, offset).map_err(|e| WalError::io("read", path, e))?;
+    Ok(Footer::decode(&buf, offset))
+}
+
+pub(crate) fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+fn new_log_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now_us());
+    h.write_u32(std::process::id());
+    h.finish() | 1
+}
+
+/// Creates a new segment crash-safely: header into `NAME.tmp`, fsync, rename, fsync directory.
+pub(crate) fn create_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    header: &SegmentHeader,
+) -> Result<(Box<dyn StorageFile>, PathBuf), WalError> {
+    let path = dir.join(format::segment_file_name(header.first_lsn));
+    let tmp = dir.join(format!("{}{TEMP_SUFFIX}", format::segment_file_name(header.first_lsn)));
+    if storage.exists(&tmp).map_err(|e| WalError::io("stat", &tmp, e))? {
+        storage.remove_file(&tmp).map_err(|e| WalError::io("remove", &tmp, e))?;
+    }
+    let file = storage.create_new(&tmp).map_err(|e| WalError::io("create", &tmp, e))?;
+    file.write_all_at(&header.encode(), 0).map_err(|e| WalError::io("write", &tmp, e))?;
+    file.sync_data().map_err(|e| WalError::io("fdatasync", &tmp, e))?;
+    drop(file);
+    storage.rename(&tmp, &path).map_err(|e| WalError::io("rename", &path, e))?;
+    storage.sync_dir(dir).map_err(|e| WalError::io("fsync directory", dir, e))?;
+    let file = storage.open(&path, true).map_err(|e| WalError::io("open", &path, e))?;
+    Ok((file, path))
+}
+
+/// Writes a footer at `data_end_offset` of `file` (truncating anything after it) and syncs it.
+pub(crate) fn write_footer(path: &Path, file: &dyn StorageFile, footer: &Footer) -> Result<(), WalError> {
+    let mut buf = Vec::with_capacity(footer.encoded_len());
+    footer.encode(&mut buf);
+    file.set_len(footer.data_end_offset).map_err(|e| WalError::io("truncate", path, e))?;
+    file.write_all_at(&buf, footer.data_end_offset).map_err(|e| WalError::io("write", path, e))?;
+    file.sync_data().map_err(|e| WalError::io("fdatasync", path, e))?;
+    Ok(())
+}
+
+struct Listed {
+    segments: Vec<(Lsn, PathBuf)>,
+    temps: Vec<PathBuf>,
+}
+
+fn list(storage: &dyn Storage, dir: &Path) -> Result<Listed, WalError> {
+    let names = storage.list_dir(dir).map_err(|e| WalError::io("list directory", dir, e))?;
+    let mut segments = Vec::new();
+    let mut temps = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        if name == LOCK_FILE_NAME {
+            continue;
+        }
+        if let Some(lsn) = format::parse_segment_file_name(&name) {
+            segments.push((lsn, path));
+        } else if name.strip_suffix(TEMP_SUFFIX).and_then(format::parse_segment_file_name).is_some() {
+            temps.push(path);
+        } else {
+            return Err(WalError::UnknownFile { path });
+        }
+    }
+    segments.sort_by_key(|(lsn, _)| *lsn);
+    Ok(Listed { segments, temps })
+}
+
+/// Opens (or creates) the log in `dir` and recovers it.
+pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> Result<Recovered, WalError> {
+    let mode = config.recovery_mode;
+    let max_len = max_stored_len(config);
+    let listed = list(storage, dir)?;
+    let mut report = RecoveryReport {
+        mode,
+        segment_count: 0,
+        sealed_segments_trusted: 0,
+        records_recovered: 0,
+        oldest_lsn: 1,
+        last_lsn: 0,
+        bytes_truncated: 0,
+        torn_tail: None,
+        skipped_ranges: Vec::new(),
+        temp_files_removed: Vec::new(),
+    };
+    // Validate every segment name and header before touching anything (nothing is deleted if
+    // something foreign is found).
+    let mut headers = Vec::with_capacity(listed.segments.len());
+    let mut log_id = None;
+    for (lsn, path) in &listed.segments {
+        let file = storage.open(path, false).map_err(|e| WalError::io("open", path, e))?;
+        let header = read_header(storage, path, file.as_ref())?;
+        if header.first_lsn != *lsn {
+            return Err(WalError::ForeignSegment {
+                path: path.clone(),
+                detail: format!("file name says first LSN {lsn}, header says {}", header.first_lsn),
+            });
+        }
+        match log_id {
+            None => log_id = Some(header.log_id),
+            Some(id) if id != header.log_id => {
+                return Err(WalError::ForeignSegment {
+                    path: path.clone(),
+                    detail: format!("belongs to log {:#x}, not {id:#x}", header.log_id),
+                });
+            }
+            Some(_) => {}
+        }
+        headers.push(header);
+    }
+    for tmp in &listed.temps {
+        storage.remove_file(tmp).map_err(|e| WalError::io("remove", tmp, e))?;
+        report.temp_files_removed.push(tmp.clone());
+    }
+    if !listed.temps.is_empty() {
+        storage.sync_dir(dir).map_err(|e| WalError::io("fsync directory", dir, e))?;
+    }
+
+    if listed.segments.is_empty() {
+        let header = SegmentHeader { log_id: new_log_id(), first_lsn: 1, prev_last_lsn: 0, prev_crc: 0, created_at_us: now_us() };
+        let (file, path) = create_segment(storage, dir, &header)?;
+        let segment = Arc::new(Segment::new_active(
+            1,
+            path,
+            Vec::new(),
+            SEGMENT_HEADER_LEN as u64,
+            0,
+        ));
+        report.segment_count = 1;
+        return Ok(Recovered {
+            log_id: header.log_id,
+            sealed: Vec::new(),
+            active: RecoveredActive {
+                segment,
+                file,
+                write_offset: SEGMENT_HEADER_LEN as u64,
+                last_lsn: 0,
+                last_crc: 0,
+                record_count: 0,
+                last_timestamp_us: 0,
+            },
+            report,
+        });
+    }
+
+    let log_id = log_id.unwrap_or_default();
+    let mut sealed: Vec<Arc<Segment>> = Vec::new();
+    let mut active: Option<RecoveredActive> = None;
+    let last_index = listed.segments.len() - 1;
+    for (i, ((_, path), header)) in listed.segments.iter().zip(&headers).enumerate() {
+        // Chain check against the previous segment.
+        if let Some(prev) = sealed.last() {
+            let prev_footer = prev.footer.get().expect("sealed segments have footers");
+            let gap_allowed = mode == RecoveryMode::SkipCorrupted;
+            let lsn_ok = header.prev_last_lsn == prev_footer.last_lsn && header.first_lsn == prev_footer.last_lsn + 1;
+            let crc_ok = header.prev_crc == prev_footer.last_crc;
+            if !(lsn_ok && crc_ok) && !(gap_allowed && header.first_lsn > prev_footer.last_lsn) {
+                return Err(WalError::Corruption {
+                    segment: path.clone(),
+                    offset: 0,
+                    lsn: Some(header.first_lsn),
+                    detail: format!(
+                        "segment does not follow its predecessor (ends at LSN {}, CRC {:#010x}; this one starts at {} after {} / {:#010x}); a segment may be missing",
+                        prev_footer.last_lsn, prev_footer.last_crc, header.first_lsn, header.prev_last_lsn, header.prev_crc
+                    ),
+                });
+            }
+        }
+        let file = storage.open(path, i == last_index).map_err(|e| WalError::io("open", path, e))?;
+        let footer = read_footer(path, file.as_ref())?;
+        match footer {
+            Ok(footer) if footer.first_lsn == header.first_lsn => {
+                report.sealed_segments_trusted += 1;
+                sealed.push(Arc::new(Segment::new_sealed(path.clone(), footer)));
+                continue;
+            }
+            Ok(_) => {
+                if i != last_index {
+                    return Err(WalError::Corruption {
+                        segment: path.clone(),
+                        offset: 0,
+                        lsn: Some(header.first_lsn),
+                        detail: "footer describes another segment".to_string(),
+                    });
+                }
+            }
+            Err(e) if i != last_index && mode != RecoveryMode::SkipCorrupted => {
+                return Err(WalError::Corruption {
+                    segment: path.clone(),
+                    offset: file.len().unwrap_or(0),
+                    lsn: None,
+                    detail: format!("sealed segment has no valid footer: {e}"),
+                });
+            }
+            Err(_) => {}
+        }
+        // Scan: the active segment, or (salvage only) a damaged sealed one.
+        let bytes = read_whole(storage, path)?;
+        let scan = scan_segment(&bytes, header, mode, max_len, config.index_interval_bytes);
+        let file_len = bytes.len() as u64;
+        match &scan.outcome {
+            ScanOutcome::Clean => {}
+            ScanOutcome::Corruption { offset, lsn, detail } => {
+                return Err(WalError::Corruption {
+                    segment: path.clone(),
+                    offset: *offset,
+                    lsn: Some(*lsn),
+                    detail: format!("{detail} (open with RecoveryMode::PointInTime to truncate here, or SkipCorrupted to salvage)"),
+                });
+            }
+            ScanOutcome::TornTail { offset, records_dropped, reason } => {
+                if mode == RecoveryMode::AbsoluteConsistency {
+                    return Err(WalError::IncompleteTail { segment: path.clone(), offset: *offset, bytes: file_len - offset });
+                }
+                tracing::warn!(segment = %path.display(), offset, bytes = file_len - offset, records_dropped, reason, "truncating torn tail");
+                report.bytes_truncated += file_len - offset;
+                report.torn_tail = Some(TornTail {
+                    segment: path.clone(),
+                    offset: *offset,
+                    bytes: file_len - offset,
+                    records_dropped: *records_dropped,
+                    reason: reason.clone(),
+                });
+            }
+        }
+        for hole in &scan.holes {
+            report.skipped_ranges.push(SkippedRange {
+                segment: path.clone(),
+                start_offset: hole.start_offset,
+                end_offset: hole.end_offset,
+                lost_lsns: None,
+            });
+        }
+        report.records_recovered += scan.record_count;
+        let writable = if i == last_index { file } else { storage.open(path, true).map_err(|e| WalError::io("open", path, e))? };
+        let needs_seal = i != last_index || !scan.holes.is_empty();
+        if needs_seal && scan.record_count > 0 {
+            // Salvage: make the repaired segment sealed so readers can trust its holes.
+            let footer = Footer {
+                first_lsn: scan.index.first().map(|e| e.lsn).unwrap_or(header.first_lsn),
+                last_lsn: scan.last_lsn,
+                record_count: scan.record_count,
+                data_end_offset: scan.valid_end_offset,
+                last_crc: scan.last_crc,
+                sealed_at_us: now_us(),
+                index: scan.index.clone(),
+                holes: scan.holes.clone(),
+            };
+            if footer.first_lsn != header.first_lsn {
+                // The very first record was lost: record a hole at the start is not expressible as
+                // an index entry at the header; keep it active-only and fail loudly instead.
+                return Err(WalError::Corruption {
+                    segment: path.clone(),
+                    offset: SEGMENT_HEADER_LEN as u64,
+                    lsn: Some(header.first_lsn),
+                    detail: "the first record of the segment is damaged; salvage cannot keep this segment".to_string(),
+                });
+            }
+            write_footer(path, writable.as_ref(), &footer)?;
+            sealed.push(Arc::new(Segment::new_sealed(path.clone(), footer)));
+            if i == last_index {
+                active = None;
+            }
+            continue;
+        }
+        if scan.valid_end_offset < file_len {
+            writable.set_len(scan.valid_end_offset).map_err(|e| WalError::io("truncate", path, e))?;
+            writable.sync_data().map_err(|e| WalError::io("fdatasync", path, e))?;
+        }
+        if i != last_index {
+            // Salvage of a sealed segment with nothing valid in it: keep scanning the rest.
+            return Err(WalError::Corruption {
+                segment: path.clone(),
+                offset: SEGMENT_HEADER_LEN as u64,
+                lsn: Some(header.first_lsn),
+                detail: "sealed segment has no valid records".to_string(),
+            });
+        }
+        let segment = Arc::new(Segment::new_active(
+            header.first_lsn,
+            path.clone(),
+            scan.index.clone(),
+            scan.valid_end_offset,
+            scan.last_lsn,
+        ));
+        active = Some(RecoveredActive {
+            segment,
+            file: writable,
+            write_offset: scan.valid_end_offset,
+            last_lsn: scan.last_lsn,
+            last_crc: scan.last_crc,
+            record_count: scan.record_count,
+            last_timestamp_us: scan.last_timestamp_us,
+        });
+    }
+
+    let active = match active {
+        Some(a) => a,
+        None => {
+            // The last segment is sealed: start a new active segment after it.
+            let last = sealed.last().expect("at least one segment").footer.get().expect("sealed").clone();
+            let header = SegmentHeader {
+                log_id,
+                first_lsn: last.last_lsn + 1,
+                prev_last_lsn: last.last_lsn,
+                prev_crc: last.last_crc,
+                created_at_us: now_us(),
+            };
+            let (file, path) = create_segment(storage, dir, &header)?;
+            let segment = Arc::new(Segment::new_active(header.first_lsn, path, Vec::new(), SEGMENT_HEADER_LEN as u64, last.last_lsn));
+            RecoveredActive {
+                segment,
+                file,
+                write_offset: SEGMENT_HEADER_LEN as u64,
+                last_lsn: last.last_lsn,
+                last_crc: last.last_crc,
+                record_count: 0,
+                last_timestamp_us: last.sealed_at_us.min(now_us()),
+            }
+        }
+    };
+    report.segment_count = sealed.len() + 1;
+    report.oldest_lsn = sealed.first().map(|s| s.first_lsn).unwrap_or(active.segment.first_lsn);
+    report.last_lsn = active.last_lsn;
+    Ok(Recovered { log_id, sealed, active, report })
+}

@@ -1,0 +1,776 @@
+//! The log: appends with group commit, segment rotation and sealing, retention, and the shared
+//! state readers use.
+//!
+//! Two locks, always taken in the order `io` → `append`:
+//! - `append` guards LSN assignment and encoding into the pending queue (short, no I/O);
+//! - `io` guards the active segment file; its holder (the leader) drains the pending queue,
+//!   writes it, seals and creates segments, and fsyncs — so fsyncs run outside `append` and
+//!   concurrent appenders keep queueing while one sync is in flight.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::config::{SyncMode, WalConfig};
+use crate::format::{self, FLAG_BATCH_END, FLAG_COMPRESSED, Footer, IndexEntry, RECORD_HEADER_LEN, RecordHeader, SEGMENT_HEADER_LEN, SegmentHeader};
+use crate::reader::Reader;
+use crate::recovery::{self, RecoveryReport};
+use crate::segment::{Segment, SegmentInfo};
+use crate::storage::{Storage, StdStorage, StorageFile};
+use crate::{Lsn, Result, WalError};
+
+/// Called (outside the log's locks) each time a segment is sealed. The engine implements it to
+/// tell the archiver; the WAL knows nothing of who listens.
+pub trait SealListener: Send + Sync {
+    /// `segment` has just been sealed: it is immutable and durable from now on.
+    fn segment_sealed(&self, segment: &SegmentInfo);
+}
+
+/// Counters for benchmarks and status pages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Records appended since open.
+    pub records_appended: u64,
+    /// Append calls (single or batch) since open.
+    pub append_calls: u64,
+    /// `fdatasync` calls on segment data since open.
+    pub data_syncs: u64,
+    /// Bytes written to segment files since open.
+    pub bytes_written: u64,
+    /// Segments sealed since open.
+    pub segments_sealed: u64,
+}
+
+/// Encoded records waiting to be written, all destined for one segment.
+#[derive(Debug)]
+struct Chunk {
+    segment_first_lsn: Lsn,
+    bytes: Vec<u8>,
+    index: Vec<IndexEntry>,
+    last_lsn: Lsn,
+    last_crc: u32,
+    records: u64,
+}
+
+#[derive(Debug)]
+struct AppendState {
+    next_lsn: Lsn,
+    prev_crc: u32,
+    last_timestamp_us: u64,
+    /// Segment the next batch goes to, and its size/records counting everything queued.
+    seg_first_lsn: Lsn,
+    seg_bytes: u64,
+    seg_records: u64,
+    last_index_offset: u64,
+    pending: VecDeque<Chunk>,
+    pending_bytes: usize,
+}
+
+struct IoState {
+    file: Box<dyn StorageFile>,
+    segment: Arc<Segment>,
+    write_offset: u64,
+    last_lsn: Lsn,
+    last_crc: u32,
+    record_count: u64,
+    /// Whether bytes were written since the last fdatasync.
+    unsynced: bool,
+}
+
+/// State shared by the `Wal` handle, readers and the background syncer.
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) config: WalConfig,
+    log_id: u64,
+    append: Mutex<AppendState>,
+    io: Mutex<IoState>,
+    pub(crate) segments: RwLock<BTreeMap<Lsn, Arc<Segment>>>,
+    /// Highest LSN assigned (queued, maybe not written).
+    assigned_lsn: AtomicU64,
+    /// Highest LSN handed to the OS.
+    written_lsn: AtomicU64,
+    /// Highest LSN known durable.
+    durable_lsn: AtomicU64,
+    /// Highest LSN readers may see: durable in durable modes, written otherwise.
+    visible_lsn: AtomicU64,
+    failed: AtomicBool,
+    failure: Mutex<Option<String>>,
+    closed: AtomicBool,
+    notify_lock: Mutex<()>,
+    notify: Condvar,
+    waiters: AtomicUsize,
+    stats: Mutex<WalStats>,
+    seal_listener: RwLock<Option<Arc<dyn SealListener>>>,
+    sealed_queue: Mutex<Vec<SegmentInfo>>,
+    report: RecoveryReport,
+    /// Directory lock; released on close even while readers still hold `Shared`.
+    dir_lock: Mutex<Option<Box<dyn std::any::Any + Send + Sync>>>,
+}
+
+/// An open write-ahead log. Cheap to share across threads (`&Wal` is `Sync`); every method takes
+/// `&self`. See the crate documentation for an example.
+pub struct Wal {
+    shared: Arc<Shared>,
+    syncer: Option<Syncer>,
+}
+
+struct Syncer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+/// One record to append.
+struct Prepared<'a> {
+    kind: u8,
+    stored: std::borrow::Cow<'a, [u8]>,
+    compressed: bool,
+    payload_crc: u32,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.shared.dir)
+            .field("next_lsn", &self.next_lsn())
+            .field("durable_lsn", &self.durable_lsn())
+            .finish()
+    }
+}
+
+impl Wal {
+    /// Opens the log in `dir` (created if missing) on the real file system and runs recovery.
+    pub fn open(dir: impl AsRef<Path>, config: WalConfig) -> Result<Wal> {
+        Wal::open_with_storage(dir, config, Arc::new(StdStorage))
+    }
+
+    /// Opens the log through a custom [`Storage`] (fault injection, in-memory tests).
+    pub fn open_with_storage(dir: impl AsRef<Path>, config: WalConfig, storage: Arc<dyn Storage>) -> Result<Wal> {
+        config.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        storage.create_dir_all(&dir).map_err(|e| WalError::io("create directory", &dir, e))?;
+        let lock_path = dir.join(recovery::LOCK_FILE_NAME);
+        let lock = storage.lock_exclusive(&lock_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock { WalError::Locked { path: lock_path.clone() } } else { WalError::io("lock", &lock_path, e) }
+        })?;
+        let rec = recovery::recover(storage.as_ref(), &dir, &config)?;
+        let mut segments = BTreeMap::new();
+        for seg in &rec.sealed {
+            segments.insert(seg.first_lsn, seg.clone());
+        }
+        segments.insert(rec.active.segment.first_lsn, rec.active.segment.clone());
+        let active = rec.active;
+        let last_lsn = active.last_lsn;
+        let append = AppendState {
+            next_lsn: last_lsn + 1,
+            prev_crc: active.last_crc,
+            last_timestamp_us: active.last_timestamp_us,
+            seg_first_lsn: active.segment.first_lsn,
+            seg_bytes: active.write_offset,
+            seg_records: active.record_count,
+            last_index_offset: active.segment.active_index.read().last().map(|e| e.offset).unwrap_or(0),
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+        };
+        let io = IoState {
+            file: active.file,
+            segment: active.segment,
+            write_offset: active.write_offset,
+            last_lsn,
+            last_crc: active.last_crc,
+            record_count: active.record_count,
+            unsynced: false,
+        };
+        tracing::info!(dir = %dir.display(), last_lsn, segments = segments.len(), "opened WAL");
+        let shared = Arc::new(Shared {
+            dir,
+            storage,
+            config: config.clone(),
+            log_id: rec.log_id,
+            append: Mutex::new(append),
+            io: Mutex::new(io),
+            segments: RwLock::new(segments),
+            assigned_lsn: AtomicU64::new(last_lsn),
+            written_lsn: AtomicU64::new(last_lsn),
+            durable_lsn: AtomicU64::new(last_lsn),
+            visible_lsn: AtomicU64::new(last_lsn),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            notify_lock: Mutex::new(()),
+            notify: Condvar::new(),
+            waiters: AtomicUsize::new(0),
+            stats: Mutex::new(WalStats::default()),
+            seal_listener: RwLock::new(None),
+            sealed_queue: Mutex::new(Vec::new()),
+            report: rec.report,
+            dir_lock: Mutex::new(Some(lock)),
+        });
+        let syncer = match config.sync_mode {
+            SyncMode::IntervalMs(ms) => Some(Syncer::start(Arc::downgrade(&shared), Duration::from_millis(ms))),
+            _ => None,
+        };
+        Ok(Wal { shared, syncer })
+    }
+
+    /// What recovery found and did when this log was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.shared.report
+    }
+
+    /// The configuration the log was opened with.
+    pub fn config(&self) -> &WalConfig {
+        &self.shared.config
+    }
+
+    /// The directory holding the segments.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Random identifier shared by every segment of this log.
+    pub fn log_id(&self) -> u64 {
+        self.shared.log_id
+    }
+
+    /// Registers the listener told about each sealed segment (replacing any earlier one).
+    pub fn set_seal_listener(&self, listener: Option<Arc<dyn SealListener>>) {
+        *self.shared.seal_listener.write() = listener;
+    }
+
+    /// Appends one record; returns its LSN once it is acknowledged per the sync mode.
+    pub fn append(&self, kind: u8, payload: &[u8]) -> Result<Lsn> {
+        let range = self.append_batch([(kind, payload)])?;
+        Ok(*range.start())
+    }
+
+    /// Appends records atomically (after a crash either all of them are in the log or none) with
+    /// consecutive LSNs; returns the LSN range once acknowledged per the sync mode.
+    pub fn append_batch<I, P>(&self, records: I) -> Result<RangeInclusive<Lsn>>
+    where
+        I: IntoIterator<Item = (u8, P)>,
+        P: AsRef<[u8]>,
+    {
+        let shared = &self.shared;
+        let cfg = &shared.config;
+        let records: Vec<(u8, P)> = records.into_iter().collect();
+        if records.is_empty() {
+            return Err(WalError::EmptyBatch);
+        }
+        let mut prepared = Vec::with_capacity(records.len());
+        let mut batch_bytes = 0u64;
+        for (kind, payload) in &records {
+            let payload = payload.as_ref();
+            if payload.len() as u64 > u64::from(cfg.max_record_size_bytes) {
+                return Err(WalError::RecordTooLarge { size_bytes: payload.len() as u64, max_bytes: u64::from(cfg.max_record_size_bytes) });
+            }
+            let mut p = Prepared { kind: *kind, stored: std::borrow::Cow::Borrowed(payload), compressed: false, payload_crc: 0 };
+            if let Some(threshold) = cfg.compression_threshold_bytes
+                && payload.len() >= threshold as usize
+            {
+                let stored = format::compress_payload(payload, cfg.compression_level)
+                    .map_err(|e| WalError::io("compress", &shared.dir, e))?;
+                if stored.len() < payload.len() {
+                    p.stored = std::borrow::Cow::Owned(stored);
+                    p.compressed = true;
+                }
+            }
+            p.payload_crc = format::crc32(&p.stored);
+            batch_bytes += (RECORD_HEADER_LEN + p.stored.len()) as u64;
+            prepared.push(p);
+        }
+        if batch_bytes > cfg.max_batch_size_bytes {
+            return Err(WalError::BatchTooLarge { size_bytes: batch_bytes, records: prepared.len() as u64, max_bytes: cfg.max_batch_size_bytes });
+        }
+        shared.check_usable()?;
+        let range = match cfg.sync_mode {
+            SyncMode::Always => {
+                let mut io = shared.io.lock();
+                shared.check_usable()?;
+                let range = shared.append.lock().encode_batch(cfg, &prepared, batch_bytes);
+                shared.assigned_lsn.store(*range.end(), Ordering::Release);
+                shared.write_pending(&mut io, true)?;
+                range
+            }
+            SyncMode::Group => {
+                let range = shared.append.lock().encode_batch(cfg, &prepared, batch_bytes);
+                shared.assigned_lsn.fetch_max(*range.end(), Ordering::AcqRel);
+                let mut io = shared.io.lock();
+                if shared.durable_lsn.load(Ordering::Acquire) < *range.end() {
+                    shared.check_usable()?;
+                    shared.write_pending(&mut io, true)?;
+                }
+                range
+            }
+            SyncMode::IntervalMs(_) | SyncMode::None => {
+                let (range, flush) = {
+                    let mut st = shared.append.lock();
+                    let range = st.encode_batch(cfg, &prepared, batch_bytes);
+                    (range, st.pending_bytes >= cfg.write_buffer_bytes || shared.waiters.load(Ordering::SeqCst) > 0)
+                };
+                shared.assigned_lsn.fetch_max(*range.end(), Ordering::AcqRel);
+                if flush {
+                    let mut io = shared.io.lock();
+                    shared.check_usable()?;
+                    shared.write_pending(&mut io, false)?;
+                }
+                range
+            }
+        };
+        {
+            let mut stats = shared.stats.lock();
+            stats.append_calls += 1;
+            stats.records_appended += prepared.len() as u64;
+        }
+        shared.fire_seal_notifications();
+        Ok(range)
+    }
+
+    /// Hands every buffered record to the OS (no fsync) and makes it visible to readers in
+    /// non-durable modes.
+    pub fn flush(&self) -> Result<()> {
+        self.shared.flush(false)
+    }
+
+    /// Writes and `fdatasync`s everything appended so far; returns the durable LSN.
+    pub fn sync(&self) -> Result<Lsn> {
+        self.shared.flush(true)?;
+        Ok(self.durable_lsn())
+    }
+
+    /// Seals the active segment now (if it holds any record) and starts a new one.
+    pub fn seal_active_segment(&self) -> Result<()> {
+        let shared = &self.shared;
+        let mut io = shared.io.lock();
+        shared.check_usable()?;
+        shared.write_pending(&mut io, true)?;
+        if io.record_count > 0 {
+            let mut st = shared.append.lock();
+            let next = st.next_lsn;
+            debug_assert_eq!(next, io.last_lsn + 1);
+            shared.rotate(&mut io, next)?;
+            st.seg_first_lsn = next;
+            st.seg_bytes = SEGMENT_HEADER_LEN as u64;
+            st.seg_records = 0;
+            st.last_index_offset = 0;
+        }
+        drop(io);
+        shared.fire_seal_notifications();
+        Ok(())
+    }
+
+    /// Deletes every sealed segment whose records all lie below `lsn` (never the active one),
+    /// oldest first, then fsyncs the directory; a crash midway leaves a contiguous suffix.
+    /// Returns the removed segments.
+    pub fn remove_segments_before(&self, lsn: Lsn) -> Result<Vec<SegmentInfo>> {
+        let shared = &self.shared;
+        let mut segments = shared.segments.write();
+        let active_first = *segments.keys().next_back().expect("the active segment always exists");
+        let doomed: Vec<Arc<Segment>> = segments
+            .values()
+            .filter(|s| s.first_lsn != active_first && s.is_sealed() && s.last_lsn() < lsn)
+            .cloned()
+            .collect();
+        let mut removed = Vec::with_capacity(doomed.len());
+        let mut result = Ok(());
+        for seg in doomed {
+            if let Err(e) = shared.storage.remove_file(&seg.path) {
+                result = Err(WalError::io("remove", &seg.path, e));
+                break;
+            }
+            segments.remove(&seg.first_lsn);
+            removed.push(seg.info());
+        }
+        if !removed.is_empty() {
+            shared.storage.sync_dir(&shared.dir).map_err(|e| WalError::io("fsync directory", &shared.dir, e))?;
+            tracing::info!(count = removed.len(), below_lsn = lsn, "removed WAL segments");
+        }
+        result.map(|()| removed)
+    }
+
+    /// A reader positioned at `from_lsn` (use [`Wal::oldest_lsn`] for the beginning, or
+    /// [`Wal::next_lsn`] to tail only new records).
+    pub fn reader(&self, from_lsn: Lsn) -> Result<Reader> {
+        Reader::new(self.shared.clone(), from_lsn)
+    }
+
+    /// Blocks until `lsn` is visible to readers or `timeout` passes; returns whether it is.
+    /// Fails if the log fails or is closed while waiting.
+    pub fn wait_for(&self, lsn: Lsn, timeout: Duration) -> Result<bool> {
+        self.shared.wait_for(lsn, timeout)
+    }
+
+    /// The LSN the next appended record will get.
+    pub fn next_lsn(&self) -> Lsn {
+        self.shared.assigned_lsn.load(Ordering::Acquire) + 1
+    }
+
+    /// Highest LSN known to be durable (fsynced).
+    pub fn durable_lsn(&self) -> Lsn {
+        self.shared.durable_lsn.load(Ordering::Acquire)
+    }
+
+    /// Highest LSN readers can see (durable in `Always`/`Group`, written otherwise).
+    pub fn visible_lsn(&self) -> Lsn {
+        self.shared.visible_lsn.load(Ordering::Acquire)
+    }
+
+    /// Oldest LSN still retained.
+    pub fn oldest_lsn(&self) -> Lsn {
+        self.shared.oldest_lsn()
+    }
+
+    /// The segments, oldest first (the last one is active).
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.shared.segments.read().values().map(|s| s.info()).collect()
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> WalStats {
+        *self.shared.stats.lock()
+    }
+
+    /// Whether an earlier I/O error has failed the log (see [`WalError::Failed`]).
+    pub fn is_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Acquire)
+    }
+
+    /// Flushes and fsyncs everything, then closes the log. Dropping a `Wal` only flushes.
+    pub fn close(mut self) -> Result<()> {
+        let result = if self.is_failed() { Ok(()) } else { self.shared.flush(true) };
+        self.shutdown();
+        result
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(syncer) = self.syncer.take() {
+            syncer.stop();
+        }
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.dir_lock.lock().take();
+        self.shared.wake_all();
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        if !self.shared.closed.load(Ordering::Acquire) {
+            if !self.is_failed() {
+                let _ = self.shared.flush(false);
+            }
+            self.shutdown();
+        }
+    }
+}
+
+impl AppendState {
+    /// Assigns LSNs to `batch` and encodes it into the pending queue; rotates to a new segment
+    /// first if the current one is full. Never splits a batch across segments.
+    fn encode_batch(&mut self, cfg: &WalConfig, batch: &[Prepared<'_>], batch_bytes: u64) -> RangeInclusive<Lsn> {
+        if self.seg_records > 0
+            && (self.seg_bytes >= cfg.target_segment_size_bytes || self.seg_records >= cfg.max_records_per_segment)
+        {
+            self.seg_first_lsn = self.next_lsn;
+            self.seg_bytes = SEGMENT_HEADER_LEN as u64;
+            self.seg_records = 0;
+            self.last_index_offset = 0;
+        }
+        let timestamp_us = recovery::now_us().max(self.last_timestamp_us);
+        self.last_timestamp_us = timestamp_us;
+        if self.pending.back().is_none_or(|c| c.segment_first_lsn != self.seg_first_lsn) {
+            self.pending.push_back(Chunk {
+                segment_first_lsn: self.seg_first_lsn,
+                bytes: Vec::with_capacity((batch_bytes as usize).max(cfg.write_buffer_bytes.min(1 << 20))),
+                index: Vec::new(),
+                last_lsn: 0,
+                last_crc: 0,
+                records: 0,
+            });
+        }
+        let chunk = self.pending.back_mut().expect("just ensured");
+        let first = self.next_lsn;
+        for (i, p) in batch.iter().enumerate() {
+            let lsn = self.next_lsn;
+            if self.seg_records == 0 || self.seg_bytes - self.last_index_offset >= cfg.index_interval_bytes {
+                chunk.index.push(IndexEntry { lsn, offset: self.seg_bytes });
+                self.last_index_offset = self.seg_bytes;
+            }
+            let mut flags = 0;
+            if p.compressed {
+                flags |= FLAG_COMPRESSED;
+            }
+            if i + 1 == batch.len() {
+                flags |= FLAG_BATCH_END;
+            }
+            let header = RecordHeader {
+                crc: 0,
+                kind: p.kind,
+                flags,
+                stored_len: p.stored.len() as u32,
+                prev_crc: self.prev_crc,
+                lsn,
+                timestamp_us,
+            };
+            let crc = format::encode_record(&mut chunk.bytes, header, &p.stored, p.payload_crc);
+            self.prev_crc = crc;
+            self.next_lsn += 1;
+            self.seg_bytes += header.total_len();
+            self.seg_records += 1;
+            chunk.last_lsn = lsn;
+            chunk.last_crc = crc;
+            chunk.records += 1;
+        }
+        self.pending_bytes += batch_bytes as usize;
+        first..=self.next_lsn - 1
+    }
+}
+
+impl Shared {
+    pub(crate) fn oldest_lsn(&self) -> Lsn {
+        self.segments.read().keys().next().copied().unwrap_or(1)
+    }
+
+    pub(crate) fn visible_lsn(&self) -> Lsn {
+        self.visible_lsn.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn assigned_lsn(&self) -> Lsn {
+        self.assigned_lsn.load(Ordering::Acquire)
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            let reason = self.failure.lock().clone().unwrap_or_default();
+            return Err(WalError::Failed { reason });
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(WalError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Puts the log into the failed state and wakes every waiter.
+    fn fail(&self, err: WalError) -> WalError {
+        tracing::error!(error = %err, "WAL failed; refusing appends until reopened");
+        {
+            let mut failure = self.failure.lock();
+            if failure.is_none() {
+                *failure = Some(err.to_string());
+            }
+        }
+        self.failed.store(true, Ordering::Release);
+        self.wake_all();
+        err
+    }
+
+    pub(crate) fn flush(&self, durable: bool) -> Result<()> {
+        let mut io = self.io.lock();
+        self.check_usable()?;
+        self.write_pending(&mut io, durable)?;
+        drop(io);
+        self.fire_seal_notifications();
+        Ok(())
+    }
+
+    /// Drains the pending queue into the segment files (rotating where the queue says so); if
+    /// `durable`, fdatasyncs and publishes the durable LSN. Any error fails the log.
+    fn write_pending(&self, io: &mut IoState, durable: bool) -> Result<()> {
+        let chunks = {
+            let mut st = self.append.lock();
+            st.pending_bytes = 0;
+            std::mem::take(&mut st.pending)
+        };
+        let durable_mode = self.config.sync_mode.is_durable();
+        for chunk in chunks {
+            if chunk.segment_first_lsn != io.segment.first_lsn {
+                debug_assert_eq!(chunk.segment_first_lsn, io.last_lsn + 1);
+                self.rotate(io, chunk.segment_first_lsn)?;
+            }
+            if let Err(e) = io.file.write_all_at(&chunk.bytes, io.write_offset) {
+                return Err(self.fail(WalError::io("write", &io.segment.path, e)));
+            }
+            io.write_offset += chunk.bytes.len() as u64;
+            io.last_lsn = chunk.last_lsn;
+            io.last_crc = chunk.last_crc;
+            io.record_count += chunk.records;
+            io.unsynced = true;
+            io.segment.active_index.write().extend_from_slice(&chunk.index);
+            io.segment.active_last_lsn.store(chunk.last_lsn, Ordering::Release);
+            self.stats.lock().bytes_written += chunk.bytes.len() as u64;
+            self.written_lsn.store(chunk.last_lsn, Ordering::Release);
+            if !durable_mode {
+                io.segment.visible_end_offset.store(io.write_offset, Ordering::Release);
+                self.publish_visible(chunk.last_lsn);
+            }
+        }
+        if durable && io.unsynced {
+            if let Err(e) = io.file.sync_data() {
+                return Err(self.fail(WalError::io("fdatasync", &io.segment.path, e)));
+            }
+            io.unsynced = false;
+            self.stats.lock().data_syncs += 1;
+        }
+        if !io.unsynced {
+            self.durable_lsn.fetch_max(io.last_lsn, Ordering::AcqRel);
+            if durable_mode {
+                // Durable modes show readers only what is synced.
+                io.segment.visible_end_offset.store(io.write_offset, Ordering::Release);
+                self.publish_visible(io.last_lsn);
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (sync data, write footer, sync) and creates the next one.
+    fn rotate(&self, io: &mut IoState, new_first_lsn: Lsn) -> Result<()> {
+        assert!(io.record_count > 0, "never seal an empty segment");
+        assert_eq!(new_first_lsn, io.last_lsn + 1, "segments must be contiguous");
+        let path = io.segment.path.clone();
+        let footer = Footer {
+            first_lsn: io.segment.first_lsn,
+            last_lsn: io.last_lsn,
+            record_count: io.record_count,
+            data_end_offset: io.write_offset,
+            last_crc: io.last_crc,
+            sealed_at_us: recovery::now_us(),
+            index: io.segment.active_index.read().clone(),
+            holes: Vec::new(),
+        };
+        if io.unsynced {
+            if let Err(e) = io.file.sync_data() {
+                return Err(self.fail(WalError::io("fdatasync", &path, e)));
+            }
+            self.stats.lock().data_syncs += 1;
+            io.unsynced = false;
+        }
+        self.durable_lsn.fetch_max(io.last_lsn, Ordering::AcqRel);
+        if let Err(e) = recovery::write_footer(&path, io.file.as_ref(), &footer) {
+            return Err(self.fail(e));
+        }
+        let header = SegmentHeader {
+            log_id: self.log_id,
+            first_lsn: new_first_lsn,
+            prev_last_lsn: io.last_lsn,
+            prev_crc: io.last_crc,
+            created_at_us: recovery::now_us(),
+        };
+        let (file, new_path) = match recovery::create_segment(self.storage.as_ref(), &self.dir, &header) {
+            Ok(x) => x,
+            Err(e) => return Err(self.fail(e)),
+        };
+        let new_segment =
+            Arc::new(Segment::new_active(new_first_lsn, new_path, Vec::new(), SEGMENT_HEADER_LEN as u64, new_first_lsn - 1));
+        // Publish: footer first (readers switch to it), then the new segment.
+        let old = std::mem::replace(&mut io.segment, new_segment.clone());
+        let _ = old.footer.set(footer);
+        self.segments.write().insert(new_first_lsn, new_segment);
+        io.file = file;
+        io.write_offset = SEGMENT_HEADER_LEN as u64;
+        io.record_count = 0;
+        self.stats.lock().segments_sealed += 1;
+        tracing::debug!(segment = %path.display(), last_lsn = io.last_lsn, "sealed segment");
+        self.sealed_queue.lock().push(old.info());
+        Ok(())
+    }
+
+    fn fire_seal_notifications(&self) {
+        let sealed = {
+            let mut q = self.sealed_queue.lock();
+            if q.is_empty() {
+                return;
+            }
+            std::mem::take(&mut *q)
+        };
+        let listener = self.seal_listener.read().clone();
+        if let Some(listener) = listener {
+            for info in &sealed {
+                listener.segment_sealed(info);
+            }
+        }
+    }
+
+    fn publish_visible(&self, lsn: Lsn) {
+        self.visible_lsn.fetch_max(lsn, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = self.notify_lock.lock();
+            self.notify.notify_all();
+        }
+    }
+
+    fn wake_all(&self) {
+        let _guard = self.notify_lock.lock();
+        self.notify.notify_all();
+    }
+
+    pub(crate) fn wait_for(&self, lsn: Lsn, timeout: Duration) -> Result<bool> {
+        if self.visible_lsn.load(Ordering::Acquire) >= lsn {
+            return Ok(true);
+        }
+        let deadline = Instant::now() + timeout;
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let result = (|| {
+            // Buffered (non-durable) records the reader wants: push them out now.
+            if !self.config.sync_mode.is_durable() && self.assigned_lsn() >= lsn {
+                self.flush(false)?;
+            }
+            let mut guard = self.notify_lock.lock();
+            loop {
+                if self.visible_lsn.load(Ordering::SeqCst) >= lsn {
+                    return Ok(true);
+                }
+                self.check_usable()?;
+                if self.notify.wait_until(&mut guard, deadline).timed_out() {
+                    return Ok(self.visible_lsn.load(Ordering::SeqCst) >= lsn);
+                }
+                if !self.config.sync_mode.is_durable() && self.assigned_lsn() >= lsn {
+                    drop(guard);
+                    self.flush(false)?;
+                    guard = self.notify_lock.lock();
+                }
+            }
+        })();
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+}
+
+impl Syncer {
+    fn start(shared: Weak<Shared>, interval: Duration) -> Syncer {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let stop2 = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("walden-wal-syncer".into())
+            .spawn(move || {
+                loop {
+                    {
+                        let mut stopped = stop2.0.lock();
+                        if !*stopped {
+                            stop2.1.wait_for(&mut stopped, interval);
+                        }
+                        if *stopped {
+                            return;
+                        }
+                    }
+                    let Some(shared) = shared.upgrade() else { return };
+                    if shared.failed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    // An error here fails the log; appenders will see it.
+                    let _ = shared.flush(true);
+                }
+            })
+            .expect("spawn syncer thread");
+        Syncer { stop, handle }
+    }
+
+    fn stop(self) {
+        *self.stop.0.lock() = true;
+        self.stop.1.notify_all();
+        let _ = self.handle.join();
+    }
+}
