@@ -80,7 +80,9 @@ pub enum WalError {
         detail: String,
     },
     /// `RecoveryMode::AbsoluteConsistency` found an incomplete tail (a crash mid-write).
-    #[error("incomplete tail in {segment}: {bytes} bytes from offset {offset} (absolute-consistency recovery refuses to truncate)")]
+    #[error(
+        "incomplete tail in {segment}: {bytes} bytes from offset {offset} (absolute-consistency recovery refuses to truncate)"
+    )]
     IncompleteTail {
         /// The segment file.
         segment: PathBuf,

@@ -55,10 +55,7 @@ fn crashed() -> io::Error {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("{}: not found", path.display()),
-    )
+    io::Error::new(io::ErrorKind::NotFound, format!("{}: not found", path.display()))
 }
 
 /// Canonical key for a path: `a//b/./c/` and `a/b/c` must name the same file.
@@ -70,10 +67,7 @@ fn norm(path: &Path) -> PathBuf {
 fn split(path: &Path) -> io::Result<(PathBuf, String)> {
     match (path.parent(), path.file_name()) {
         (Some(dir), Some(name)) => Ok((dir.to_path_buf(), name.to_string_lossy().into_owned())),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a file path",
-        )),
+        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a file path")),
     }
 }
 
@@ -139,10 +133,7 @@ struct State {
 impl State {
     fn new() -> Self {
         // Both roots exist implicitly: `/x` lives in `/`, and a relative `x` lives in ``.
-        let dirs = [PathBuf::from("/"), PathBuf::new()]
-            .into_iter()
-            .map(|p| (p, Dir::default()))
-            .collect();
+        let dirs = [PathBuf::from("/"), PathBuf::new()].into_iter().map(|p| (p, Dir::default())).collect();
         State {
             inodes: BTreeMap::new(),
             next_ino: 1,
@@ -201,18 +192,12 @@ impl State {
 
     fn inode(&mut self, ino: Ino) -> &mut Inode {
         // Invariant: an inode with a live handle or a directory entry is never collected.
-        self.inodes
-            .get_mut(&ino)
-            .expect("inode kept alive by a handle or an entry")
+        self.inodes.get_mut(&ino).expect("inode kept alive by a handle or an entry")
     }
 
     fn take_sync_fault(&mut self) -> io::Result<()> {
         let fail_once = std::mem::take(&mut self.faults.fail_next_sync);
-        if fail_once || self.faults.fail_all_syncs {
-            Err(eio())
-        } else {
-            Ok(())
-        }
+        if fail_once || self.faults.fail_all_syncs { Err(eio()) } else { Ok(()) }
     }
 
     fn linked(&self, durable_too: bool) -> BTreeSet<Ino> {
@@ -230,18 +215,14 @@ impl State {
     /// power loss (an unsynced removal must be able to come back).
     fn collect_garbage(&mut self) {
         let linked = self.linked(true);
-        self.inodes
-            .retain(|ino, inode| inode.open > 0 || linked.contains(ino));
+        self.inodes.retain(|ino, inode| inode.open > 0 || linked.contains(ino));
     }
 
     /// Bytes in use: files that have a name now or are still open. A removed file's space is
     /// freed even if its removal is not yet durable, as on a real file system.
     fn space_used(&self) -> u64 {
         let linked = self.linked(false);
-        let live = self
-            .inodes
-            .iter()
-            .filter(|(ino, i)| i.open > 0 || linked.contains(ino));
+        let live = self.inodes.iter().filter(|(ino, i)| i.open > 0 || linked.contains(ino));
         live.map(|(_, i)| i.data.len() as u64).sum()
     }
 
@@ -279,10 +260,7 @@ fn end_of(offset: u64, len: usize) -> io::Result<(usize, usize)> {
     let start = usize::try_from(offset).ok();
     match start.and_then(|s| s.checked_add(len).map(|e| (s, e))) {
         Some(range) => Ok(range),
-        None => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "offset too large",
-        )),
+        None => Err(io::Error::new(io::ErrorKind::InvalidInput, "offset too large")),
     }
 }
 
@@ -317,9 +295,7 @@ impl fmt::Debug for FaultStorage {
 impl FaultStorage {
     /// An empty file system containing only the roots `/` and `` (for relative paths).
     pub fn new() -> Self {
-        FaultStorage {
-            state: Arc::new(Mutex::new(State::new())),
-        }
+        FaultStorage { state: Arc::new(Mutex::new(State::new())) }
     }
 
     /// Simulates power loss: every file reverts to its durable bytes, every directory to its
@@ -431,11 +407,7 @@ impl FaultStorage {
                     st.dirs.entry(ancestor.to_path_buf()).or_default();
                 }
                 let ino = st.create_file(&path).expect("parent just created");
-                st.dirs
-                    .get_mut(&dir)
-                    .expect("just created")
-                    .durable
-                    .insert(name, ino);
+                st.dirs.get_mut(&dir).expect("just created").durable.insert(name, ino);
                 ino
             }
         };
@@ -454,25 +426,16 @@ impl FaultStorage {
     pub fn flip_bit(&self, path: &Path, byte_offset: u64, bit: u8) {
         assert!(bit < 8, "bit {bit} out of range");
         let mut st = self.state.lock();
-        let ino = st
-            .lookup(&norm(path))
-            .unwrap_or_else(|| panic!("no file {}", path.display()));
+        let ino = st.lookup(&norm(path)).unwrap_or_else(|| panic!("no file {}", path.display()));
         let inode = st.inode(ino);
         let mut flipped = false;
         for buf in [&mut inode.data, &mut inode.durable] {
-            if let Some(byte) = usize::try_from(byte_offset)
-                .ok()
-                .and_then(|i| buf.get_mut(i))
-            {
+            if let Some(byte) = usize::try_from(byte_offset).ok().and_then(|i| buf.get_mut(i)) {
                 *byte ^= 1 << bit;
                 flipped = true;
             }
         }
-        assert!(
-            flipped,
-            "offset {byte_offset} beyond end of {}",
-            path.display()
-        );
+        assert!(flipped, "offset {byte_offset} beyond end of {}", path.display());
     }
 
     /// Number of successful `sync_data` calls so far (`sync_dir` is not counted).
@@ -488,11 +451,8 @@ impl FaultStorage {
     /// Full paths of all files that currently exist, sorted.
     pub fn list_all_files(&self) -> Vec<PathBuf> {
         let st = self.state.lock();
-        let mut files: Vec<PathBuf> = st
-            .dirs
-            .iter()
-            .flat_map(|(dir, d)| d.current.keys().map(move |name| dir.join(name)))
-            .collect();
+        let mut files: Vec<PathBuf> =
+            st.dirs.iter().flat_map(|(dir, d)| d.current.keys().map(move |name| dir.join(name))).collect();
         files.sort();
         files
     }
@@ -500,12 +460,7 @@ impl FaultStorage {
     fn handle(&self, st: &mut State, ino: Ino, writable: bool) -> Box<dyn StorageFile> {
         st.inode(ino).open += 1;
         let generation = st.generation;
-        Box::new(FaultFile {
-            state: Arc::clone(&self.state),
-            ino,
-            generation,
-            writable,
-        })
+        Box::new(FaultFile { state: Arc::clone(&self.state), ino, generation, writable })
     }
 }
 
@@ -516,11 +471,7 @@ impl Storage for FaultStorage {
         st.check_up()?;
         for ancestor in path.ancestors() {
             if st.lookup(ancestor).is_some() {
-                let kind = if ancestor == path {
-                    io::ErrorKind::AlreadyExists
-                } else {
-                    io::ErrorKind::NotADirectory
-                };
+                let kind = if ancestor == path { io::ErrorKind::AlreadyExists } else { io::ErrorKind::NotADirectory };
                 return Err(kind.into());
             }
         }
@@ -542,15 +493,8 @@ impl Storage for FaultStorage {
             });
         };
         let mut names: Vec<String> = dir.current.keys().cloned().collect();
-        let subdirs = st
-            .dirs
-            .keys()
-            .filter(|d| d.parent() == Some(path.as_path()));
-        names.extend(
-            subdirs
-                .filter_map(|d| d.file_name())
-                .map(|n| n.to_string_lossy().into()),
-        );
+        let subdirs = st.dirs.keys().filter(|d| d.parent() == Some(path.as_path()));
+        names.extend(subdirs.filter_map(|d| d.file_name()).map(|n| n.to_string_lossy().into()));
         names.sort();
         Ok(names)
     }
@@ -579,10 +523,7 @@ impl Storage for FaultStorage {
         let mut st = self.state.lock();
         st.check_up()?;
         if st.is_dir(&from) {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "renaming directories",
-            ));
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "renaming directories"));
         }
         let ino = st.lookup_file(&from)?;
         if st.is_dir(&to) {
@@ -660,11 +601,7 @@ impl Storage for FaultStorage {
         // The guard keeps the inode alive like an open handle does.
         st.inode(ino).open += 1;
         let generation = st.generation;
-        Ok(Box::new(FaultLock {
-            state: Arc::clone(&self.state),
-            ino,
-            generation,
-        }))
+        Ok(Box::new(FaultLock { state: Arc::clone(&self.state), ino, generation }))
     }
 }
 
@@ -717,11 +654,7 @@ impl FaultFile {
     }
 
     fn check_writable(&self) -> io::Result<()> {
-        if self.writable {
-            Ok(())
-        } else {
-            Err(io::Error::from_raw_os_error(EBADF))
-        }
+        if self.writable { Ok(()) } else { Err(io::Error::from_raw_os_error(EBADF)) }
     }
 }
 
@@ -744,9 +677,7 @@ impl StorageFile for FaultFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.with(|st| {
             let data = &st.inode(self.ino).data;
-            let start = usize::try_from(offset)
-                .unwrap_or(usize::MAX)
-                .min(data.len());
+            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
             let n = buf.len().min(data.len() - start);
             buf[..n].copy_from_slice(&data[start..start + n]);
             Ok(n)
@@ -874,35 +805,17 @@ mod tests {
         assert_eq!(fs.bytes_written(), 2);
 
         let kind = |r: io::Result<Box<dyn StorageFile>>| r.unwrap_err().kind();
-        assert_eq!(
-            kind(fs.open(&p("/db/missing"), false)),
-            io::ErrorKind::NotFound
-        );
-        assert_eq!(
-            kind(fs.create_new(&p("/db/a"))),
-            io::ErrorKind::AlreadyExists
-        );
+        assert_eq!(kind(fs.open(&p("/db/missing"), false)), io::ErrorKind::NotFound);
+        assert_eq!(kind(fs.create_new(&p("/db/a"))), io::ErrorKind::AlreadyExists);
         assert_eq!(kind(fs.create_new(&p("/nodir/a"))), io::ErrorKind::NotFound);
         assert_eq!(kind(fs.create_new(&p("/db"))), io::ErrorKind::AlreadyExists);
-        assert_eq!(
-            fs.map_readonly(&p("/db/x")).unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
-        assert_eq!(
-            fs.remove_file(&p("/db/x")).unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
-        assert_eq!(
-            fs.sync_dir(&p("/nodir")).unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
+        assert_eq!(fs.map_readonly(&p("/db/x")).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(fs.remove_file(&p("/db/x")).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(fs.sync_dir(&p("/nodir")).unwrap_err().kind(), io::ErrorKind::NotFound);
 
         // Read-only handles cannot write; the same file is shared between handles.
         let ro = fs.open(&p("/db//a/"), false).unwrap();
-        assert_eq!(
-            ro.write_at(b"z", 0).unwrap_err().raw_os_error(),
-            Some(EBADF)
-        );
+        assert_eq!(ro.write_at(b"z", 0).unwrap_err().raw_os_error(), Some(EBADF));
         assert_eq!(ro.set_len(0).unwrap_err().raw_os_error(), Some(EBADF));
         f.write_all_at(b"q", 0).unwrap();
         let mut one = [0u8];
@@ -922,10 +835,7 @@ mod tests {
         assert!(!fs.exists(&p("/db/c")).unwrap());
         assert_eq!(fs.list_dir(&p("/db")).unwrap(), ["a", "b", "sub"]);
         assert_eq!(fs.list_dir(&p("/")).unwrap(), ["db"]);
-        assert_eq!(
-            fs.list_dir(&p("/nope")).unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
+        assert_eq!(fs.list_dir(&p("/nope")).unwrap_err().kind(), io::ErrorKind::NotFound);
         assert!(fs.create_dir_all(&p("/db/a/x")).is_err());
 
         fs.rename(&p("/db/a"), &p("/db/b")).unwrap(); // replaces the target
@@ -934,10 +844,7 @@ mod tests {
         assert_eq!(fs.list_all_files(), [p("/db/b")]);
         let err = fs.rename(&p("/db/b"), &p("/nodir/b")).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
-        assert!(
-            fs.exists(&p("/db/b")).unwrap(),
-            "failed rename changes nothing"
-        );
+        assert!(fs.exists(&p("/db/b")).unwrap(), "failed rename changes nothing");
 
         // Relative paths live in their own root.
         fs.create_dir_all(&p("rel")).unwrap();
@@ -976,10 +883,7 @@ mod tests {
         fs.power_loss();
         assert!(!fs.exists(&p("/db/new")).unwrap());
         assert!(fs.list_all_files().is_empty());
-        assert!(
-            fs.state.lock().inodes.is_empty(),
-            "orphaned inode collected"
-        );
+        assert!(fs.state.lock().inodes.is_empty(), "orphaned inode collected");
 
         // Once the directory is synced, the file survives.
         durable_file(&fs, "/db/new", b"data");
@@ -1061,18 +965,12 @@ mod tests {
         let mut lengths = BTreeSet::new();
         for seed in 0..200 {
             let got = random_prefix_outcome(seed);
-            assert!(
-                got.len() >= 5 && full.starts_with(&got),
-                "seed {seed}: {got:?}"
-            );
+            assert!(got.len() >= 5 && full.starts_with(&got), "seed {seed}: {got:?}");
             assert_eq!(got, random_prefix_outcome(seed), "deterministic");
             lengths.insert(got.len());
         }
         // Both extremes and something in between turn up.
-        assert!(
-            lengths.contains(&5) && lengths.contains(&full.len()),
-            "{lengths:?}"
-        );
+        assert!(lengths.contains(&5) && lengths.contains(&full.len()), "{lengths:?}");
         assert!(lengths.len() > 5, "{lengths:?}");
     }
 
@@ -1092,10 +990,7 @@ mod tests {
         durable_file(&fs, "/db/gone", b"g");
         let f = fs.open(&p("/db/a"), true).unwrap();
         f.write_all_at(b"bc", 1).unwrap();
-        fs.create_new(&p("/db/new"))
-            .unwrap()
-            .write_all_at(b"n", 0)
-            .unwrap();
+        fs.create_new(&p("/db/new")).unwrap().write_all_at(b"n", 0).unwrap();
         fs.rename(&p("/db/a"), &p("/db/b")).unwrap();
         fs.remove_file(&p("/db/gone")).unwrap();
         fs.fail_all_syncs(true);
@@ -1146,10 +1041,7 @@ mod tests {
         // sync_dir consumes it too.
         fs.create_new(&p("/db/b")).unwrap();
         fs.fail_next_sync();
-        assert_eq!(
-            fs.sync_dir(&p("/db")).unwrap_err().raw_os_error(),
-            Some(EIO)
-        );
+        assert_eq!(fs.sync_dir(&p("/db")).unwrap_err().raw_os_error(), Some(EIO));
         fs.power_loss();
         assert!(!fs.exists(&p("/db/b")).unwrap());
     }
@@ -1161,10 +1053,7 @@ mod tests {
         fs.fail_all_syncs(true);
         for _ in 0..3 {
             assert_eq!(f.sync_data().unwrap_err().raw_os_error(), Some(EIO));
-            assert_eq!(
-                fs.sync_dir(&p("/db")).unwrap_err().raw_os_error(),
-                Some(EIO)
-            );
+            assert_eq!(fs.sync_dir(&p("/db")).unwrap_err().raw_os_error(), Some(EIO));
         }
         fs.fail_all_syncs(false);
         f.sync_data().unwrap();
@@ -1180,29 +1069,16 @@ mod tests {
         let b = fs.create_new(&p("/db/b")).unwrap();
         assert_eq!(a.write_at(b"aaaaaa", 0).unwrap(), 6);
         assert_eq!(b.write_at(b"bbbbbb", 0).unwrap(), 4, "what fits, short");
-        assert_eq!(
-            b.write_at(b"bb", 4).unwrap_err().raw_os_error(),
-            Some(ENOSPC)
-        );
+        assert_eq!(b.write_at(b"bb", 4).unwrap_err().raw_os_error(), Some(ENOSPC));
         assert_eq!(fs.file_bytes(&p("/db/b")).unwrap(), b"bbbb");
-        assert_eq!(
-            b.write_all_at(b"xyz", 2).unwrap_err().raw_os_error(),
-            Some(ENOSPC)
-        );
-        assert_eq!(
-            fs.file_bytes(&p("/db/b")).unwrap(),
-            b"bbxy",
-            "overwrite in place fits"
-        );
+        assert_eq!(b.write_all_at(b"xyz", 2).unwrap_err().raw_os_error(), Some(ENOSPC));
+        assert_eq!(fs.file_bytes(&p("/db/b")).unwrap(), b"bbxy", "overwrite in place fits");
         assert_eq!(b.set_len(5).unwrap_err().raw_os_error(), Some(ENOSPC));
         b.set_len(4).unwrap();
 
         // Removing a file frees its space once no handle holds it.
         fs.remove_file(&p("/db/a")).unwrap();
-        assert_eq!(
-            b.write_at(b"b", 4).unwrap_err().raw_os_error(),
-            Some(ENOSPC)
-        );
+        assert_eq!(b.write_at(b"b", 4).unwrap_err().raw_os_error(), Some(ENOSPC));
         drop(a);
         assert_eq!(b.write_at(b"cccccccc", 4).unwrap(), 6);
         assert_eq!(b.len().unwrap(), 10);
@@ -1218,10 +1094,7 @@ mod tests {
         assert_eq!(a.write_at(b"abcd", 6).unwrap(), 2);
         assert_eq!(fs.file_bytes(&p("/db/a")).unwrap(), b"\0\0\0\0\0\0ab");
         let c = fs.create_new(&p("/db/c")).unwrap();
-        assert_eq!(
-            c.write_at(b"x", 0).unwrap_err().raw_os_error(),
-            Some(ENOSPC)
-        );
+        assert_eq!(c.write_at(b"x", 0).unwrap_err().raw_os_error(), Some(ENOSPC));
     }
 
     #[test]
@@ -1289,11 +1162,7 @@ mod tests {
         let fs = setup();
         let f = fs.create_new(&p("/db/a")).unwrap();
         fs.crash_after_bytes(4);
-        assert_eq!(
-            f.write_at(b"abcd", 0).unwrap(),
-            4,
-            "ending at the boundary succeeds"
-        );
+        assert_eq!(f.write_at(b"abcd", 0).unwrap(), 4, "ending at the boundary succeeds");
         assert_eq!(f.write_at(b"", 4).unwrap(), 0);
         assert!(f.write_at(b"e", 4).is_err());
         assert_eq!(fs.file_bytes(&p("/db/a")).unwrap(), b"abcd");
@@ -1317,11 +1186,7 @@ mod tests {
         fs.flip_bit(&p("/x/y/seg"), 1, 0);
         assert_eq!(fs.file_bytes(&p("/x/y/seg")).unwrap(), b"acc");
         fs.power_loss();
-        assert_eq!(
-            fs.file_bytes(&p("/x/y/seg")).unwrap(),
-            b"acc",
-            "durable too"
-        );
+        assert_eq!(fs.file_bytes(&p("/x/y/seg")).unwrap(), b"acc", "durable too");
 
         // Flipping past the durable end touches only the current bytes.
         let f = fs.open(&p("/x/y/seg"), true).unwrap();
@@ -1390,23 +1255,13 @@ mod tests {
     fn lock_exclusive_excludes_until_dropped_or_restart() {
         let fs = setup();
         let guard = fs.lock_exclusive(&p("/db/LOCK")).unwrap();
-        assert_eq!(
-            fs.list_dir(&p("/db")).unwrap(),
-            ["LOCK"],
-            "lock file created"
-        );
+        assert_eq!(fs.list_dir(&p("/db")).unwrap(), ["LOCK"], "lock file created");
         let err = fs.lock_exclusive(&p("/db/LOCK")).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
-        assert!(
-            fs.lock_exclusive(&p("/db/OTHER")).is_ok(),
-            "other files are independent"
-        );
+        assert!(fs.lock_exclusive(&p("/db/OTHER")).is_ok(), "other files are independent");
         drop(guard);
         let guard = fs.lock_exclusive(&p("/db/LOCK")).unwrap();
-        assert_eq!(
-            fs.lock_exclusive(&p("/nodir/LOCK")).unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
+        assert_eq!(fs.lock_exclusive(&p("/nodir/LOCK")).unwrap_err().kind(), io::ErrorKind::NotFound);
 
         // A crashed process's locks are released; its late-dropped guard releases nothing new.
         fs.crash();

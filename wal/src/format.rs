@@ -323,9 +323,7 @@ pub fn decompress_payload(stored: &[u8], max_raw_len: u32) -> Result<Vec<u8>, Fr
     }
     let mut out = Vec::with_capacity(raw_len as usize);
     let mut decoder = zstd::bulk::Decompressor::new().map_err(|_| FrameError::Invalid("zstd init"))?;
-    let n = decoder
-        .decompress_to_buffer(&stored[4..], &mut out)
-        .map_err(|_| FrameError::Invalid("zstd frame"))?;
+    let n = decoder.decompress_to_buffer(&stored[4..], &mut out).map_err(|_| FrameError::Invalid("zstd frame"))?;
     if n != raw_len as usize {
         return Err(FrameError::Invalid("uncompressed length mismatch"));
     }
@@ -500,7 +498,9 @@ impl Footer {
         if self.holes.is_empty() && self.record_count != self.last_lsn - self.first_lsn + 1 {
             return Err(FrameError::Invalid("footer record count does not match its LSN range"));
         }
-        if self.data_end_offset != footer_offset || self.data_end_offset < (SEGMENT_HEADER_LEN + RECORD_HEADER_LEN) as u64 {
+        if self.data_end_offset != footer_offset
+            || self.data_end_offset < (SEGMENT_HEADER_LEN + RECORD_HEADER_LEN) as u64
+        {
             return Err(FrameError::Invalid("footer data end offset"));
         }
         let first = self.index.first().ok_or(FrameError::Invalid("footer index is empty"))?;
@@ -547,7 +547,15 @@ mod tests {
     use super::*;
 
     fn header(lsn: Lsn, len: u32) -> RecordHeader {
-        RecordHeader { crc: 0, kind: 7, flags: FLAG_BATCH_END, stored_len: len, prev_crc: 0xdead_beef, lsn, timestamp_us: 42 }
+        RecordHeader {
+            crc: 0,
+            kind: 7,
+            flags: FLAG_BATCH_END,
+            stored_len: len,
+            prev_crc: 0xdead_beef,
+            lsn,
+            timestamp_us: 42,
+        }
     }
 
     #[test]

@@ -185,7 +185,10 @@ impl Reader {
             let (window, base): (Bytes, u64) = if sealed.is_some() {
                 let map = segment.mapped(shared.storage.as_ref())?;
                 if (map.len() as u64) < end {
-                    return Err(self.corruption(offset, format!("sealed segment is {} bytes, footer says data ends at {end}", map.len())));
+                    return Err(self.corruption(
+                        offset,
+                        format!("sealed segment is {} bytes, footer says data ends at {end}", map.len()),
+                    ));
                 }
                 (map.slice(..end as usize), 0)
             } else {
@@ -197,7 +200,9 @@ impl Reader {
                     Err(e) => return Err(self.corruption(offset, format!("bad record header: {e}"))),
                 };
                 if offset + total > end {
-                    return Err(self.corruption(offset, format!("record of {total} bytes runs past the visible end {end}")));
+                    return Err(
+                        self.corruption(offset, format!("record of {total} bytes runs past the visible end {end}"))
+                    );
                 }
                 fill(cursor, &shared, offset, total, end)?;
                 (cursor.buf.clone(), cursor.buf_start)
@@ -235,7 +240,8 @@ impl Reader {
                 if after_hole {
                     self.next_lsn = header.lsn; // salvage recovery lost the LSNs in the hole
                 } else {
-                    return Err(self.corruption(offset, format!("found LSN {} where {} was expected", header.lsn, self.next_lsn)));
+                    return Err(self
+                        .corruption(offset, format!("found LSN {} where {} was expected", header.lsn, self.next_lsn)));
                 }
             }
             let stored = window.slice(at + payload_range.start..at + payload_range.end);

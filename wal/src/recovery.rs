@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::config::{RecoveryMode, WalConfig};
 use crate::format::{
-    self, FrameError, Footer, Hole, IndexEntry, RECORD_HEADER_LEN, RECORD_MARKER, SEGMENT_HEADER_LEN, SegmentHeader,
+    self, Footer, FrameError, Hole, IndexEntry, RECORD_HEADER_LEN, RECORD_MARKER, SEGMENT_HEADER_LEN, SegmentHeader,
     TRAILER_LEN,
 };
 use crate::segment::Segment;
@@ -146,8 +146,14 @@ pub fn scan_segment(
     let start = SEGMENT_HEADER_LEN as u64;
     let mut index: Vec<IndexEntry> = Vec::new();
     let mut holes: Vec<Hole> = Vec::new();
-    let mut committed =
-        Committed { end: start, count: 0, last_lsn: header.first_lsn - 1, last_crc: header.prev_crc, last_ts: 0, index_len: 0 };
+    let mut committed = Committed {
+        end: start,
+        count: 0,
+        last_lsn: header.first_lsn - 1,
+        last_crc: header.prev_crc,
+        last_ts: 0,
+        index_len: 0,
+    };
     let mut pos = start;
     let mut expected_lsn = header.first_lsn;
     let mut chain = header.prev_crc;
@@ -190,9 +196,10 @@ pub fn scan_segment(
                 Some(format!("LSN {} where {} was expected", h.lsn, expected_lsn))
             }
             Ok((h, _)) if relaxed && h.lsn < expected_lsn => Some(format!("LSN {} goes backwards", h.lsn)),
-            Ok((h, _)) if !relaxed && h.prev_crc != chain => {
-                Some(format!("chain mismatch: record says previous CRC {:#010x}, previous was {chain:#010x}", h.prev_crc))
-            }
+            Ok((h, _)) if !relaxed && h.prev_crc != chain => Some(format!(
+                "chain mismatch: record says previous CRC {:#010x}, previous was {chain:#010x}",
+                h.prev_crc
+            )),
             Ok((h, _)) => {
                 relaxed = false;
                 if force_index || pos - last_index_offset >= index_interval_bytes {
@@ -233,12 +240,16 @@ pub fn scan_segment(
                 force_index = true;
                 committed.end = next; // the hole is accounted; data resumes here
             }
-            (RecoveryMode::PointInTime, _) | (RecoveryMode::SkipCorrupted, None) | (RecoveryMode::TolerateTornTail, None) => {
-                let outcome = ScanOutcome::TornTail { offset: committed.end, records_dropped: count - committed.count, reason };
+            (RecoveryMode::PointInTime, _)
+            | (RecoveryMode::SkipCorrupted, None)
+            | (RecoveryMode::TolerateTornTail, None) => {
+                let outcome =
+                    ScanOutcome::TornTail { offset: committed.end, records_dropped: count - committed.count, reason };
                 return finish(committed, &mut index, holes, outcome);
             }
             (RecoveryMode::AbsoluteConsistency, None) => {
-                let outcome = ScanOutcome::TornTail { offset: committed.end, records_dropped: count - committed.count, reason };
+                let outcome =
+                    ScanOutcome::TornTail { offset: committed.end, records_dropped: count - committed.count, reason };
                 return finish(committed, &mut index, holes, outcome);
             }
             (RecoveryMode::TolerateTornTail | RecoveryMode::AbsoluteConsistency, Some(next)) => {
@@ -337,7 +348,10 @@ fn read_header(storage: &dyn Storage, path: &Path, file: &dyn StorageFile) -> Re
 fn read_footer(path: &Path, file: &dyn StorageFile) -> Result<Result<Footer, FrameError>, WalError> {
     let len = file.len().map_err(|e| WalError::io("stat", path, e))?;
     if len < (SEGMENT_HEADER_LEN + TRAILER_LEN) as u64 {
-        return Ok(Err(FrameError::Truncated { needed_bytes: (SEGMENT_HEADER_LEN + TRAILER_LEN) as u64, available_bytes: len }));
+        return Ok(Err(FrameError::Truncated {
+            needed_bytes: (SEGMENT_HEADER_LEN + TRAILER_LEN) as u64,
+            available_bytes: len,
+        }));
     }
     let mut trailer = [0u8; TRAILER_LEN];
     file.read_exact_at(&mut trailer, len - TRAILER_LEN as u64).map_err(|e| WalError::io("read", path, e))?;
@@ -470,15 +484,15 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
     }
 
     if listed.segments.is_empty() {
-        let header = SegmentHeader { log_id: new_log_id(), first_lsn: 1, prev_last_lsn: 0, prev_crc: 0, created_at_us: now_us() };
+        let header = SegmentHeader {
+            log_id: new_log_id(),
+            first_lsn: 1,
+            prev_last_lsn: 0,
+            prev_crc: 0,
+            created_at_us: now_us(),
+        };
         let (file, path) = create_segment(storage, dir, &header)?;
-        let segment = Arc::new(Segment::new_active(
-            1,
-            path,
-            Vec::new(),
-            SEGMENT_HEADER_LEN as u64,
-            0,
-        ));
+        let segment = Arc::new(Segment::new_active(1, path, Vec::new(), SEGMENT_HEADER_LEN as u64, 0));
         report.segment_count = 1;
         return Ok(Recovered {
             log_id: header.log_id,
@@ -514,7 +528,11 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
                     lsn: Some(header.first_lsn),
                     detail: format!(
                         "segment does not follow its predecessor (ends at LSN {}, CRC {:#010x}; this one starts at {} after {} / {:#010x}); a segment may be missing",
-                        prev_footer.last_lsn, prev_footer.last_crc, header.first_lsn, header.prev_last_lsn, header.prev_crc
+                        prev_footer.last_lsn,
+                        prev_footer.last_crc,
+                        header.first_lsn,
+                        header.prev_last_lsn,
+                        header.prev_crc
                     ),
                 });
             }
@@ -558,12 +576,18 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
                     segment: path.clone(),
                     offset: *offset,
                     lsn: Some(*lsn),
-                    detail: format!("{detail} (open with RecoveryMode::PointInTime to truncate here, or SkipCorrupted to salvage)"),
+                    detail: format!(
+                        "{detail} (open with RecoveryMode::PointInTime to truncate here, or SkipCorrupted to salvage)"
+                    ),
                 });
             }
             ScanOutcome::TornTail { offset, records_dropped, reason } => {
                 if mode == RecoveryMode::AbsoluteConsistency {
-                    return Err(WalError::IncompleteTail { segment: path.clone(), offset: *offset, bytes: file_len - offset });
+                    return Err(WalError::IncompleteTail {
+                        segment: path.clone(),
+                        offset: *offset,
+                        bytes: file_len - offset,
+                    });
                 }
                 tracing::warn!(segment = %path.display(), offset, bytes = file_len - offset, records_dropped, reason, "truncating torn tail");
                 report.bytes_truncated += file_len - offset;
@@ -585,7 +609,8 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
             });
         }
         report.records_recovered += scan.record_count;
-        let writable = if i == last_index { file } else { storage.open(path, true).map_err(|e| WalError::io("open", path, e))? };
+        let writable =
+            if i == last_index { file } else { storage.open(path, true).map_err(|e| WalError::io("open", path, e))? };
         let needs_seal = i != last_index || !scan.holes.is_empty();
         if needs_seal && scan.record_count > 0 {
             // Salvage: make the repaired segment sealed so readers can trust its holes.
@@ -660,7 +685,13 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
                 created_at_us: now_us(),
             };
             let (file, path) = create_segment(storage, dir, &header)?;
-            let segment = Arc::new(Segment::new_active(header.first_lsn, path, Vec::new(), SEGMENT_HEADER_LEN as u64, last.last_lsn));
+            let segment = Arc::new(Segment::new_active(
+                header.first_lsn,
+                path,
+                Vec::new(),
+                SEGMENT_HEADER_LEN as u64,
+                last.last_lsn,
+            ));
             RecoveredActive {
                 segment,
                 file,

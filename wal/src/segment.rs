@@ -47,7 +47,13 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    pub(crate) fn new_active(first_lsn: Lsn, path: PathBuf, index: Vec<IndexEntry>, end_offset: u64, last_lsn: Lsn) -> Segment {
+    pub(crate) fn new_active(
+        first_lsn: Lsn,
+        path: PathBuf,
+        index: Vec<IndexEntry>,
+        end_offset: u64,
+        last_lsn: Lsn,
+    ) -> Segment {
         Segment {
             first_lsn,
             path,

@@ -17,11 +17,14 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::{SyncMode, WalConfig};
-use crate::format::{self, FLAG_BATCH_END, FLAG_COMPRESSED, Footer, IndexEntry, RECORD_HEADER_LEN, RecordHeader, SEGMENT_HEADER_LEN, SegmentHeader};
+use crate::format::{
+    self, FLAG_BATCH_END, FLAG_COMPRESSED, Footer, IndexEntry, RECORD_HEADER_LEN, RecordHeader, SEGMENT_HEADER_LEN,
+    SegmentHeader,
+};
 use crate::reader::Reader;
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{Segment, SegmentInfo};
-use crate::storage::{Storage, StdStorage, StorageFile};
+use crate::storage::{StdStorage, Storage, StorageFile};
 use crate::{Lsn, Result, WalError};
 
 /// Called (outside the log's locks) each time a segment is sealed. The engine implements it to
@@ -156,7 +159,11 @@ impl Wal {
         storage.create_dir_all(&dir).map_err(|e| WalError::io("create directory", &dir, e))?;
         let lock_path = dir.join(recovery::LOCK_FILE_NAME);
         let lock = storage.lock_exclusive(&lock_path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::WouldBlock { WalError::Locked { path: lock_path.clone() } } else { WalError::io("lock", &lock_path, e) }
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                WalError::Locked { path: lock_path.clone() }
+            } else {
+                WalError::io("lock", &lock_path, e)
+            }
         })?;
         let rec = recovery::recover(storage.as_ref(), &dir, &config)?;
         let mut segments = BTreeMap::new();
@@ -267,9 +274,17 @@ impl Wal {
         for (kind, payload) in &records {
             let payload = payload.as_ref();
             if payload.len() as u64 > u64::from(cfg.max_record_size_bytes) {
-                return Err(WalError::RecordTooLarge { size_bytes: payload.len() as u64, max_bytes: u64::from(cfg.max_record_size_bytes) });
+                return Err(WalError::RecordTooLarge {
+                    size_bytes: payload.len() as u64,
+                    max_bytes: u64::from(cfg.max_record_size_bytes),
+                });
             }
-            let mut p = Prepared { kind: *kind, stored: std::borrow::Cow::Borrowed(payload), compressed: false, payload_crc: 0 };
+            let mut p = Prepared {
+                kind: *kind,
+                stored: std::borrow::Cow::Borrowed(payload),
+                compressed: false,
+                payload_crc: 0,
+            };
             if let Some(threshold) = cfg.compression_threshold_bytes
                 && payload.len() >= threshold as usize
             {
@@ -285,7 +300,11 @@ impl Wal {
             prepared.push(p);
         }
         if batch_bytes > cfg.max_batch_size_bytes {
-            return Err(WalError::BatchTooLarge { size_bytes: batch_bytes, records: prepared.len() as u64, max_bytes: cfg.max_batch_size_bytes });
+            return Err(WalError::BatchTooLarge {
+                size_bytes: batch_bytes,
+                records: prepared.len() as u64,
+                max_bytes: cfg.max_batch_size_bytes,
+            });
         }
         shared.check_usable()?;
         let range = match cfg.sync_mode {
@@ -663,8 +682,13 @@ impl Shared {
             Ok(x) => x,
             Err(e) => return Err(self.fail(e)),
         };
-        let new_segment =
-            Arc::new(Segment::new_active(new_first_lsn, new_path, Vec::new(), SEGMENT_HEADER_LEN as u64, new_first_lsn - 1));
+        let new_segment = Arc::new(Segment::new_active(
+            new_first_lsn,
+            new_path,
+            Vec::new(),
+            SEGMENT_HEADER_LEN as u64,
+            new_first_lsn - 1,
+        ));
         // Publish: footer first (readers switch to it), then the new segment.
         let old = std::mem::replace(&mut io.segment, new_segment.clone());
         let _ = old.footer.set(footer);
