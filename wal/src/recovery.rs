@@ -521,7 +521,9 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
             let gap_allowed = mode == RecoveryMode::SkipCorrupted;
             let lsn_ok = header.prev_last_lsn == prev_footer.last_lsn && header.first_lsn == prev_footer.last_lsn + 1;
             let crc_ok = header.prev_crc == prev_footer.last_crc;
-            if !(lsn_ok && crc_ok) && !(gap_allowed && header.first_lsn > prev_footer.last_lsn) {
+            let follows = lsn_ok && crc_ok;
+            let salvage_gap = gap_allowed && header.first_lsn > prev_footer.last_lsn;
+            if !follows && !salvage_gap {
                 return Err(WalError::Corruption {
                     segment: path.clone(),
                     offset: 0,

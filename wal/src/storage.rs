@@ -18,6 +18,11 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// Current length of the file in bytes.
     fn len(&self) -> io::Result<u64>;
 
+    /// Whether the file is empty.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at end of file).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
 

@@ -319,11 +319,7 @@ impl Wal {
             SyncMode::Group => {
                 let range = shared.append.lock().encode_batch(cfg, &prepared, batch_bytes);
                 shared.assigned_lsn.fetch_max(*range.end(), Ordering::AcqRel);
-                let mut io = shared.io.lock();
-                if shared.durable_lsn.load(Ordering::Acquire) < *range.end() {
-                    shared.check_usable()?;
-                    shared.write_pending(&mut io, true)?;
-                }
+                shared.wait_group_commit(*range.end())?;
                 range
             }
             SyncMode::IntervalMs(_) | SyncMode::None => {
@@ -643,6 +639,38 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// Group commit: returns once `lsn` is durable. Whoever finds the I/O lock free becomes the
+    /// leader, writes everything queued and syncs once; the others sleep on the notify condvar
+    /// and are all woken together when the leader releases the lock.
+    fn wait_group_commit(&self, lsn: Lsn) -> Result<()> {
+        loop {
+            if self.durable_lsn.load(Ordering::Acquire) >= lsn {
+                return Ok(());
+            }
+            self.check_usable()?;
+            if let Some(mut io) = self.io.try_lock() {
+                let result = if self.durable_lsn.load(Ordering::Acquire) >= lsn {
+                    Ok(())
+                } else {
+                    self.write_pending(&mut io, true)
+                };
+                drop(io);
+                // Wake followers after releasing the lock, so that those not covered can lead next.
+                self.wake_all();
+                result?;
+                continue;
+            }
+            let mut guard = self.notify_lock.lock();
+            // Re-check under the notify lock: the leader notifies under it after unlocking `io`,
+            // so if `io` is still locked here the wake-up cannot be missed.
+            if self.durable_lsn.load(Ordering::Acquire) >= lsn || !self.io.is_locked() {
+                continue;
+            }
+            self.check_usable()?;
+            self.notify.wait_for(&mut guard, Duration::from_millis(50));
+        }
     }
 
     /// Seals the active segment (sync data, write footer, sync) and creates the next one.
