@@ -11,8 +11,8 @@ pub enum SyncMode {
     /// Group commit: appends return only once their records are `fdatasync`ed, but concurrent
     /// appenders share syncs: one leader writes everything queued and syncs once.
     Group,
-    /// Appends return once the records are handed to the OS; a background thread syncs every
-    /// `n` milliseconds. A crash may lose up to that window.
+    /// Appends are buffered like `None`; a background thread writes and syncs every `n`
+    /// milliseconds. A crash may lose up to that window.
     IntervalMs(u64),
     /// No syncing except when sealing segments and on `sync()`/`close()`. Records are buffered
     /// in memory and reach the OS when the buffer fills, on `flush()`, or when a reader waits.

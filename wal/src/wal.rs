@@ -27,6 +27,11 @@ use crate::segment::{Segment, SegmentInfo};
 use crate::storage::{StdStorage, Storage, StorageFile};
 use crate::{Lsn, Result, WalError};
 
+/// Largest chunk buffer kept for reuse.
+const SPARE_BUFFER_MAX_BYTES: usize = 4 << 20;
+/// How many chunk buffers are kept for reuse.
+const SPARE_BUFFERS_MAX: usize = 4;
+
 /// Called (outside the log's locks) each time a segment is sealed. The engine implements it to
 /// tell the archiver; the WAL knows nothing of who listens.
 pub trait SealListener: Send + Sync {
@@ -47,6 +52,27 @@ pub struct WalStats {
     pub bytes_written: u64,
     /// Segments sealed since open.
     pub segments_sealed: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    records_appended: AtomicU64,
+    append_calls: AtomicU64,
+    data_syncs: AtomicU64,
+    bytes_written: AtomicU64,
+    segments_sealed: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> WalStats {
+        WalStats {
+            records_appended: self.records_appended.load(Ordering::Relaxed),
+            append_calls: self.append_calls.load(Ordering::Relaxed),
+            data_syncs: self.data_syncs.load(Ordering::Relaxed),
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
+            segments_sealed: self.segments_sealed.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Encoded records waiting to be written, all destined for one segment.
@@ -72,6 +98,8 @@ struct AppendState {
     last_index_offset: u64,
     pending: VecDeque<Chunk>,
     pending_bytes: usize,
+    /// Emptied chunk buffers handed back by the writer, reused to keep allocation off the hot path.
+    spare_buffers: Vec<Vec<u8>>,
 }
 
 struct IoState {
@@ -108,7 +136,7 @@ pub(crate) struct Shared {
     notify_lock: Mutex<()>,
     notify: Condvar,
     waiters: AtomicUsize,
-    stats: Mutex<WalStats>,
+    stats: Counters,
     seal_listener: RwLock<Option<Arc<dyn SealListener>>>,
     sealed_queue: Mutex<Vec<SegmentInfo>>,
     report: RecoveryReport,
@@ -183,6 +211,7 @@ impl Wal {
             last_index_offset: active.segment.active_index.read().last().map(|e| e.offset).unwrap_or(0),
             pending: VecDeque::new(),
             pending_bytes: 0,
+            spare_buffers: Vec::new(),
         };
         let io = IoState {
             file: active.file,
@@ -212,7 +241,7 @@ impl Wal {
             notify_lock: Mutex::new(()),
             notify: Condvar::new(),
             waiters: AtomicUsize::new(0),
-            stats: Mutex::new(WalStats::default()),
+            stats: Counters::default(),
             seal_listener: RwLock::new(None),
             sealed_queue: Mutex::new(Vec::new()),
             report: rec.report,
@@ -338,9 +367,8 @@ impl Wal {
             }
         };
         {
-            let mut stats = shared.stats.lock();
-            stats.append_calls += 1;
-            stats.records_appended += prepared.len() as u64;
+            shared.stats.append_calls.fetch_add(1, Ordering::Relaxed);
+            shared.stats.records_appended.fetch_add(prepared.len() as u64, Ordering::Relaxed);
         }
         shared.fire_seal_notifications();
         Ok(range)
@@ -447,7 +475,7 @@ impl Wal {
 
     /// Counters since open.
     pub fn stats(&self) -> WalStats {
-        *self.shared.stats.lock()
+        self.shared.stats.snapshot()
     }
 
     /// Whether an earlier I/O error has failed the log (see [`WalError::Failed`]).
@@ -498,9 +526,11 @@ impl AppendState {
         let timestamp_us = recovery::now_us().max(self.last_timestamp_us);
         self.last_timestamp_us = timestamp_us;
         if self.pending.back().is_none_or(|c| c.segment_first_lsn != self.seg_first_lsn) {
+            let mut bytes = self.spare_buffers.pop().unwrap_or_default();
+            bytes.reserve(batch_bytes as usize);
             self.pending.push_back(Chunk {
                 segment_first_lsn: self.seg_first_lsn,
-                bytes: Vec::with_capacity((batch_bytes as usize).max(cfg.write_buffer_bytes.min(1 << 20))),
+                bytes,
                 index: Vec::new(),
                 last_lsn: 0,
                 last_crc: 0,
@@ -601,6 +631,7 @@ impl Shared {
             std::mem::take(&mut st.pending)
         };
         let durable_mode = self.config.sync_mode.is_durable();
+        let mut emptied = Vec::new();
         for chunk in chunks {
             if chunk.segment_first_lsn != io.segment.first_lsn {
                 debug_assert_eq!(chunk.segment_first_lsn, io.last_lsn + 1);
@@ -616,11 +647,24 @@ impl Shared {
             io.unsynced = true;
             io.segment.active_index.write().extend_from_slice(&chunk.index);
             io.segment.active_last_lsn.store(chunk.last_lsn, Ordering::Release);
-            self.stats.lock().bytes_written += chunk.bytes.len() as u64;
+            self.stats.bytes_written.fetch_add(chunk.bytes.len() as u64, Ordering::Relaxed);
             self.written_lsn.store(chunk.last_lsn, Ordering::Release);
             if !durable_mode {
                 io.segment.visible_end_offset.store(io.write_offset, Ordering::Release);
                 self.publish_visible(chunk.last_lsn);
+            }
+            let mut buffer = chunk.bytes;
+            if buffer.capacity() <= SPARE_BUFFER_MAX_BYTES {
+                buffer.clear();
+                emptied.push(buffer);
+            }
+        }
+        if !emptied.is_empty() {
+            let mut st = self.append.lock();
+            while st.spare_buffers.len() < SPARE_BUFFERS_MAX
+                && let Some(b) = emptied.pop()
+            {
+                st.spare_buffers.push(b);
             }
         }
         if durable && io.unsynced {
@@ -628,7 +672,7 @@ impl Shared {
                 return Err(self.fail(WalError::io("fdatasync", &io.segment.path, e)));
             }
             io.unsynced = false;
-            self.stats.lock().data_syncs += 1;
+            self.stats.data_syncs.fetch_add(1, Ordering::Relaxed);
         }
         if !io.unsynced {
             self.durable_lsn.fetch_max(io.last_lsn, Ordering::AcqRel);
@@ -692,7 +736,7 @@ impl Shared {
             if let Err(e) = io.file.sync_data() {
                 return Err(self.fail(WalError::io("fdatasync", &path, e)));
             }
-            self.stats.lock().data_syncs += 1;
+            self.stats.data_syncs.fetch_add(1, Ordering::Relaxed);
             io.unsynced = false;
         }
         self.durable_lsn.fetch_max(io.last_lsn, Ordering::AcqRel);
@@ -724,7 +768,7 @@ impl Shared {
         io.file = file;
         io.write_offset = SEGMENT_HEADER_LEN as u64;
         io.record_count = 0;
-        self.stats.lock().segments_sealed += 1;
+        self.stats.segments_sealed.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(segment = %path.display(), last_lsn = io.last_lsn, "sealed segment");
         self.sealed_queue.lock().push(old.info());
         Ok(())
