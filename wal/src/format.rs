@@ -35,6 +35,10 @@ pub const FLAG_COMPRESSED: u8 = 0b0000_0001;
 pub const FLAG_BATCH_END: u8 = 0b0000_0010;
 /// All flags this version understands; any other bit set makes the record invalid.
 pub const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_BATCH_END;
+/// Largest LSN a record, segment header or footer may carry (`i64::MAX`, so an LSN also fits a
+/// signed 64-bit column). Decoders reject larger values, so `lsn + 1` on a decoded LSN cannot
+/// overflow whatever the bytes on disk say.
+pub const MAX_LSN: Lsn = i64::MAX as Lsn;
 /// Upper bound on index entries a footer may declare (guards allocation when decoding).
 pub const MAX_FOOTER_ENTRIES: u32 = 1 << 22;
 
@@ -177,6 +181,9 @@ impl SegmentHeader {
         if header.first_lsn == 0 {
             return Err(FrameError::Invalid("segment first LSN is 0"));
         }
+        if header.first_lsn > MAX_LSN {
+            return Err(FrameError::Invalid("segment first LSN above the maximum"));
+        }
         if header.prev_last_lsn >= header.first_lsn {
             return Err(FrameError::Invalid("segment previous LSN not below first LSN"));
         }
@@ -278,6 +285,9 @@ impl RecordHeader {
         }
         if header.lsn == 0 {
             return Err(FrameError::Invalid("record LSN is 0"));
+        }
+        if header.lsn > MAX_LSN {
+            return Err(FrameError::Invalid("record LSN above the maximum"));
         }
         Ok(header)
     }
@@ -454,6 +464,9 @@ impl Footer {
         if version != FORMAT_VERSION {
             return Err(FrameError::UnsupportedVersion(version));
         }
+        if u16_at(b, 10) != 0 || u32_at(b, 20) != 0 || u32_at(b, 60) != 0 {
+            return Err(FrameError::Invalid("footer reserved bits"));
+        }
         let index_count = u32_at(b, 12);
         let hole_count = u32_at(b, 16);
         if index_count > MAX_FOOTER_ENTRIES || hole_count > MAX_FOOTER_ENTRIES {
@@ -489,7 +502,7 @@ impl Footer {
     }
 
     fn validate(&self, footer_offset: u64) -> Result<(), FrameError> {
-        if self.first_lsn == 0 || self.last_lsn < self.first_lsn {
+        if self.first_lsn == 0 || self.last_lsn < self.first_lsn || self.last_lsn > MAX_LSN {
             return Err(FrameError::Invalid("footer LSN range"));
         }
         if self.record_count == 0 || self.record_count > self.last_lsn - self.first_lsn + 1 {

@@ -36,6 +36,8 @@ mod config;
 mod error;
 pub mod fault;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod reader;
 pub mod recovery;
 mod segment;

@@ -162,7 +162,17 @@ pub fn scan_segment(
     let mut force_index = true; // the first record, and the first after a salvage hole
     let mut relaxed = false; // after a salvage hole the next record may skip LSNs and break the chain
 
-    let finish = |committed: Committed, index: &mut Vec<IndexEntry>, holes: Vec<Hole>, outcome| {
+    let finish = |mut committed: Committed, index: &mut Vec<IndexEntry>, mut holes: Vec<Hole>, mut outcome| {
+        if committed.count == 0 && !holes.is_empty() {
+            // Salvage skipped damage but kept no record after it. Nothing is kept, so no bytes
+            // are either: otherwise `open` would resume appending after damaged bytes that
+            // readers (starting at the header end) and the next scan then trip over.
+            committed.end = start;
+            holes.clear();
+            if let ScanOutcome::TornTail { offset, .. } = &mut outcome {
+                *offset = start;
+            }
+        }
         index.truncate(committed.index_len);
         ScanResult {
             valid_end_offset: committed.end,
@@ -231,7 +241,13 @@ pub fn scan_segment(
         let resync = find_valid_record(bytes, pos + 1, committed.last_lsn + 1, max_stored_len);
         match (mode, resync) {
             (RecoveryMode::SkipCorrupted, Some(next)) => {
-                holes.push(Hole { start_offset: committed.end, end_offset: next });
+                match holes.last_mut() {
+                    // Damage again right where the last hole ended (nothing committed since):
+                    // grow that hole. Readers skip one hole per position, so two adjacent holes
+                    // would expose the dropped records between them.
+                    Some(last) if last.end_offset == committed.end => last.end_offset = next,
+                    _ => holes.push(Hole { start_offset: committed.end, end_offset: next }),
+                }
                 count = committed.count;
                 index.truncate(committed.index_len);
                 pos = next;
@@ -626,9 +642,12 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
                 index: scan.index.clone(),
                 holes: scan.holes.clone(),
             };
-            if footer.first_lsn != header.first_lsn {
+            let first_at_header = footer.index.first().map(|e| e.offset) == Some(SEGMENT_HEADER_LEN as u64);
+            if footer.first_lsn != header.first_lsn || !first_at_header {
                 // The very first record was lost: record a hole at the start is not expressible as
-                // an index entry at the header; keep it active-only and fail loudly instead.
+                // an index entry at the header; keep it active-only and fail loudly instead. (Even
+                // when the record after the hole carries the first LSN: a footer whose index does
+                // not start at the header end fails `Footer::decode` on the next open.)
                 return Err(WalError::Corruption {
                     segment: path.clone(),
                     offset: SEGMENT_HEADER_LEN as u64,

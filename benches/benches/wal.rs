@@ -1,0 +1,185 @@
+//! Criterion benchmarks of the WAL against the raw disk, ending with a summary table.
+//!
+//! `cargo bench -p walden-benches` runs everything (≈ 5 minutes on 2 cores); filters work as
+//! usual (`-- group_commit`). `-- --test` runs each body once on tiny data, and so does
+//! `WALDEN_BENCH_SMOKE=1` (without criterion). See BENCHMARKS.md.
+
+use std::time::Duration;
+
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime};
+use walden_benches::{
+    BenchError, BenchRoot, DurableLog, Machine, OpenFixture, RawSyncLoop, Recorder, Sample, Scale, ScanFixture,
+    Workload, XorShift, buffered_append, encoded_len, raw_sequential_write, run_once, summary, target_dir,
+};
+use walden_wal::SyncMode;
+
+/// Exits with the error: a benchmark that cannot do its work must not print a figure.
+fn or_exit<T>(result: Result<T, BenchError>) -> T {
+    result.unwrap_or_else(|e| {
+        eprintln!("benchmark failed: {e}");
+        std::process::exit(1)
+    })
+}
+
+/// Times one `iter_custom` batch and records its sample.
+fn timed(rec: &mut Recorder, workload: Workload, sample: Result<Sample, BenchError>) -> Duration {
+    let sample = or_exit(sample);
+    let elapsed = sample.elapsed;
+    rec.add(workload, sample);
+    elapsed
+}
+
+fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(name);
+    // fsync-bound and whole-log iterations: same iteration count in every sample.
+    g.sampling_mode(SamplingMode::Flat);
+    g
+}
+
+fn main() {
+    let test_mode = std::env::args().any(|a| a == "--test");
+    let smoke = Scale::smoke_requested();
+    let scale = or_exit(if smoke || test_mode { Scale::smoke() } else { Scale::full() }.with_env_overrides());
+    let root = or_exit(BenchRoot::choose());
+    let machine = Machine::detect();
+    eprintln!("walden-benches: scale {}, bench dir {}", scale.name, root.describe());
+
+    let rec = if smoke && !test_mode {
+        or_exit(run_once(&scale, &root))
+    } else {
+        let mut c = Criterion::default()
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(4))
+            .without_plots()
+            .configure_from_args();
+        let mut rec = Recorder::new();
+        bench_all(&mut c, &mut rec, &scale, &root);
+        c.final_summary();
+        rec
+    };
+
+    let text = summary(&machine, &root, &scale, &rec);
+    println!("\n{text}");
+    let out_dir = target_dir().join("walden-bench");
+    let out_file = out_dir.join(format!("summary-{}.md", scale.name));
+    match std::fs::create_dir_all(&out_dir).and_then(|()| std::fs::write(&out_file, &text)) {
+        Ok(()) => eprintln!("summary written to {}", out_file.display()),
+        Err(e) => eprintln!("could not write {}: {e}", out_file.display()),
+    }
+}
+
+fn bench_all(c: &mut Criterion, rec: &mut Recorder, scale: &Scale, root: &BenchRoot) {
+    let small = scale.small_payload_bytes;
+    let large = scale.large_payload_bytes;
+
+    // 1 + 3. The disk's limit and durable single-writer appends, side by side in time.
+    {
+        let mut g = group(c, "durable");
+        g.throughput(Throughput::Elements(1));
+        for payload in [small, large] {
+            let mut raw: Option<RawSyncLoop> = None;
+            let w = Workload::RawSyncLoop { payload_bytes: payload };
+            g.bench_function(format!("raw_fdatasync_loop/{}B", encoded_len(payload)), |b| {
+                let raw = raw.get_or_insert_with(|| or_exit(RawSyncLoop::new(root, encoded_len(payload) as usize)));
+                b.iter_custom(|iters| timed(rec, w, raw.run(iters)));
+            });
+            let mut log: Option<DurableLog> = None;
+            let w = Workload::DurableAlways { payload_bytes: payload };
+            g.bench_function(format!("wal_always/{payload}B"), |b| {
+                let log = log.get_or_insert_with(|| or_exit(DurableLog::new(root, SyncMode::Always, payload)));
+                b.iter_custom(|iters| timed(rec, w, log.run(1, iters)));
+            });
+        }
+        g.finish();
+    }
+
+    // 3 + 4. Group commit: N threads, each doing `iters` appends per sample.
+    {
+        let mut g = group(c, "group_commit");
+        for &threads in &scale.group_threads {
+            g.throughput(Throughput::Elements(threads as u64));
+            let mut log: Option<DurableLog> = None;
+            let w = Workload::GroupCommit { threads };
+            g.bench_function(format!("threads/{threads}"), |b| {
+                let log = log.get_or_insert_with(|| or_exit(DurableLog::new(root, SyncMode::Group, small)));
+                b.iter_custom(|iters| timed(rec, w, log.run(threads, iters)));
+            });
+        }
+        g.finish();
+    }
+
+    // 1. Sequential write throughput; 2. buffered appends.
+    {
+        let mut g = group(c, "throughput");
+        g.throughput(Throughput::Bytes(scale.seq_chunk_bytes as u64));
+        for synced in [true, false] {
+            let name = if synced { "raw_seq_write_fdatasync/1MiB" } else { "raw_seq_write_page_cache/1MiB" };
+            let w = Workload::RawSeqWrite { synced };
+            g.bench_function(name, |b| {
+                b.iter_custom(|iters| timed(rec, w, raw_sequential_write(root, iters, scale.seq_chunk_bytes, synced)));
+            });
+        }
+        g.throughput(Throughput::Elements(1));
+        let w = Workload::BufferedAppend { payload_bytes: small };
+        g.bench_function(format!("wal_buffered_append/{small}B"), |b| {
+            b.iter_custom(|iters| timed(rec, w, buffered_append(root, iters, small)));
+        });
+        g.finish();
+    }
+
+    // 5 + 6. Scan and seek over one log of sealed segments.
+    {
+        let mut fixture: Option<ScanFixture> = None;
+        let mut build = || {
+            let fx = or_exit(ScanFixture::build(root, scale));
+            // Fault the mappings in once, untimed, so every sample sees the steady state.
+            or_exit(fx.scan());
+            fx
+        };
+        let mut g = group(c, "read");
+        g.throughput(Throughput::Bytes(
+            (scale.scan_log_bytes / encoded_len(scale.scan_payload_bytes)).max(1)
+                * encoded_len(scale.scan_payload_bytes),
+        ));
+        g.bench_function(format!("scan/{}MiB", scale.scan_log_bytes >> 20), |b| {
+            let fx = fixture.get_or_insert_with(&mut build);
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += timed(rec, Workload::Scan, fx.scan());
+                }
+                total
+            });
+        });
+        g.throughput(Throughput::Elements(1));
+        g.sampling_mode(SamplingMode::Auto);
+        let mut rng = XorShift::new(0x5EED);
+        g.bench_function("seek_random_lsn", |b| {
+            let fx = fixture.get_or_insert_with(&mut build);
+            b.iter_custom(|iters| timed(rec, Workload::Seek, fx.seek(iters, &mut rng)));
+        });
+        g.finish();
+    }
+
+    // 7. Open after a crash, warm and cold page cache.
+    {
+        let mut fixture: Option<OpenFixture> = None;
+        let mut g = group(c, "open");
+        for cold_cache in [false, true] {
+            let name = if cold_cache { "after_crash_cold_cache" } else { "after_crash_warm_cache" };
+            let w = Workload::OpenAfterCrash { cold_cache };
+            g.bench_function(format!("{name}/{}MiB", scale.open_log_bytes >> 20), |b| {
+                let fx = fixture.get_or_insert_with(|| or_exit(OpenFixture::build(root, scale)));
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += timed(rec, w, fx.open_after_crash(cold_cache));
+                    }
+                    total
+                });
+            });
+        }
+        g.finish();
+    }
+}

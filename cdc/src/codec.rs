@@ -1,0 +1,141 @@
+//! Pluggable payload decoding: a closure, or the built-in serde codecs for JSON and MessagePack.
+//!
+//! Keys, `before` and `after` are bytes in the log; a [`PayloadDecoder`] turns them into the
+//! event's `T`. Decoding failures become `DECODE_ERROR` for that event (see
+//! [`crate::DecodeErrorPolicy`]).
+
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+/// Turns payload bytes into a `T`.
+pub trait PayloadDecoder<T>: Send + Sync {
+    /// Decodes one payload; the error text ends up in `DECODE_ERROR`.
+    fn decode(&self, bytes: &Bytes) -> Result<T, String>;
+}
+
+impl<T, F> PayloadDecoder<T> for F
+where
+    F: Fn(&Bytes) -> Result<T, String> + Send + Sync,
+{
+    fn decode(&self, bytes: &Bytes) -> Result<T, String> {
+        self(bytes)
+    }
+}
+
+/// Leaves payloads as bytes (zero-copy).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl PayloadDecoder<Bytes> for RawCodec {
+    fn decode(&self, bytes: &Bytes) -> Result<Bytes, String> {
+        Ok(bytes.clone())
+    }
+}
+
+/// Decodes payloads as JSON into `T` (use `serde_json::Value` for schemaless).
+#[derive(Debug)]
+pub struct JsonCodec<T>(PhantomData<fn() -> T>);
+
+impl<T> Default for JsonCodec<T> {
+    fn default() -> Self {
+        JsonCodec(PhantomData)
+    }
+}
+
+impl<T> JsonCodec<T> {
+    /// A JSON codec.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<T: DeserializeOwned> PayloadDecoder<T> for JsonCodec<T> {
+    fn decode(&self, bytes: &Bytes) -> Result<T, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON payload: {e}"))
+    }
+}
+
+/// Decodes payloads as MessagePack into `T`.
+#[derive(Debug)]
+pub struct MessagePackCodec<T>(PhantomData<fn() -> T>);
+
+impl<T> Default for MessagePackCodec<T> {
+    fn default() -> Self {
+        MessagePackCodec(PhantomData)
+    }
+}
+
+impl<T> MessagePackCodec<T> {
+    /// A MessagePack codec.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<T: DeserializeOwned> PayloadDecoder<T> for MessagePackCodec<T> {
+    fn decode(&self, bytes: &Bytes) -> Result<T, String> {
+        rmp_serde::from_slice(bytes).map_err(|e| format!("invalid MessagePack payload: {e}"))
+    }
+}
+
+/// Best-effort rendering of payload bytes as JSON for envelopes: the JSON value if the bytes are
+/// JSON, else a UTF-8 string if they are text, else base64 in `{"$binary": "..."}`.
+pub fn bytes_to_json(bytes: &[u8]) -> serde_json::Value {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        return v;
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => serde_json::Value::String(s.to_string()),
+        Err(_) => serde_json::json!({ "$binary": base64_encode(bytes) }),
+    }
+}
+
+/// Standard base64 (RFC 4648, with padding).
+pub fn base64_encode(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        out.push(TABLE[(n >> 18) as usize & 63] as char);
+        out.push(TABLE[(n >> 12) as usize & 63] as char);
+        out.push(if chunk.len() > 1 { TABLE[(n >> 6) as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 2 { TABLE[n as usize & 63] as char } else { '=' });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize, serde::Serialize, PartialEq)]
+    struct User {
+        id: u32,
+        name: String,
+    }
+
+    #[test]
+    fn json_msgpack_closure() {
+        let json = Bytes::from_static(br#"{"id":1,"name":"Alice"}"#);
+        assert_eq!(JsonCodec::<User>::new().decode(&json).unwrap(), User { id: 1, name: "Alice".into() });
+        assert!(JsonCodec::<User>::new().decode(&Bytes::from_static(b"{")).is_err());
+        let mp = Bytes::from(rmp_serde::to_vec(&User { id: 2, name: "Bob".into() }).unwrap());
+        assert_eq!(MessagePackCodec::<User>::new().decode(&mp).unwrap().id, 2);
+        assert!(MessagePackCodec::<User>::new().decode(&json).is_err());
+        let upper = |b: &Bytes| Ok::<_, String>(String::from_utf8_lossy(b).to_uppercase());
+        assert_eq!(upper.decode(&Bytes::from_static(b"abc")).unwrap(), "ABC");
+    }
+
+    #[test]
+    fn json_rendering_and_base64() {
+        assert_eq!(bytes_to_json(br#"{"a":1}"#), serde_json::json!({"a": 1}));
+        assert_eq!(bytes_to_json(b"user-1"), serde_json::json!("user-1"));
+        assert_eq!(bytes_to_json(&[0xff, 0x00]), serde_json::json!({"$binary": "/wA="}));
+        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert_eq!(base64_encode(b""), "");
+    }
+}

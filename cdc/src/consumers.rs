@@ -1,0 +1,450 @@
+//! Ways to consume a [`ChangeStream`]: typed payloads, batches, an async `futures::Stream`, and a
+//! callback stream with pause / resume / stop and status.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc;
+use futures::{SinkExt, Stream};
+use parking_lot::{Condvar, Mutex};
+
+use crate::Lsn;
+use crate::codec::PayloadDecoder;
+use crate::error::{CdcError, Result};
+use crate::event::{ChangeEvent, Event, SchemaChangeEvent, TransactionEvent};
+use crate::stream::{ChangeStream, DecodeErrorPolicy};
+
+/// How long a background reader waits for new commits before re-checking whether its consumer
+/// has gone away. Wake-ups for new commits are immediate; this only bounds shutdown latency.
+const BACKGROUND_WAIT: Duration = Duration::from_millis(100);
+
+/// Change events with payloads decoded into `T` (see [`crate::Cdc::subscribe_typed`]).
+/// Undecodable payloads are handled by the subscription's [`DecodeErrorPolicy`].
+pub struct TypedStream<T> {
+    inner: ChangeStream,
+    decoder: Arc<dyn PayloadDecoder<T>>,
+}
+
+impl<T> TypedStream<T> {
+    pub(crate) fn new(inner: ChangeStream, decoder: Arc<dyn PayloadDecoder<T>>) -> Self {
+        TypedStream { inner, decoder }
+    }
+
+    /// The underlying stream (position, lag, ...).
+    pub fn inner(&self) -> &ChangeStream {
+        &self.inner
+    }
+
+    fn convert(&mut self, item: Result<Event>) -> Option<Result<Event<T>>> {
+        let event = match item {
+            Ok(e) => e,
+            Err(e) => return Some(Err(e)),
+        };
+        let converted = match event {
+            Event::Change(c) => {
+                let lsn = c.lsn;
+                let decoder = self.decoder.clone();
+                match c.try_map_payload(|b| decoder.decode(&b)) {
+                    Ok(c) => Ok(Event::Change(c)),
+                    Err(message) => Err((lsn, message)),
+                }
+            }
+            Event::Transaction(t) => Ok(Event::Transaction(t)),
+            Event::Schema(s) => Ok(Event::Schema(s)),
+        };
+        match converted {
+            Ok(e) => Some(Ok(e)),
+            Err((lsn, message)) => match self.inner.policy() {
+                DecodeErrorPolicy::Skip => None,
+                DecodeErrorPolicy::DeadLetter(dlq) => {
+                    match dlq.push(&lsn.to_string(), Some(lsn), &serde_json::json!({"lsn": lsn}), &message, 1) {
+                        Ok(_) => None,
+                        Err(e) => Some(Err(CdcError::failed(format!("dead-lettering LSN {lsn} failed"), e))),
+                    }
+                }
+                DecodeErrorPolicy::FailEvent => Some(Err(CdcError::Decode { lsn, message })),
+                DecodeErrorPolicy::Stop => {
+                    self.inner.end();
+                    Some(Err(CdcError::Decode { lsn, message }))
+                }
+            },
+        }
+    }
+
+    /// The next event within `timeout` (see [`ChangeStream::next_timeout`]).
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<Event<T>>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let item = self.inner.next_timeout(deadline.saturating_duration_since(Instant::now()))?;
+            if let Some(out) = self.convert(item) {
+                return Some(out);
+            }
+        }
+    }
+}
+
+impl<T> Iterator for TypedStream<T> {
+    type Item = Result<Event<T>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let item = self.inner.next()?;
+            if let Some(out) = self.convert(item) {
+                return Some(out);
+            }
+        }
+    }
+}
+
+/// Limits of a batched subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOptions {
+    /// Most events in one batch (default 100).
+    pub max_batch_size: usize,
+    /// A non-empty batch is delivered at the latest this long after its first event (default 1 s).
+    pub max_batch_age: Duration,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions { max_batch_size: 100, max_batch_age: Duration::from_secs(1) }
+    }
+}
+
+/// A batch of events with its LSN range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventBatch {
+    /// The events, in LSN order.
+    pub events: Vec<Event>,
+    /// LSN of the first event.
+    pub first_lsn: Lsn,
+    /// LSN of the last event.
+    pub last_lsn: Lsn,
+}
+
+/// Groups a stream's events into batches (see [`crate::Cdc::subscribe_batched`]).
+#[derive(Debug)]
+pub struct BatchedStream {
+    inner: ChangeStream,
+    options: BatchOptions,
+}
+
+impl BatchedStream {
+    pub(crate) fn new(inner: ChangeStream, options: BatchOptions) -> Self {
+        let options = BatchOptions { max_batch_size: options.max_batch_size.max(1), ..options };
+        BatchedStream { inner, options }
+    }
+
+    /// The underlying stream.
+    pub fn inner(&self) -> &ChangeStream {
+        &self.inner
+    }
+
+    /// The next batch: waits up to `idle_timeout` for a first event, then fills the batch until it
+    /// is full or `max_batch_age` has passed since the first event. An error ends the batch early
+    /// (the events before it are returned first; the error on the following call).
+    pub fn next_batch(&mut self, idle_timeout: Duration) -> Option<Result<EventBatch>> {
+        let first = match self.inner.next_timeout(idle_timeout)? {
+            Ok(e) => e,
+            Err(e) => return Some(Err(e)),
+        };
+        let started = Instant::now();
+        let mut events = vec![first];
+        while events.len() < self.options.max_batch_size {
+            let remaining = self.options.max_batch_age.saturating_sub(started.elapsed());
+            if remaining.is_zero() {
+                break;
+            }
+            match self.inner.next_timeout(remaining) {
+                Some(Ok(e)) => events.push(e),
+                Some(Err(e)) => {
+                    self.inner.push_front(Err(e));
+                    break;
+                }
+                None => break,
+            }
+        }
+        let first_lsn = events.first().map(Event::lsn).unwrap_or(0);
+        let last_lsn = events.last().map(Event::lsn).unwrap_or(0);
+        Some(Ok(EventBatch { events, first_lsn, last_lsn }))
+    }
+}
+
+/// The signal a sink can act on: how full the buffer between the log reader and the consumer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackpressureSignal {
+    /// Below three quarters of capacity: go at full speed.
+    Resume,
+    /// At least three quarters full: the consumer is falling behind.
+    SlowDown,
+    /// Full: the reader has stopped reading the log until the consumer catches up.
+    Pause,
+}
+
+impl BackpressureSignal {
+    /// The signal for `buffered` events out of `capacity`.
+    pub fn for_fill(buffered: usize, capacity: usize) -> BackpressureSignal {
+        if buffered >= capacity {
+            BackpressureSignal::Pause
+        } else if buffered * 4 >= capacity * 3 {
+            BackpressureSignal::SlowDown
+        } else {
+            BackpressureSignal::Resume
+        }
+    }
+}
+
+/// An async `futures::Stream` of events, fed by a reader thread through a bounded channel; when
+/// the channel is full the reader stops reading the log (the WAL is the buffer). Runtime
+/// agnostic: it is woken by the channel, which the reader fills as commits arrive.
+pub struct AsyncSubscription {
+    receiver: mpsc::Receiver<Result<Event>>,
+    buffered: Arc<AtomicUsize>,
+    capacity: usize,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl AsyncSubscription {
+    pub(crate) fn spawn(mut stream: ChangeStream, capacity: usize) -> AsyncSubscription {
+        let capacity = capacity.max(1);
+        // mpsc::channel(n) holds n + number of senders; one sender, so capacity - 1 + 1.
+        let (mut sender, receiver) = mpsc::channel(capacity.saturating_sub(1));
+        let buffered = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (buffered2, stop2) = (buffered.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("walden-cdc-async".into())
+            .spawn(move || {
+                while !stop2.load(Ordering::Acquire) && !sender.is_closed() {
+                    let Some(item) = stream.next_timeout(BACKGROUND_WAIT) else {
+                        if stream.is_ended() {
+                            break;
+                        }
+                        continue;
+                    };
+                    buffered2.fetch_add(1, Ordering::AcqRel);
+                    if futures::executor::block_on(sender.send(item)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("spawn CDC reader thread");
+        AsyncSubscription { receiver, buffered, capacity, stop, thread: Some(thread) }
+    }
+
+    /// Events read from the log and not yet taken by the consumer.
+    pub fn buffered_events(&self) -> usize {
+        self.buffered.load(Ordering::Acquire)
+    }
+
+    /// The current backpressure signal.
+    pub fn backpressure(&self) -> BackpressureSignal {
+        BackpressureSignal::for_fill(self.buffered_events(), self.capacity)
+    }
+}
+
+impl Stream for AsyncSubscription {
+    type Item = Result<Event>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let poll = Pin::new(&mut self.receiver).poll_next(cx);
+        if let Poll::Ready(Some(_)) = &poll {
+            self.buffered.fetch_sub(1, Ordering::AcqRel);
+        }
+        poll
+    }
+}
+
+impl Drop for AsyncSubscription {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.receiver.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Callbacks of a [`CallbackStream`]. Every method has a default that does nothing.
+pub trait ChangeHandler: Send + 'static {
+    /// A row change. Returning an error reports it to `on_error`; the stream goes on.
+    fn on_change(&mut self, event: &ChangeEvent) -> std::result::Result<(), String> {
+        let _ = event;
+        Ok(())
+    }
+    /// A BEGIN or COMMIT (with `include_transaction_control`).
+    fn on_transaction(&mut self, event: &TransactionEvent) {
+        let _ = event;
+    }
+    /// A schema change.
+    fn on_schema_change(&mut self, event: &SchemaChangeEvent) {
+        let _ = event;
+    }
+    /// An error from the stream or from `on_change`.
+    fn on_error(&mut self, error: &CdcError) {
+        let _ = error;
+    }
+    /// The stream ended (stopped, end LSN reached, or a fatal error).
+    fn on_end(&mut self) {}
+    /// The backpressure signal changed.
+    fn on_backpressure(&mut self, signal: BackpressureSignal) {
+        let _ = signal;
+    }
+}
+
+/// A snapshot of a callback stream's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamStatus {
+    /// Running (not stopped or ended).
+    pub active: bool,
+    /// Paused by [`CallbackStream::pause`].
+    pub paused: bool,
+    /// LSN of the last record the stream consumed.
+    pub current_lsn: Lsn,
+    /// Events handed to the handler.
+    pub processed: u64,
+    /// Events decoded and waiting.
+    pub buffered: usize,
+    /// When the last event was handled, µs since the Unix epoch (0: none yet).
+    pub last_event_time_us: u64,
+    /// LSNs between the stream and the visible end of the log.
+    pub lag_lsns: u64,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    paused: Mutex<bool>,
+    resume: Condvar,
+    stop: AtomicBool,
+    ended: AtomicBool,
+    processed: AtomicU64,
+    current_lsn: AtomicU64,
+    buffered: AtomicUsize,
+    last_event_time_us: AtomicU64,
+    lag_lsns: AtomicU64,
+}
+
+/// Runs a [`ChangeHandler`] on its own thread over a stream, with pause / resume / stop and
+/// [`CallbackStream::status`]. Pausing stops reading the log (nothing is dropped or buffered).
+pub struct CallbackStream {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+impl CallbackStream {
+    pub(crate) fn start<H: ChangeHandler>(mut stream: ChangeStream, mut handler: H) -> CallbackStream {
+        let shared = Arc::new(Shared::default());
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("walden-cdc-callbacks".into())
+            .spawn(move || {
+                let mut last_signal = BackpressureSignal::Resume;
+                loop {
+                    {
+                        let mut paused = s.paused.lock();
+                        while *paused && !s.stop.load(Ordering::Acquire) {
+                            s.resume.wait_for(&mut paused, BACKGROUND_WAIT);
+                        }
+                    }
+                    if s.stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let item = stream.next_timeout(BACKGROUND_WAIT);
+                    s.current_lsn.store(stream.position(), Ordering::Release);
+                    s.buffered.store(stream.buffered(), Ordering::Release);
+                    s.lag_lsns.store(stream.lag_lsns(), Ordering::Release);
+                    let signal = if stream.lag_lsns() > 0 && stream.buffered() > 0 {
+                        BackpressureSignal::SlowDown
+                    } else {
+                        BackpressureSignal::Resume
+                    };
+                    if signal != last_signal {
+                        handler.on_backpressure(signal);
+                        last_signal = signal;
+                    }
+                    let Some(item) = item else {
+                        if stream.is_ended() {
+                            break;
+                        }
+                        continue;
+                    };
+                    match item {
+                        Ok(event) => {
+                            match &event {
+                                Event::Change(c) => {
+                                    if let Err(message) = handler.on_change(c) {
+                                        handler.on_error(&CdcError::SubscriptionFailed {
+                                            message: format!("handler failed at LSN {}: {message}", c.lsn),
+                                            source: None,
+                                        });
+                                    }
+                                }
+                                Event::Transaction(t) => handler.on_transaction(t),
+                                Event::Schema(sc) => handler.on_schema_change(sc),
+                            }
+                            s.processed.fetch_add(1, Ordering::AcqRel);
+                            s.last_event_time_us.store(now_us(), Ordering::Release);
+                        }
+                        Err(e) => handler.on_error(&e),
+                    }
+                }
+                s.ended.store(true, Ordering::Release);
+                handler.on_end();
+            })
+            .expect("spawn CDC callback thread");
+        CallbackStream { shared, thread: Some(thread) }
+    }
+
+    /// Stops handing out events (and reading the log) until [`CallbackStream::resume`].
+    pub fn pause(&self) {
+        *self.shared.paused.lock() = true;
+    }
+
+    /// Resumes after [`CallbackStream::pause`].
+    pub fn resume(&self) {
+        *self.shared.paused.lock() = false;
+        self.shared.resume.notify_all();
+    }
+
+    /// Stops the stream and waits for the handler's `on_end`.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.resume.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// A snapshot of the stream's state.
+    pub fn status(&self) -> StreamStatus {
+        let s = &self.shared;
+        StreamStatus {
+            active: !s.ended.load(Ordering::Acquire) && !s.stop.load(Ordering::Acquire),
+            paused: *s.paused.lock(),
+            current_lsn: s.current_lsn.load(Ordering::Acquire),
+            processed: s.processed.load(Ordering::Acquire),
+            buffered: s.buffered.load(Ordering::Acquire),
+            last_event_time_us: s.last_event_time_us.load(Ordering::Acquire),
+            lag_lsns: s.lag_lsns.load(Ordering::Acquire),
+        }
+    }
+}
+
+impl Drop for CallbackStream {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}

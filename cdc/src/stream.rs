@@ -1,0 +1,482 @@
+//! The core pull-based change stream: reads the WAL in order, decodes engine records, keeps track
+//! of the open transaction, applies filters and the decode-error policy, and yields [`Event`]s.
+//!
+//! Memory is bounded: the WAL is the buffer. The stream holds at most one transaction's pending
+//! BEGIN plus a small queue of ready events; a slow consumer only makes its reader fall behind.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use walden_engine::Database;
+use walden_engine::record::{self, EngineRecord};
+use walden_wal::{Reader, Record, WalError};
+
+use crate::Lsn;
+use crate::dlq::DeadLetterQueue;
+use crate::error::{CdcError, Result};
+use crate::event::{
+    ChangeEvent, ColumnDef, Event, Operation, SchemaChange, SchemaChangeEvent, TransactionEvent, TransactionEventKind,
+    TxnContext,
+};
+use crate::filter::Filter;
+
+/// What to do when an event cannot be decoded (`DECODE_ERROR`).
+#[derive(Debug, Clone, Default)]
+pub enum DecodeErrorPolicy {
+    /// Deliver the error in place of that event and carry on with the next one (default).
+    #[default]
+    FailEvent,
+    /// Log it and carry on, delivering nothing for that event.
+    Skip,
+    /// Write the raw record to the dead-letter queue and carry on.
+    DeadLetter(DeadLetterQueue),
+    /// Deliver the error and end the stream.
+    Stop,
+}
+
+/// Options of a subscription.
+#[derive(Debug, Clone)]
+pub struct SubscriptionOptions {
+    /// First LSN of interest; `0` means the oldest retained record. Starting inside a transaction
+    /// delivers the rest of it (with its BEGIN metadata).
+    pub from_lsn: Lsn,
+    /// Stop after this LSN (inclusive); `None` tails forever.
+    pub end_lsn: Option<Lsn>,
+    /// What to let through.
+    pub filter: Filter,
+    /// Deliver BEGIN/COMMIT events around the delivered changes of each transaction.
+    pub include_transaction_control: bool,
+    /// Deliver schema-change events (default true).
+    pub include_schema_changes: bool,
+    /// What to do with undecodable events.
+    pub decode_error_policy: DecodeErrorPolicy,
+    /// Bound on events buffered between the reader thread and an async / callback consumer
+    /// (default 1024). The blocking stream buffers at most one transaction boundary.
+    pub buffer_capacity: usize,
+}
+
+impl Default for SubscriptionOptions {
+    fn default() -> Self {
+        SubscriptionOptions {
+            from_lsn: 0,
+            end_lsn: None,
+            filter: Filter::default(),
+            include_transaction_control: false,
+            include_schema_changes: true,
+            decode_error_policy: DecodeErrorPolicy::FailEvent,
+            buffer_capacity: 1024,
+        }
+    }
+}
+
+impl SubscriptionOptions {
+    /// Options starting at `from_lsn`.
+    pub fn from_lsn(from_lsn: Lsn) -> Self {
+        SubscriptionOptions { from_lsn, ..Self::default() }
+    }
+
+    /// With a filter.
+    pub fn with_filter(mut self, filter: Filter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// With BEGIN/COMMIT events.
+    pub fn with_transaction_control(mut self, on: bool) -> Self {
+        self.include_transaction_control = on;
+        self
+    }
+}
+
+#[derive(Debug)]
+struct OpenTxn {
+    ctx: TxnContext,
+    change_count: u32,
+    begin_lsn: Lsn,
+    next_offset: u64,
+    begin_emitted: bool,
+}
+
+/// A blocking change stream. See [`crate::Cdc::subscribe`].
+pub struct ChangeStream {
+    db: Arc<Database>,
+    reader: Reader,
+    options: SubscriptionOptions,
+    /// Events below this LSN are not delivered (set when starting inside a transaction).
+    deliver_from: Lsn,
+    txn: Option<OpenTxn>,
+    ready: VecDeque<Result<Event>>,
+    /// LSN of the last record consumed from the WAL.
+    position: Lsn,
+    events_delivered: u64,
+    last_event_at: Option<Instant>,
+    ended: bool,
+    sought_back_for: Option<Lsn>,
+}
+
+impl std::fmt::Debug for ChangeStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeStream").field("position", &self.position).field("ended", &self.ended).finish()
+    }
+}
+
+pub(crate) fn wal_error(e: WalError) -> CdcError {
+    match e {
+        WalError::LsnNotFound { requested, oldest_available } => CdcError::LsnNotFound { requested, oldest_available },
+        other => CdcError::failed("reading the log failed", other),
+    }
+}
+
+impl ChangeStream {
+    pub(crate) fn open(db: Arc<Database>, options: SubscriptionOptions) -> Result<ChangeStream> {
+        let wal = db.wal();
+        let oldest = wal.oldest_lsn();
+        let start = if options.from_lsn == 0 { oldest } else { options.from_lsn };
+        if start < oldest {
+            return Err(CdcError::LsnNotFound { requested: start, oldest_available: oldest });
+        }
+        let reader = wal.reader(start.min(wal.next_lsn())).map_err(wal_error)?;
+        Ok(ChangeStream {
+            db,
+            reader,
+            deliver_from: start,
+            options,
+            txn: None,
+            ready: VecDeque::new(),
+            position: start.saturating_sub(1),
+            events_delivered: 0,
+            last_event_at: None,
+            ended: false,
+            sought_back_for: None,
+        })
+    }
+
+    /// LSN of the last record this stream has consumed from the log (delivered or filtered out).
+    pub fn position(&self) -> Lsn {
+        self.position
+    }
+
+    /// Events delivered so far.
+    pub fn events_delivered(&self) -> u64 {
+        self.events_delivered
+    }
+
+    /// When the last event was delivered.
+    pub fn last_event_at(&self) -> Option<Instant> {
+        self.last_event_at
+    }
+
+    /// Events decoded and waiting to be taken.
+    pub fn buffered(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// How far behind the visible end of the log this stream is, in LSNs.
+    pub fn lag_lsns(&self) -> u64 {
+        self.db.wal().visible_lsn().saturating_sub(self.position)
+    }
+
+    /// Whether the stream has ended (end LSN reached, or stopped by an error under `Stop`).
+    pub fn is_ended(&self) -> bool {
+        self.ended && self.ready.is_empty()
+    }
+
+    /// The subscription's decode-error policy.
+    pub fn policy(&self) -> &DecodeErrorPolicy {
+        &self.options.decode_error_policy
+    }
+
+    /// Ends the stream: events already decoded are still delivered, nothing more is read.
+    pub fn end(&mut self) {
+        self.ended = true;
+    }
+
+    /// Puts an item back at the front of the ready queue.
+    pub(crate) fn push_front(&mut self, item: Result<Event>) {
+        self.ready.push_front(item);
+    }
+
+    /// The database this stream reads.
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// The next event if one is available now, without waiting; `None` when caught up (or ended).
+    pub fn try_next(&mut self) -> Option<Result<Event>> {
+        self.next_within(Duration::ZERO)
+    }
+
+    /// The next event, waiting up to `timeout` for new commits (live tail). `None` on timeout or
+    /// when the stream has ended.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<Event>> {
+        self.next_within(timeout)
+    }
+
+    fn next_within(&mut self, timeout: Duration) -> Option<Result<Event>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                if item.is_ok() {
+                    self.events_delivered += 1;
+                    self.last_event_at = Some(Instant::now());
+                }
+                return Some(item);
+            }
+            if self.ended {
+                return None;
+            }
+            if let Some(end) = self.options.end_lsn
+                && self.position >= end
+                && self.txn.is_none()
+            {
+                self.ended = true;
+                continue;
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let record =
+                if remaining.is_zero() { self.reader.next_record() } else { self.reader.next_timeout(remaining) };
+            match record {
+                Ok(Some(record)) => self.process(record),
+                Ok(None) => return None,
+                Err(e) => {
+                    self.ended = true;
+                    self.ready.push_back(Err(wal_error(e)));
+                }
+            }
+        }
+    }
+
+    fn decode_error(&mut self, lsn: Lsn, message: String, raw: Option<&Record>) {
+        match &self.options.decode_error_policy {
+            DecodeErrorPolicy::FailEvent => self.ready.push_back(Err(CdcError::Decode { lsn, message })),
+            DecodeErrorPolicy::Stop => {
+                self.ready.push_back(Err(CdcError::Decode { lsn, message }));
+                self.ended = true;
+            }
+            DecodeErrorPolicy::Skip => tracing::warn!(lsn, message, "skipping undecodable event"),
+            DecodeErrorPolicy::DeadLetter(dlq) => {
+                let raw_json = raw.map(|r| {
+                    serde_json::json!({
+                        "lsn": r.lsn,
+                        "kind": r.kind,
+                        "timestampUs": r.timestamp_us,
+                        "payloadBase64": crate::codec::base64_encode(&r.payload),
+                    })
+                });
+                let event = raw_json.unwrap_or(serde_json::json!({ "lsn": lsn }));
+                if let Err(e) = dlq.push(&lsn.to_string(), Some(lsn), &event, &message, 1) {
+                    // The DLQ itself failed: do not lose the error.
+                    self.ready.push_back(Err(CdcError::failed(format!("dead-lettering LSN {lsn} failed"), e)));
+                    self.ended = true;
+                }
+            }
+        }
+    }
+
+    fn corrupt(&mut self, lsn: Lsn, message: String) {
+        self.ready.push_back(Err(CdcError::SubscriptionFailed {
+            message: format!("log structure broken at LSN {lsn}: {message}"),
+            source: None,
+        }));
+        self.ended = true;
+    }
+
+    fn process(&mut self, record: Record) {
+        let lsn = record.lsn;
+        let decoded = match record::decode_bytes(record.kind, &record.payload) {
+            Ok(r) => r,
+            Err(e) => {
+                self.position = lsn;
+                // Keep the transaction bookkeeping consistent: an undecodable record still
+                // occupies its offset.
+                if let Some(txn) = &mut self.txn {
+                    txn.next_offset += 1;
+                }
+                self.decode_error(lsn, format!("undecodable engine record (kind {}): {e}", record.kind), Some(&record));
+                return;
+            }
+        };
+        // A record inside a transaction whose BEGIN we have not seen (the stream started in the
+        // middle of it): go back to the BEGIN, which is always in the same segment.
+        if self.txn.is_none() && !matches!(decoded, EngineRecord::Begin(_)) {
+            let Some(begin_lsn) = decoded.txn_id(lsn) else {
+                self.corrupt(lsn, "record names an impossible transaction".to_string());
+                return;
+            };
+            if self.sought_back_for == Some(begin_lsn) {
+                self.corrupt(lsn, format!("BEGIN of transaction {begin_lsn} is missing"));
+                return;
+            }
+            self.sought_back_for = Some(begin_lsn);
+            if let Err(e) = self.reader.seek(begin_lsn) {
+                self.ended = true;
+                self.ready.push_back(Err(wal_error(e)));
+            }
+            return;
+        }
+        self.position = lsn;
+        match decoded {
+            EngineRecord::Begin(begin) => {
+                if let Some(open) = &self.txn {
+                    let open_id = open.ctx.txn_id;
+                    self.corrupt(lsn, format!("BEGIN while transaction {open_id} is still open"));
+                    return;
+                }
+                self.txn = Some(OpenTxn {
+                    ctx: TxnContext {
+                        txn_id: lsn,
+                        commit_lsn: lsn + u64::from(begin.change_count) + 1,
+                        commit_timestamp_us: record.timestamp_us,
+                        namespace: begin.namespace,
+                        correlation_id: begin.correlation_id,
+                        actor: begin.actor,
+                    },
+                    change_count: begin.change_count,
+                    begin_lsn: lsn,
+                    next_offset: 1,
+                    begin_emitted: false,
+                });
+            }
+            EngineRecord::Change(change) => {
+                let Some(txn) = self.check_member(lsn, u64::from(change.seq)) else { return };
+                let ctx = txn.ctx.clone();
+                if lsn < self.deliver_from || !self.options.filter.matches_txn(ctx.txn_id) {
+                    return;
+                }
+                let op = match change.op {
+                    record::ChangeOp::Insert => Operation::Insert,
+                    record::ChangeOp::Update => Operation::Update,
+                    record::ChangeOp::Delete => Operation::Delete,
+                };
+                let event = ChangeEvent {
+                    id: lsn.to_string(),
+                    op,
+                    table: change.table,
+                    lsn,
+                    key: change.key,
+                    data: change.after,
+                    old_data: change.before,
+                    txn: ctx,
+                };
+                if !self.options.filter.matches_change(&event) {
+                    return;
+                }
+                match self.options.filter.mask(event) {
+                    Ok(event) => {
+                        self.emit_begin_if_needed();
+                        self.ready.push_back(Ok(Event::Change(event)));
+                    }
+                    Err(message) => self.decode_error(lsn, message, Some(&record)),
+                }
+            }
+            EngineRecord::Schema(schema) => {
+                let Some(txn) = self.check_member(lsn, u64::from(schema.seq)) else { return };
+                let ctx = txn.ctx.clone();
+                if lsn < self.deliver_from
+                    || !self.options.include_schema_changes
+                    || !self.options.filter.matches_table(&schema.table)
+                    || !self.options.filter.matches_txn(ctx.txn_id)
+                {
+                    return;
+                }
+                let event = SchemaChangeEvent {
+                    id: lsn.to_string(),
+                    lsn,
+                    table: schema.table,
+                    schema_version: schema.schema_version,
+                    change: convert_schema_change(schema.change),
+                    txn: ctx,
+                };
+                self.emit_begin_if_needed();
+                self.ready.push_back(Ok(Event::Schema(event)));
+            }
+            EngineRecord::Commit(commit) => {
+                let Some(txn) = self.txn.take() else { return };
+                if commit.change_count != txn.change_count || lsn != txn.ctx.commit_lsn {
+                    let id = txn.ctx.txn_id;
+                    self.corrupt(lsn, format!("COMMIT does not match transaction {id}"));
+                    return;
+                }
+                if txn.begin_emitted && lsn >= self.deliver_from {
+                    self.ready.push_back(Ok(Event::Transaction(TransactionEvent {
+                        kind: TransactionEventKind::Commit,
+                        lsn,
+                        change_count: txn.change_count,
+                        txn: txn.ctx,
+                    })));
+                }
+            }
+        }
+    }
+
+    /// Checks that a change belongs to the open transaction at the expected offset.
+    fn check_member(&mut self, lsn: Lsn, offset: u64) -> Option<&mut OpenTxn> {
+        let ok = match &self.txn {
+            Some(txn) => {
+                lsn == txn.begin_lsn + offset && offset == txn.next_offset && offset <= u64::from(txn.change_count)
+            }
+            None => false,
+        };
+        if !ok {
+            self.corrupt(lsn, "change does not belong to the open transaction".to_string());
+            return None;
+        }
+        let txn = self.txn.as_mut().expect("checked");
+        txn.next_offset += 1;
+        Some(txn)
+    }
+
+    /// With transaction control on, delivers the BEGIN before the first delivered change of a
+    /// transaction (so filtered-out transactions produce no empty BEGIN/COMMIT pairs).
+    fn emit_begin_if_needed(&mut self) {
+        if !self.options.include_transaction_control {
+            return;
+        }
+        if let Some(txn) = &mut self.txn
+            && !txn.begin_emitted
+        {
+            txn.begin_emitted = true;
+            self.ready.push_back(Ok(Event::Transaction(TransactionEvent {
+                kind: TransactionEventKind::Begin,
+                lsn: txn.begin_lsn,
+                change_count: txn.change_count,
+                txn: txn.ctx.clone(),
+            })));
+        }
+    }
+}
+
+fn convert_column(c: record::Column) -> ColumnDef {
+    ColumnDef { name: c.name, data_type: c.data_type, nullable: c.nullable }
+}
+
+fn convert_schema_change(change: record::SchemaChange) -> SchemaChange {
+    match change {
+        record::SchemaChange::CreateTable { columns } => {
+            SchemaChange::CreateTable { columns: columns.into_iter().map(convert_column).collect() }
+        }
+        record::SchemaChange::AddColumn { column } => SchemaChange::AddColumn { column: convert_column(column) },
+        record::SchemaChange::DropColumn { name } => SchemaChange::DropColumn { name },
+        record::SchemaChange::AlterColumn { name, column } => {
+            SchemaChange::AlterColumn { name, column: convert_column(column) }
+        }
+        record::SchemaChange::DropTable => SchemaChange::DropTable,
+    }
+}
+
+impl Iterator for ChangeStream {
+    type Item = Result<Event>;
+
+    /// Blocks until the next event (live tail); `None` only when the stream has ended.
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.next_within(Duration::from_millis(250)) {
+                return Some(item);
+            }
+            if self.ended {
+                return None;
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Retention: what holds WAL segments, what a checkpoint removed, and the status report.
+//!
+//! A sealed segment is removed only when all its records lie below the horizon
+//! `min(restart LSN of every valid slot, retain_from, checkpoint_lsn + 1)` (terms that are unset
+//! do not restrict). The active segment is never removed.
+
+use std::fmt;
+
+use walden_wal::SegmentInfo;
+
+use crate::Lsn;
+use crate::slot::{InvalidationReason, SlotInfo};
+
+/// What holds back retention (the term of the horizon with the smallest LSN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetentionHolder {
+    /// A valid replication slot, by name.
+    Slot(String),
+    /// The "retain from" horizon set by a higher layer (its LSN).
+    RetainFrom(Lsn),
+    /// The host's checkpoint LSN (WAL after it is still needed).
+    Checkpoint(Lsn),
+    /// The oldest segment is the active one, which is never removed.
+    ActiveSegment,
+    /// Nothing: the oldest segment will be removed by the next checkpoint (or nothing restricts
+    /// retention at all).
+    Nothing,
+}
+
+impl fmt::Display for RetentionHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RetentionHolder::Slot(name) => write!(f, "replication slot {name:?}"),
+            RetentionHolder::RetainFrom(lsn) => write!(f, "retain-from horizon at LSN {lsn}"),
+            RetentionHolder::Checkpoint(lsn) => write!(f, "checkpoint at LSN {lsn}"),
+            RetentionHolder::ActiveSegment => f.write_str("the active segment"),
+            RetentionHolder::Nothing => f.write_str("nothing"),
+        }
+    }
+}
+
+/// A slot invalidated by a guard rail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidatedSlot {
+    /// The slot.
+    pub name: String,
+    /// Why.
+    pub reason: InvalidationReason,
+}
+
+/// What [`crate::Database::checkpoint`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointReport {
+    /// Segments removed, oldest first.
+    pub removed_segments: Vec<SegmentInfo>,
+    /// Their total size in bytes.
+    pub removed_bytes: u64,
+    /// The retention horizon applied: the first LSN kept (`None`: nothing restricted retention,
+    /// so every sealed segment was removed).
+    pub horizon: Option<Lsn>,
+    /// What set the horizon.
+    pub held_by: RetentionHolder,
+    /// Slots invalidated by the guard rails during this checkpoint.
+    pub invalidated_slots: Vec<InvalidatedSlot>,
+}
+
+/// One slot in [`Status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotStatus {
+    /// The slot.
+    pub info: SlotInfo,
+    /// LSNs written after the slot's confirmed LSN (`current_lsn - confirmed_lsn`).
+    pub lag_lsns: u64,
+    /// Bytes of the segments holding LSNs at or after the slot's restart LSN (whole segments,
+    /// so an upper bound; 0 when the slot has consumed everything).
+    pub lag_bytes: u64,
+    /// Bytes of sealed segments the slot alone would keep from removal (what
+    /// `max_slot_wal_keep_bytes` is compared with); 0 for a lost slot.
+    pub pinned_bytes: u64,
+}
+
+/// A snapshot from [`crate::Database::status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Last LSN assigned (0 for an empty log).
+    pub current_lsn: Lsn,
+    /// Last LSN known durable.
+    pub durable_lsn: Lsn,
+    /// Oldest LSN still retained.
+    pub oldest_lsn: Lsn,
+    /// Number of WAL segments (sealed and active).
+    pub segment_count: usize,
+    /// Their total size in bytes.
+    pub segment_bytes: u64,
+    /// The host's checkpoint LSN, if set.
+    pub checkpoint_lsn: Option<Lsn>,
+    /// The retain-from horizon, if set.
+    pub retain_from: Option<Lsn>,
+    /// The first LSN a checkpoint would keep now (before guard rails), if anything restricts it.
+    pub retention_horizon: Option<Lsn>,
+    /// What keeps the oldest segment from being removed.
+    pub oldest_segment_held_by: RetentionHolder,
+    /// Every slot with its lag.
+    pub slots: Vec<SlotStatus>,
+}
+
+/// Bytes of sealed segments holding LSNs at or after `restart_lsn`.
+pub(crate) fn pinned_bytes(segments: &[SegmentInfo], restart_lsn: Lsn) -> u64 {
+    segments.iter().filter(|s| s.sealed && s.last_lsn >= restart_lsn).map(|s| s.size_bytes).sum()
+}
+
+/// Bytes of all segments holding LSNs at or after `restart_lsn`.
+pub(crate) fn lag_bytes(segments: &[SegmentInfo], restart_lsn: Lsn) -> u64 {
+    segments.iter().filter(|s| s.last_lsn >= restart_lsn && s.last_lsn >= s.first_lsn).map(|s| s.size_bytes).sum()
+}

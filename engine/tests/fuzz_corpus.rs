@@ -1,0 +1,177 @@
+//! The engine's decoders under hostile input: replays the committed fuzz corpora
+//! (`fuzz/corpus/engine_*`) and regressions through the fuzzing entry points, and runs the same
+//! entry points over random bytes and random mutations of valid encodings (so the everyday test
+//! command exercises them even without cargo-fuzz). Running the fuzzer is `scripts/fuzz.sh`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use walden_engine::fuzzing;
+use walden_engine::slot::{Invalidation, InvalidationReason, SlotRecord};
+use walden_engine::state::EngineState;
+use walden_engine::{Begin, ChangeOp, Column, Commit, EngineRecord, RowChange, SchemaChange, SchemaRecord, SlotFilter};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz")
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    files.sort();
+    files
+}
+
+/// Runs `run` over every corpus and regression input of `target`; the corpus must exist.
+fn replay(target: &str, run: fn(&[u8])) -> usize {
+    let corpus_dir = fuzz_dir().join("corpus").join(target);
+    let corpus = files_in(&corpus_dir);
+    assert!(!corpus.is_empty(), "fuzz corpus {} is missing or empty", corpus_dir.display());
+    let regressions = files_in(&fuzz_dir().join("regressions").join(target));
+    for path in corpus.iter().chain(&regressions) {
+        let input = fs::read(path).unwrap();
+        let result = std::panic::catch_unwind(|| run(&input));
+        assert!(result.is_ok(), "fuzz target {target} panicked on {}", path.display());
+    }
+    corpus.len() + regressions.len()
+}
+
+#[test]
+fn engine_record_corpus() {
+    assert!(replay("engine_record", fuzzing::record) >= 10);
+}
+
+#[test]
+fn engine_slot_file_corpus() {
+    assert!(replay("engine_slot_file", fuzzing::slot_file) >= 5);
+}
+
+#[test]
+fn every_engine_fuzz_target_has_a_replay() {
+    let mut targets: Vec<String> = files_in(&fuzz_dir().join("fuzz_targets"))
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter(|s| s.starts_with("engine_"))
+        .collect();
+    targets.sort();
+    assert_eq!(targets, ["engine_record", "engine_slot_file"]);
+}
+
+fn valid_records() -> Vec<Vec<u8>> {
+    let records = [
+        EngineRecord::Begin(Begin {
+            change_count: 3,
+            correlation_id: Some("c".into()),
+            actor: None,
+            namespace: Some("n".into()),
+        }),
+        EngineRecord::Change(RowChange {
+            seq: 1,
+            op: ChangeOp::Update,
+            table: "t".into(),
+            key: bytes::Bytes::from_static(b"key"),
+            before: Some(bytes::Bytes::from_static(b"old")),
+            after: Some(bytes::Bytes::from_static(b"new")),
+        }),
+        EngineRecord::Schema(SchemaRecord {
+            seq: 2,
+            table: "t".into(),
+            schema_version: 3,
+            change: SchemaChange::CreateTable {
+                columns: vec![Column::new("a", "INT", false), Column::new("b", "TEXT", true)],
+            },
+        }),
+        EngineRecord::Commit(Commit { change_count: 3 }),
+    ];
+    records
+        .iter()
+        .map(|r| {
+            let mut b = vec![r.kind()];
+            b.extend(r.encode());
+            b
+        })
+        .collect()
+}
+
+fn valid_files() -> Vec<Vec<u8>> {
+    let slot = SlotRecord {
+        name: "s".into(),
+        restart_lsn: 10,
+        confirmed_lsn: 9,
+        created_at_us: 1,
+        last_active_at_us: 2,
+        invalidation: Some(Invalidation {
+            reason: InvalidationReason::IdleTimeout { idle_ms: 5, timeout_ms: 4 },
+            invalidated_at_us: 3,
+        }),
+        filter: SlotFilter { tables: Some(["a".to_string()].into()), operations: None },
+    };
+    vec![slot.encode(), EngineState { checkpoint_lsn: Some(5), retain_from: None }.encode()]
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip { at: usize, bit: u8 },
+    Set { at: usize, byte: u8 },
+    Truncate { at: usize },
+    Insert { at: usize, bytes: Vec<u8> },
+}
+
+fn mutate(mut data: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
+    for m in mutations {
+        let len = data.len().max(1);
+        match m {
+            Mutation::Flip { at, bit } => {
+                if !data.is_empty() {
+                    data[at % len] ^= 1 << (bit % 8);
+                }
+            }
+            Mutation::Set { at, byte } => {
+                if !data.is_empty() {
+                    data[at % len] = *byte;
+                }
+            }
+            Mutation::Truncate { at } => data.truncate(at % len),
+            Mutation::Insert { at, bytes } => {
+                let at = at % (data.len() + 1);
+                data.splice(at..at, bytes.iter().copied());
+            }
+        }
+    }
+    data
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
+        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Set { at, byte }),
+        any::<usize>().prop_map(|at| Mutation::Truncate { at }),
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..12))
+            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn decoders_never_panic_on_random_bytes(data in prop::collection::vec(any::<u8>(), 0..256)) {
+        fuzzing::record(&data);
+        fuzzing::slot_file(&data);
+    }
+
+    #[test]
+    fn decoders_never_panic_on_mutated_valid_input(
+        which in 0usize..6,
+        mutations in prop::collection::vec(mutation(), 1..4),
+    ) {
+        let records = valid_records();
+        let files = valid_files();
+        if which < records.len() {
+            fuzzing::record(&mutate(records[which].clone(), &mutations));
+        } else {
+            fuzzing::slot_file(&mutate(files[which - records.len()].clone(), &mutations));
+        }
+    }
+}
