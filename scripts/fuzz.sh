@@ -25,6 +25,7 @@ trap 'rm -rf "$scratch"' EXIT
 failed=()
 for path in fuzz/fuzz_targets/*.rs; do
   target="$(basename "$path" .rs)"
+  mkdir -p "fuzz/corpus/$target" # a new target may not have a corpus yet
   seeds=("fuzz/corpus/$target")
   if [ -d "fuzz/regressions/$target" ]; then
     seeds+=("fuzz/regressions/$target")

@@ -26,7 +26,7 @@ pub use error::BenchError;
 pub use raw::{RawSyncLoop, raw_sequential_write};
 pub use report::{Recorder, Row, Sample, Workload, encoded_len};
 pub use scale::Scale;
-pub use workloads::{DurableLog, OpenFixture, ScanFixture, XorShift, buffered_append};
+pub use workloads::{DurableLog, OpenFixture, Paired, ScanFixture, XorShift, buffered_append};
 
 /// Record kind used by every benchmark append.
 pub const BENCH_KIND: u8 = 7;
@@ -53,12 +53,14 @@ pub fn run_once(scale: &Scale, root: &BenchRoot) -> Result<Recorder, BenchError>
         buffered_append(root, scale.once_buffered_records, small)?,
     );
     for payload in [small, large] {
-        let log = DurableLog::new(root, walden_wal::SyncMode::Always, payload)?;
-        rec.add(Workload::DurableAlways { payload_bytes: payload }, log.run(1, scale.once_sync_ops)?);
+        let mut log = DurableLog::new(root, walden_wal::SyncMode::Always, payload)?;
+        let paired = log.run(1, scale.once_sync_ops)?;
+        rec.add_paired(Workload::DurableAlways { payload_bytes: payload }, payload, paired);
     }
     for &threads in &scale.group_threads {
-        let log = DurableLog::new(root, walden_wal::SyncMode::Group, small)?;
-        rec.add(Workload::GroupCommit { threads }, log.run(threads, scale.once_group_appends_per_thread)?);
+        let mut log = DurableLog::new(root, walden_wal::SyncMode::Group, small)?;
+        let paired = log.run(threads, scale.once_group_appends_per_thread)?;
+        rec.add_paired(Workload::GroupCommit { threads, payload_bytes: small }, small, paired);
     }
     let scan = ScanFixture::build(root, scale)?;
     rec.add(Workload::Scan, scan.scan()?);
@@ -87,6 +89,10 @@ pub fn summary(machine: &Machine, root: &BenchRoot, scale: &Scale, rec: &Recorde
         out.push_str("WARNING: the bench dir is in memory; the disk figures do not measure a disk\n");
     }
     out.push_str(&format!("load average: {} at start, {} at end\n\n", machine.load_average, load_average()));
-    out.push_str(&rec.table());
+    let full = scale.name == "full";
+    if !full {
+        out.push_str("smoke run: one tiny iteration per benchmark; the figures are not measurements\n");
+    }
+    out.push_str(&rec.table(full));
     out
 }

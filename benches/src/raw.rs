@@ -4,7 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::{BenchError, BenchRoot, Sample};
 
@@ -35,20 +35,39 @@ impl RawSyncLoop {
         Ok(RawSyncLoop { _dir: dir, path, file, offset: 0, record })
     }
 
-    /// Appends and fdatasyncs `ops` records; the sample counts operations and bytes.
-    pub fn run(&mut self, ops: u64) -> Result<Sample, BenchError> {
+    /// Bytes written per operation.
+    pub fn record_bytes(&self) -> usize {
+        self.record.len()
+    }
+
+    /// One append + fdatasync; returns how long it took.
+    pub fn write_one(&mut self) -> Result<Duration, BenchError> {
         let start = Instant::now();
-        for _ in 0..ops {
-            self.file.write_all_at(&self.record, self.offset).map_err(|e| BenchError::io("write", &self.path, e))?;
-            self.offset += self.record.len() as u64;
-            self.file.sync_data().map_err(|e| BenchError::io("fdatasync", &self.path, e))?;
-        }
-        let elapsed = start.elapsed();
+        self.file.write_all_at(&self.record, self.offset).map_err(|e| BenchError::io("write", &self.path, e))?;
+        self.file.sync_data().map_err(|e| BenchError::io("fdatasync", &self.path, e))?;
+        let took = start.elapsed();
+        self.offset += self.record.len() as u64;
+        Ok(took)
+    }
+
+    /// Checks the file holds exactly what was written.
+    pub fn verify(&self) -> Result<(), BenchError> {
         let written = self.file.metadata().map_err(|e| BenchError::io("stat", &self.path, e))?.len();
         if written != self.offset {
             return Err(BenchError::Check(format!("raw file holds {written} bytes, wrote {}", self.offset)));
         }
-        Ok(Sample { elapsed, ops, bytes: ops * self.record.len() as u64, syncs: ops, latencies: Vec::new() })
+        Ok(())
+    }
+
+    /// Appends and fdatasyncs `ops` records; the sample counts operations and bytes.
+    pub fn run(&mut self, ops: u64) -> Result<Sample, BenchError> {
+        let start = Instant::now();
+        for _ in 0..ops {
+            self.write_one()?;
+        }
+        let elapsed = start.elapsed();
+        self.verify()?;
+        Ok(Sample { elapsed, ops, bytes: ops * self.record.len() as u64, syncs: ops, ..Sample::default() })
     }
 }
 
@@ -78,5 +97,5 @@ pub fn raw_sequential_write(
     let elapsed = start.elapsed();
     drop(file);
     drop(dir);
-    Ok(Sample { elapsed, ops: chunks, bytes: offset, syncs: u64::from(synced), latencies: Vec::new() })
+    Ok(Sample { elapsed, ops: chunks, bytes: offset, syncs: u64::from(synced), ..Sample::default() })
 }

@@ -19,6 +19,8 @@ pub struct Scale {
     pub large_payload_bytes: usize,
     /// Chunk size of the raw sequential write (1 MiB).
     pub seq_chunk_bytes: usize,
+    /// Chunks per file in one criterion iteration of the raw sequential write (64 → 64 MiB).
+    pub seq_file_chunks: u64,
     /// Writer thread counts for group commit (1, 4, 16, 64).
     pub group_threads: Vec<usize>,
     /// Size of the log that scan and seek read (256 MiB; `WALDEN_BENCH_SCAN_LOG_BYTES`).
@@ -53,6 +55,7 @@ impl Scale {
             small_payload_bytes: 100,
             large_payload_bytes: 4096,
             seq_chunk_bytes: MIB as usize,
+            seq_file_chunks: 64,
             group_threads: vec![1, 4, 16, 64],
             scan_log_bytes: 256 * MIB,
             scan_payload_bytes: 1024,
@@ -78,6 +81,7 @@ impl Scale {
             open_payload_bytes: 16 << 10,
             segment_bytes: 256 << 10,
             once_sync_ops: 3,
+            seq_file_chunks: 1,
             once_seq_chunks: 1,
             once_buffered_records: 2_000,
             once_group_appends_per_thread: 2,

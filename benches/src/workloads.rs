@@ -5,12 +5,17 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Barrier;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use walden_wal::{Lsn, SyncMode, Wal, WalConfig};
 
-use crate::report::encoded_len;
-use crate::{BENCH_KIND, BenchError, BenchRoot, Sample, Scale};
+use crate::report::{encoded_len, thread_cpu_time};
+use crate::{BENCH_KIND, BenchError, BenchRoot, RawSyncLoop, Sample, Scale};
+
+/// Appends per writer per round of a multi-writer durable run (see [`DurableLog`]): small enough
+/// that the raw loop alternates with the WAL every few tens of milliseconds, large enough that a
+/// round is many group commits long.
+const ROUND_APPENDS_PER_THREAD: u64 = 32;
 
 /// Records per `append_batch` call when building the read and recovery logs.
 const BUILD_BATCH_RECORDS: usize = 64;
@@ -68,12 +73,14 @@ pub fn buffered_append(root: &BenchRoot, records: u64, payload_bytes: usize) -> 
     };
     let wal = Wal::open(dir.path(), config)?;
     let payload = XorShift::new(1).bytes(payload_bytes);
+    let cpu_start = thread_cpu_time();
     let start = Instant::now();
     for _ in 0..records {
         wal.append(BENCH_KIND, &payload)?;
     }
     wal.flush()?;
     let elapsed = start.elapsed();
+    let cpu = thread_cpu_time().saturating_sub(cpu_start);
     let stats = wal.stats();
     check(stats.records_appended == records && wal.next_lsn() == records + 1, || {
         format!("buffered: appended {records}, log says {} (next LSN {})", stats.records_appended, wal.next_lsn())
@@ -85,17 +92,34 @@ pub fn buffered_append(root: &BenchRoot, records: u64, payload_bytes: usize) -> 
         ops: records,
         bytes: records * payload_bytes as u64,
         syncs: stats.data_syncs,
-        latencies: Vec::new(),
+        cpu,
+        ..Sample::default()
     })
 }
 
+/// What one durable run measured: the WAL, and the raw `fdatasync` loop run right next to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Paired {
+    /// The WAL appends.
+    pub wal: Sample,
+    /// The raw loop block: as many write + fdatasync operations as one writer made appends.
+    pub raw: Sample,
+}
+
 /// A log in a durable mode ([`SyncMode::Always`] or [`SyncMode::Group`]) that keeps growing
-/// across runs, like the raw loop's file.
+/// across runs, paired with a raw-loop file of the same record size.
+///
+/// fdatasync latency on a shared virtual disk swings ten-fold within seconds, so every run also
+/// times the raw loop under the same conditions: one writer interleaves one raw operation with
+/// each append (alternating which goes first); several writers alternate rounds of at most
+/// `ROUND_APPENDS_PER_THREAD` (32) appends each with raw blocks of as many operations.
 #[derive(Debug)]
 pub struct DurableLog {
     _dir: tempfile::TempDir,
     wal: Wal,
     payload: Vec<u8>,
+    raw: RawSyncLoop,
+    raw_first: bool,
 }
 
 impl DurableLog {
@@ -104,62 +128,142 @@ impl DurableLog {
         check(sync_mode.is_durable(), || format!("DurableLog needs a durable mode, not {sync_mode:?}"))?;
         let dir = root.tempdir()?;
         let wal = Wal::open(dir.path(), WalConfig { sync_mode, ..WalConfig::default() })?;
-        Ok(DurableLog { _dir: dir, wal, payload: XorShift::new(2).bytes(payload_bytes) })
+        let raw = RawSyncLoop::new(root, encoded_len(payload_bytes) as usize)?;
+        Ok(DurableLog { _dir: dir, wal, payload: XorShift::new(2).bytes(payload_bytes), raw, raw_first: true })
     }
 
-    /// `threads` writers each append `appends_per_thread` records, concurrently (one thread:
-    /// on the calling thread). The timing starts when every writer is ready and ends when all
-    /// are done; `syncs` is the log's `data_syncs` counter over that span.
-    pub fn run(&self, threads: usize, appends_per_thread: u64) -> Result<Sample, BenchError> {
+    /// Payload bytes per append.
+    pub fn payload_bytes(&self) -> usize {
+        self.payload.len()
+    }
+
+    /// `threads` writers each append `appends_per_thread` records and the raw loop makes
+    /// `appends_per_thread` operations beside them (see the type's documentation). The WAL
+    /// timing of several writers starts when every writer is ready and ends when all are done;
+    /// `syncs` is the log's `data_syncs` counter over the run.
+    pub fn run(&mut self, threads: usize, appends_per_thread: u64) -> Result<Paired, BenchError> {
         check(threads > 0, || "at least one writer thread".to_string())?;
         let before = self.wal.stats();
         let first_lsn = self.wal.next_lsn();
-        let elapsed = if threads == 1 {
-            let start = Instant::now();
-            for _ in 0..appends_per_thread {
-                self.wal.append(BENCH_KIND, &self.payload)?;
-            }
-            start.elapsed()
+        let (wal_elapsed, raw_elapsed) = if threads == 1 {
+            self.run_interleaved(appends_per_thread)?
         } else {
-            let barrier = Barrier::new(threads + 1);
-            std::thread::scope(|s| {
-                let writers: Vec<_> = (0..threads)
-                    .map(|_| {
-                        s.spawn(|| {
-                            barrier.wait();
-                            for _ in 0..appends_per_thread {
-                                self.wal.append(BENCH_KIND, &self.payload)?;
-                            }
-                            Ok::<(), BenchError>(())
-                        })
-                    })
-                    .collect();
-                barrier.wait();
-                let start = Instant::now();
-                let mut result = Ok(());
-                for writer in writers {
-                    let outcome =
-                        writer.join().unwrap_or_else(|_| Err(BenchError::Check("a writer thread panicked".into())));
-                    if result.is_ok() {
-                        result = outcome;
-                    }
-                }
-                result.map(|()| start.elapsed())
-            })?
+            self.run_rounds(threads, appends_per_thread)?
         };
+        self.raw.verify()?;
         let after = self.wal.stats();
         let appends = threads as u64 * appends_per_thread;
         let appended = after.records_appended - before.records_appended;
-        check(appended == appends && self.wal.durable_lsn() == first_lsn + appends - 1, || {
+        check(appended == appends && self.wal.durable_lsn() + 1 == first_lsn + appends, || {
             format!("durable: expected {appends} durable appends, log counted {appended}")
         })?;
-        Ok(Sample {
-            elapsed,
+        let wal = Sample {
+            elapsed: wal_elapsed,
             ops: appends,
             bytes: appends * self.payload.len() as u64,
             syncs: after.data_syncs - before.data_syncs,
-            latencies: Vec::new(),
-        })
+            ..Sample::default()
+        };
+        let raw = Sample {
+            elapsed: raw_elapsed,
+            ops: appends_per_thread,
+            bytes: appends_per_thread * self.raw.record_bytes() as u64,
+            syncs: appends_per_thread,
+            ..Sample::default()
+        };
+        Ok(Paired { wal, raw })
+    }
+
+    /// One writer: each append next to one raw operation, alternating which goes first.
+    fn run_interleaved(&mut self, appends: u64) -> Result<(Duration, Duration), BenchError> {
+        let mut wal_elapsed = Duration::ZERO;
+        let mut raw_elapsed = Duration::ZERO;
+        for _ in 0..appends {
+            self.raw_first = !self.raw_first;
+            if self.raw_first {
+                raw_elapsed += self.raw.write_one()?;
+            }
+            let start = Instant::now();
+            self.wal.append(BENCH_KIND, &self.payload)?;
+            wal_elapsed += start.elapsed();
+            if !self.raw_first {
+                raw_elapsed += self.raw.write_one()?;
+            }
+        }
+        Ok((wal_elapsed, raw_elapsed))
+    }
+
+    /// Several writers, in rounds of at most `ROUND_APPENDS_PER_THREAD` (32) appends per writer;
+    /// each round is timed from all writers released to all done, and is followed (or, on
+    /// alternate rounds, preceded) by a raw-loop block of as many operations as one writer made.
+    /// The writer threads live across rounds, held by two barriers.
+    fn run_rounds(&mut self, threads: usize, appends_per_thread: u64) -> Result<(Duration, Duration), BenchError> {
+        let rounds: Vec<u64> = (0..appends_per_thread.div_ceil(ROUND_APPENDS_PER_THREAD))
+            .map(|r| (appends_per_thread - r * ROUND_APPENDS_PER_THREAD).min(ROUND_APPENDS_PER_THREAD))
+            .collect();
+        let (wal, payload, raw) = (&self.wal, &self.payload, &mut self.raw);
+        let mut raw_first = self.raw_first;
+        let start = Barrier::new(threads + 1);
+        let end = Barrier::new(threads + 1);
+        let (wal_elapsed, raw_elapsed, raw_result, writer_results) = std::thread::scope(|s| {
+            let writers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        // After an error keep meeting the barriers, so nobody waits forever.
+                        let mut result = Ok(());
+                        for &n in &rounds {
+                            start.wait();
+                            for _ in 0..n {
+                                if result.is_err() {
+                                    break;
+                                }
+                                result = wal.append(BENCH_KIND, payload).map(drop).map_err(BenchError::from);
+                            }
+                            end.wait();
+                        }
+                        result
+                    })
+                })
+                .collect();
+            let mut wal_elapsed = Duration::ZERO;
+            let mut raw_elapsed = Duration::ZERO;
+            let mut raw_result = Ok(());
+            let mut raw_block = |n: u64, total: &mut Duration| {
+                for _ in 0..n {
+                    match raw.write_one() {
+                        Ok(took) => *total += took,
+                        Err(e) => {
+                            raw_result = Err(e);
+                            return;
+                        }
+                    }
+                }
+            };
+            for &n in &rounds {
+                raw_first = !raw_first;
+                if raw_first {
+                    raw_block(n, &mut raw_elapsed);
+                }
+                start.wait();
+                let started = Instant::now();
+                end.wait();
+                wal_elapsed += started.elapsed();
+                if !raw_first {
+                    raw_block(n, &mut raw_elapsed);
+                }
+            }
+            let writer_results: Vec<Result<(), BenchError>> = writers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|_| Err(BenchError::Check("a writer thread panicked".into()))))
+                .collect();
+            (wal_elapsed, raw_elapsed, raw_result, writer_results)
+        });
+        self.raw_first = raw_first;
+        raw_result?;
+        for result in writer_results {
+            result?;
+        }
+        Ok((wal_elapsed, raw_elapsed))
     }
 }
 
@@ -221,6 +325,7 @@ impl ScanFixture {
     /// Reads every record from the oldest (CRC-checked, zero-copy from the mapping) and checks
     /// the LSNs are contiguous; the sample's bytes are record bytes (headers included).
     pub fn scan(&self) -> Result<Sample, BenchError> {
+        let cpu_start = thread_cpu_time();
         let start = Instant::now();
         let mut expected: Lsn = 1;
         let mut payload_bytes = 0u64;
@@ -233,17 +338,19 @@ impl ScanFixture {
             expected += 1;
         }
         let elapsed = start.elapsed();
+        let cpu = thread_cpu_time().saturating_sub(cpu_start);
         check(expected - 1 == self.records && payload_bytes == self.records * self.payload_bytes as u64, || {
             format!("scan: read {} records / {payload_bytes} payload bytes of {}", expected - 1, self.records)
         })?;
-        Ok(Sample { elapsed, ops: self.records, bytes: self.data_bytes(), syncs: 0, latencies: Vec::new() })
+        Ok(Sample { elapsed, ops: self.records, bytes: self.data_bytes(), cpu, ..Sample::default() })
     }
 
     /// `lookups` times: a reader at a random LSN and its first record (checked to be that LSN).
     /// Each lookup's latency is kept.
     pub fn seek(&self, lookups: u64, rng: &mut XorShift) -> Result<Sample, BenchError> {
         let mut latencies = Vec::with_capacity(lookups as usize);
-        let mut total = std::time::Duration::ZERO;
+        let mut total = Duration::ZERO;
+        let cpu_start = thread_cpu_time();
         for _ in 0..lookups {
             let lsn = rng.in_range(1, self.records);
             let start = Instant::now();
@@ -258,7 +365,9 @@ impl ScanFixture {
             latencies.push(took);
             total += took;
         }
-        Ok(Sample { elapsed: total, ops: lookups, bytes: 0, syncs: 0, latencies })
+        // CPU time includes the generator and the checks: a few ns per lookup.
+        let cpu = thread_cpu_time().saturating_sub(cpu_start);
+        Ok(Sample { elapsed: total, ops: lookups, latencies, cpu, ..Sample::default() })
     }
 }
 
@@ -321,7 +430,7 @@ impl OpenFixture {
             format!("open: log holds {}..={}, wrote 1..={}", report.oldest_lsn, report.last_lsn, self.records)
         })?;
         drop(wal);
-        Ok(Sample { elapsed, ops: 1, bytes: self.log_bytes, syncs: 0, latencies: vec![elapsed] })
+        Ok(Sample { elapsed, ops: 1, bytes: self.log_bytes, latencies: vec![elapsed], ..Sample::default() })
     }
 
     fn segment_files(&self) -> Result<Vec<PathBuf>, BenchError> {

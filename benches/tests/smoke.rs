@@ -33,14 +33,21 @@ fn every_benchmark_body_runs_once_and_reports_sane_figures() {
             Workload::OpenAfterCrash { cold_cache: false },
             Workload::OpenAfterCrash { cold_cache: true },
         ];
-        w.extend([1, 4, 16, 64].map(|threads| Workload::GroupCommit { threads }));
+        w.extend([1, 4, 16, 64].map(|threads| Workload::GroupCommit { threads, payload_bytes: 100 }));
         w.sort();
         w
     };
     assert_eq!(rec.workloads(), expected);
     assert_eq!(rec.ops(Workload::BufferedAppend { payload_bytes: 100 }), scale.once_buffered_records);
-    assert_eq!(rec.ops(Workload::GroupCommit { threads: 64 }), 64 * scale.once_group_appends_per_thread);
+    assert_eq!(
+        rec.ops(Workload::GroupCommit { threads: 64, payload_bytes: 100 }),
+        64 * scale.once_group_appends_per_thread
+    );
     assert_eq!(rec.ops(Workload::Seek), scale.once_seeks);
+    // The raw loop ran standalone and beside every durable run (one writer's worth of ops).
+    let group_pairs: u64 = scale.group_threads.iter().map(|_| scale.once_group_appends_per_thread).sum();
+    assert_eq!(rec.ops(Workload::RawSyncLoop { payload_bytes: 100 }), 2 * scale.once_sync_ops + group_pairs);
+    assert_eq!(rec.ops(Workload::RawSyncLoop { payload_bytes: 4096 }), 2 * scale.once_sync_ops);
 
     let rows = rec.rows();
     let value = |workload: &str, figure: &str| {
@@ -61,6 +68,10 @@ fn every_benchmark_body_runs_once_and_reports_sane_figures() {
         assert!(per_append > 0.0 && per_append <= 1.0, "{threads} threads: {per_append} fsyncs per append");
     }
     assert!(value("scan", "throughput") > 0.0);
+    // The CPU-bound workloads also report their rate per CPU-second of the measuring thread.
+    assert!(value("buffered append", "records per CPU-second") > 0.0);
+    assert!(value("scan", "per CPU-second") > 0.0);
+    assert!(value("seek", "mean CPU per lookup") > 0.0);
     assert!(value("seek", "p99 latency") >= value("seek", "p50 latency"));
     assert!(value("open after crash", "mean open time") > 0.0);
 

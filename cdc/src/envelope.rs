@@ -502,7 +502,7 @@ impl EnvelopeEncoder {
                 }
                 .to_string(),
                 id: format!("{}:{}", txn.txn_id, txn.commit_lsn),
-                event_count: (t.kind == TransactionEventKind::Commit).then_some(u64::from(t.change_count)),
+                event_count: (t.kind == TransactionEventKind::Commit).then_some(self.txn_total),
                 ts_ms: txn.commit_timestamp_us / 1000,
             }),
             (EnvelopeFormat::CdcEvent, Event::Change(c)) => serde_json::to_value(CdcEventEnvelope::from_change(c)),

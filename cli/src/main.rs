@@ -1,116 +1,123 @@
-//! `walden`: the command-line tool. For now it runs the demo; the full operator CLI (dump, tail,
-//! slots, status, verify, archive) follows the engine and CDC layers.
+//! `walden`: the command-line tool. `walden demo` runs a sample workload; the operator commands
+//! (`dump`, `tail`, `slots`, `status`, `verify`, `recover`, `bench`) follow PostgreSQL's tools
+//! (pg_waldump, pg_recvlogical, pg_replication_slots). See the README's CLI tour.
+//!
+//! Read-only commands read the files directly ([`offline`]) and change nothing; the others open
+//! the database ([`datadir::open_database`]), which takes its lock. Every failure has a
+//! documented exit code ([`exit::Code`]).
+
+mod cmd;
+mod datadir;
+mod exit;
+mod inspect;
+mod offline;
+mod output;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use walden_wal::{SyncMode, Wal, WalConfig};
 
-#[derive(Parser)]
-#[command(name = "walden", version, about = "Walden: an embedded WAL with change data capture")]
+use crate::cmd::bench::BenchArgs;
+use crate::cmd::demo::DemoArgs;
+use crate::cmd::dump::DumpArgs;
+use crate::cmd::recover::RecoverArgs;
+use crate::cmd::slots::SlotsCommand;
+use crate::cmd::tail::TailArgs;
+use crate::exit::{CliError, Code, EXIT_CODES_HELP};
+
+const AFTER_HELP: &str = "\
+Read-only commands (status, dump, verify, slots list) read the files directly: they create and
+change nothing and work while another process has the database open. The others open the
+database, which one process at a time may do (exit code 5 otherwise).
+
+Not in this build: `walden archive` and `walden replay` come with the archive issue.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "walden",
+    version,
+    about = "Walden: an embedded write-ahead log with change data capture",
+    after_help = format!("{AFTER_HELP}\n\n{EXIT_CODES_HELP}"),
+    propagate_version = true
+)]
 struct Cli {
+    /// The data directory: <DIR>/wal (segments), <DIR>/slots, <DIR>/engine.state.
+    #[arg(long, global = true, env = "WALDEN_DATA_DIR", default_value = "walden-data", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Machine-readable output: JSON (JSON lines for dump and tail's events).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Subcommand)]
+#[derive(Debug, Subcommand)]
 enum Command {
-    /// Write a log from several threads with group commit, read it back and verify it.
-    Demo {
-        /// Data directory (reset if it holds an earlier demo run).
-        #[arg(long, default_value = "walden-data")]
-        data_dir: PathBuf,
-        /// Records to write.
-        #[arg(long, default_value_t = 20_000)]
-        records: u64,
-        /// Concurrent writer threads.
-        #[arg(long, default_value_t = 8)]
-        threads: u64,
-    },
+    /// Run a sample shop workload (users, orders, payments) from several threads, followed live
+    /// by a slot-backed subscriber, and summarise it. Creates --data-dir, or resets it if an
+    /// earlier demo left it.
+    Demo(DemoArgs),
+    /// Print the records of an LSN range (like pg_waldump), as text or JSON lines; --stats
+    /// summarises by kind and table. Read-only.
+    Dump(DumpArgs),
+    /// Stream a replication slot's change events as JSON lines (like pg_recvlogical),
+    /// acknowledging what was written (and fsynced, with --file). Ends at --end-lsn, with
+    /// --drain when caught up, or cleanly on SIGINT / SIGTERM.
+    ///
+    /// A Walden database is open in one process at a time, so tail opens it itself: it exits
+    /// with code 5 while your application has the database open, and once caught up it waits
+    /// until interrupted (--drain exits instead).
+    Tail(TailArgs),
+    /// Replication slots: list (like pg_replication_slots), create, drop, advance.
+    #[command(subcommand)]
+    Slots(SlotsCommand),
+    /// LSNs, segments, bytes, slots, retention and the archive horizon. Read-only.
+    Status,
+    /// Check every segment, record, slot file and engine.state; report damage with file, byte
+    /// offset and LSN. Read-only. Exit code 10 if anything is wrong.
+    Verify,
+    /// Open the database with a recovery mode (repairing what that mode allows) and print the
+    /// recovery report.
+    Recover(RecoverArgs),
+    /// Measure this disk: raw write+fdatasync, durable group-commit appends and buffered appends
+    /// (about 10 s).
+    Bench(BenchArgs),
+}
+
+fn run(cli: &Cli) -> Result<(), CliError> {
+    let dir = cli.data_dir.as_path();
+    match &cli.command {
+        Command::Demo(args) => cmd::demo::run(dir, cli.json, args),
+        Command::Dump(args) => cmd::dump::run(dir, cli.json, args),
+        Command::Tail(args) => cmd::tail::run(dir, cli.json, args),
+        Command::Slots(command) => cmd::slots::run(dir, cli.json, command),
+        Command::Status => cmd::status::run(dir, cli.json),
+        Command::Verify => cmd::verify::run(dir, cli.json),
+        Command::Recover(args) => cmd::recover::run(dir, cli.json, args),
+        Command::Bench(args) => cmd::bench::run(cli.json, args),
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo { data_dir, records, threads } => demo(&data_dir, records, threads.max(1)),
-    };
-    match result {
+    let cli = Cli::parse(); // usage errors exit with 2, --help and --version with 0
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed stdout (`walden dump | head`): the reader is done.
+        Err(e) if e.code == Code::Ok => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
+            if cli.json {
+                let value = serde_json::json!({
+                    "error": { "code": e.code as u8, "kind": e.code.name(), "message": e.message, "hint": e.hint }
+                });
+                eprintln!("{value}");
+            } else {
+                eprintln!("error: {}", e.message);
+                if let Some(hint) = &e.hint {
+                    eprintln!("hint: {hint}");
+                }
+            }
+            ExitCode::from(e.code as u8)
         }
     }
-}
-
-fn demo(data_dir: &std::path::Path, records: u64, threads: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let wal_dir = data_dir.join("wal");
-    if wal_dir.exists() {
-        println!("resetting {} (left by an earlier demo run)", wal_dir.display());
-        std::fs::remove_dir_all(&wal_dir)?;
-    }
-    let config = WalConfig { sync_mode: SyncMode::Group, target_segment_size_bytes: 1 << 20, ..WalConfig::default() };
-    let wal = Arc::new(Wal::open(&wal_dir, config.clone())?);
-    println!("writing {records} records from {threads} threads with group commit into {}", wal_dir.display());
-    let started = Instant::now();
-    let per_thread = records / threads;
-    std::thread::scope(|scope| -> Result<(), walden_wal::WalError> {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let wal = wal.clone();
-                scope.spawn(move || -> Result<(), walden_wal::WalError> {
-                    for i in 0..per_thread {
-                        let payload = format!("{{\"thread\":{t},\"seq\":{i}}}");
-                        wal.append(1, payload.as_bytes())?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("writer thread panicked")?;
-        }
-        Ok(())
-    })?;
-    let elapsed = started.elapsed();
-    let written = per_thread * threads;
-    let stats = wal.stats();
-    println!(
-        "  {written} durable appends in {:.2} s: {:.0} appends/s, {} fdatasyncs ({:.1} appends per sync)",
-        elapsed.as_secs_f64(),
-        written as f64 / elapsed.as_secs_f64(),
-        stats.data_syncs,
-        written as f64 / stats.data_syncs.max(1) as f64
-    );
-    drop(wal);
-    let wal = Wal::open(&wal_dir, config)?;
-    let report = wal.recovery_report();
-    println!(
-        "reopened: {} segments ({} sealed, trusted without a scan), last LSN {}, {} bytes truncated",
-        report.segment_count, report.sealed_segments_trusted, report.last_lsn, report.bytes_truncated
-    );
-    let started = Instant::now();
-    let mut count = 0u64;
-    let mut bytes = 0u64;
-    for (expected_lsn, record) in (1u64..).zip(wal.reader(1)?) {
-        let record = record?;
-        if record.lsn != expected_lsn {
-            return Err(format!("LSN {} where {expected_lsn} was expected", record.lsn).into());
-        }
-        bytes += record.payload.len() as u64;
-        count += 1;
-    }
-    println!(
-        "read back {count} records ({bytes} payload bytes) in {:.1} ms, every CRC and LSN verified",
-        started.elapsed().as_secs_f64() * 1e3
-    );
-    if count != written {
-        return Err(format!("expected {written} records, read {count}").into());
-    }
-    wal.close()?;
-    println!("ok: {}", data_dir.display());
-    Ok(())
 }

@@ -39,6 +39,8 @@ pub const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_BATCH_END;
 /// signed 64-bit column). Decoders reject larger values, so `lsn + 1` on a decoded LSN cannot
 /// overflow whatever the bytes on disk say.
 pub const MAX_LSN: Lsn = i64::MAX as Lsn;
+/// Largest stored payload the format allows (the ceiling of `max_record_size_bytes`).
+pub const MAX_STORED_RECORD_BYTES: u32 = 1 << 30;
 /// Upper bound on index entries a footer may declare (guards allocation when decoding).
 pub const MAX_FOOTER_ENTRIES: u32 = 1 << 22;
 

@@ -143,9 +143,19 @@ impl Reader {
         if self.next_lsn < oldest {
             return Err(WalError::LsnNotFound { requested: self.next_lsn, oldest_available: oldest });
         }
-        let Some((_, segment)) = segments.range(..=self.next_lsn).next_back() else {
+        let Some((_, mut segment)) = segments.range(..=self.next_lsn).next_back() else {
             return Err(WalError::LsnNotFound { requested: self.next_lsn, oldest_available: oldest });
         };
+        // Salvage recovery may have accepted a missing segment (a reported LSN gap): continue
+        // with the next segment that exists.
+        if self.shared.config.recovery_mode == crate::RecoveryMode::SkipCorrupted
+            && segment.is_sealed()
+            && self.next_lsn > segment.last_lsn()
+            && let Some((&first, next)) = segments.range(self.next_lsn + 1..).next()
+        {
+            self.next_lsn = first;
+            segment = next;
+        }
         let entry = segment.index_lookup(self.next_lsn);
         let offset = entry.map(|e| e.offset).unwrap_or(SEGMENT_HEADER_LEN as u64);
         self.cursor = Some(Cursor {
@@ -163,7 +173,7 @@ impl Reader {
     /// more visible data (the caller relocates).
     fn read_at_cursor(&mut self) -> Result<Option<Record>> {
         let shared = self.shared.clone();
-        let max_len = shared.config.max_record_size_bytes;
+        let max_len = format::MAX_STORED_RECORD_BYTES;
         let verify = shared.config.verify_checksums_on_read;
         loop {
             let cursor = self.cursor.as_mut().expect("located");

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::config::{RecoveryMode, WalConfig};
 use crate::format::{
-    self, Footer, FrameError, Hole, IndexEntry, RECORD_HEADER_LEN, RECORD_MARKER, SEGMENT_HEADER_LEN, SegmentHeader,
-    TRAILER_LEN,
+    self, Footer, FrameError, Hole, IndexEntry, RECORD_HEADER_LEN, RECORD_MARKER, RecordHeader, SEGMENT_HEADER_LEN,
+    SegmentHeader, TRAILER_LEN,
 };
 use crate::segment::Segment;
 use crate::storage::{Storage, StorageFile};
@@ -256,7 +256,13 @@ pub fn scan_segment(
                 force_index = true;
                 committed.end = next; // the hole is accounted; data resumes here
             }
-            (RecoveryMode::PointInTime, _)
+            (RecoveryMode::PointInTime, Some(next)) => {
+                let dropped =
+                    count - committed.count + count_valid_records(bytes, next, committed.last_lsn + 1, max_stored_len);
+                let outcome = ScanOutcome::TornTail { offset: committed.end, records_dropped: dropped, reason };
+                return finish(committed, &mut index, holes, outcome);
+            }
+            (RecoveryMode::PointInTime, None)
             | (RecoveryMode::SkipCorrupted, None)
             | (RecoveryMode::TolerateTornTail, None) => {
                 let outcome =
@@ -286,6 +292,19 @@ fn describe(e: &FrameError) -> String {
         FrameError::Truncated { .. } => format!("incomplete record ({e})"),
         other => format!("invalid record ({other})"),
     }
+}
+
+/// Counts the valid records from offset `from` on (each found by [`find_valid_record`]): what
+/// point-in-time recovery drops after the damage.
+fn count_valid_records(bytes: &[u8], from: u64, min_lsn: Lsn, max_stored_len: u32) -> u64 {
+    let mut count = 0;
+    let mut at = from;
+    while let Some(found) = find_valid_record(bytes, at, min_lsn, max_stored_len) {
+        count += 1;
+        let total = RecordHeader::decode(&bytes[found as usize..], max_stored_len).map(|h| h.total_len()).unwrap_or(1);
+        at = found + total.max(1);
+    }
+    count
 }
 
 /// Finds the first offset at or after `from` holding a complete, CRC-valid record with an LSN of
@@ -326,8 +345,12 @@ pub(crate) struct Recovered {
 }
 
 /// Largest stored payload a record may have under `config`.
+/// Stored records are bounded by the format's ceiling (1 GiB), not by the configured maximum:
+/// the configured maximum limits new appends only, so a log written with a larger limit still
+/// opens and reads with a smaller one.
 pub(crate) fn max_stored_len(config: &WalConfig) -> u32 {
-    config.max_record_size_bytes
+    let _ = config;
+    format::MAX_STORED_RECORD_BYTES
 }
 
 fn read_whole(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>, WalError> {
@@ -539,6 +562,14 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
             let crc_ok = header.prev_crc == prev_footer.last_crc;
             let follows = lsn_ok && crc_ok;
             let salvage_gap = gap_allowed && header.first_lsn > prev_footer.last_lsn;
+            if !follows && salvage_gap && header.first_lsn > prev_footer.last_lsn + 1 {
+                report.skipped_ranges.push(SkippedRange {
+                    segment: path.clone(),
+                    start_offset: 0,
+                    end_offset: 0,
+                    lost_lsns: Some((prev_footer.last_lsn + 1, header.first_lsn - 1)),
+                });
+            }
             if !follows && !salvage_gap {
                 return Err(WalError::Corruption {
                     segment: path.clone(),
@@ -664,8 +695,11 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
         }
         if scan.valid_end_offset < file_len {
             writable.set_len(scan.valid_end_offset).map_err(|e| WalError::io("truncate", path, e))?;
-            writable.sync_data().map_err(|e| WalError::io("fdatasync", path, e))?;
         }
+        // Always sync what recovery keeps: after a process crash the page cache may hold records
+        // that were never fsynced, and from now on they count as durable.
+        writable.sync_data().map_err(|e| WalError::io("fdatasync", path, e))?;
+        storage.sync_dir(dir).map_err(|e| WalError::io("fsync directory", dir, e))?;
         if i != last_index {
             // Salvage of a sealed segment with nothing valid in it: keep scanning the rest.
             return Err(WalError::Corruption {

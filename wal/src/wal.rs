@@ -485,7 +485,7 @@ impl Wal {
 
     /// Flushes and fsyncs everything, then closes the log. Dropping a `Wal` only flushes.
     pub fn close(mut self) -> Result<()> {
-        let result = if self.is_failed() { Ok(()) } else { self.shared.flush(true) };
+        let result = if self.is_failed() { self.shared.check_usable() } else { self.shared.flush(true) };
         self.shutdown();
         result
     }
@@ -616,8 +616,11 @@ impl Shared {
     pub(crate) fn flush(&self, durable: bool) -> Result<()> {
         let mut io = self.io.lock();
         self.check_usable()?;
-        self.write_pending(&mut io, durable)?;
+        let result = self.write_pending(&mut io, durable);
         drop(io);
+        // Group-commit followers sleep until the I/O lock is released: wake them.
+        self.wake_all();
+        result?;
         self.fire_seal_notifications();
         Ok(())
     }

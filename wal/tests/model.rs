@@ -486,7 +486,7 @@ fn run_sequence(sync_mode: SyncMode, compress: bool, ops: &[Op]) {
 
 fn proptest_config() -> Config {
     // `PROPTEST_CASES` (read by `Config::default`) overrides the quick default.
-    let cases = if std::env::var_os("PROPTEST_CASES").is_some() { Config::default().cases } else { 256 };
+    let cases = if std::env::var_os("PROPTEST_CASES").is_some() { Config::default().cases } else { 512 };
     // Failures are reported with the shrunk operation sequence; no regression files are written.
     Config { cases, failure_persistence: None, ..Config::default() }
 }

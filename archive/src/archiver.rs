@@ -1,0 +1,420 @@
+//! The archiver: sealed WAL segments → Parquet files → one Iceberg snapshot per batch, then the
+//! engine's retain-from horizon moves past what is safely in the lake.
+//!
+//! Crash safety rests on one rule: the lake's current snapshot says how far archiving got
+//! ([`crate::LAST_LSN_PROPERTY`]), and that is re-read before every run. A run that dies before
+//! its catalog commit left at most unreferenced files (removed when the failure is seen in
+//! process); a run that dies after it only has to move the horizon, which the next run does.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use iceberg::spec::{DataFile, DataFileFormat, Literal, PartitionKey, Struct};
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::file_writer::ParquetWriterBuilder;
+use iceberg::writer::file_writer::location_generator::{DefaultFileNameGenerator, DefaultLocationGenerator};
+use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use object_store::ObjectStore;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use walden_cdc::{Cdc, DecodeErrorPolicy, SubscriptionOptions};
+use walden_engine::{Database, Lsn, SegmentInfo};
+
+use crate::config::LakeConfig;
+use crate::error::{ArchiveError, Result};
+use crate::events::{EventRow, to_record_batch};
+use crate::lake::{ArchivedRange, FIRST_LSN_PROPERTY, LAST_LSN_PROPERTY, Lake};
+
+/// zstd level of the Parquet files.
+const ZSTD_LEVEL: i32 = 3;
+
+/// A step of an archive batch at which a test can inject a failure
+/// ([`Archiver::inject_fault`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// After the batch's changes were read from the WAL, before anything was written.
+    AfterRead,
+    /// After the Parquet files were written, before the catalog commit.
+    AfterDataFilesWritten,
+    /// After the catalog commit, before the retain-from horizon moved.
+    AfterCommit,
+}
+
+/// An injected failure: where, and whether it behaves like a process crash (files written so far
+/// are left behind, as a real crash would) or like an ordinary error (cleaned up in process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    /// Where to fail.
+    pub point: FaultPoint,
+    /// Leave written files behind instead of cleaning them up.
+    pub crash: bool,
+}
+
+/// What one archived batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchReport {
+    /// LSNs the batch covers (recorded on its snapshot).
+    pub range: ArchivedRange,
+    /// Rows appended (row changes and schema changes).
+    pub rows: u64,
+    /// WAL segments in the batch.
+    pub segments: usize,
+    /// Parquet files written (one per `commit_ts` day).
+    pub data_files: Vec<String>,
+    /// Bytes of those files.
+    pub data_bytes: u64,
+    /// Id of the snapshot the batch created.
+    pub snapshot_id: i64,
+}
+
+/// What [`Archiver::archive_sealed`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchiveReport {
+    /// The batches, in LSN order.
+    pub batches: Vec<BatchReport>,
+    /// Last archived LSN after the run (`None`: nothing archived yet).
+    pub last_archived_lsn: Option<Lsn>,
+    /// The engine's retain-from horizon after the run.
+    pub retain_from: Option<Lsn>,
+}
+
+impl ArchiveReport {
+    /// Rows appended over all batches.
+    pub fn rows(&self) -> u64 {
+        self.batches.iter().map(|b| b.rows).sum()
+    }
+}
+
+/// Archives a database's sealed WAL segments into the lake's `events` table.
+///
+/// The API is blocking (it drives its own tokio runtime): do not call it from async code. One
+/// archiver per lake table: the table refuses conflicting commits, but two archivers would race.
+pub struct Archiver {
+    db: Arc<Database>,
+    cdc: Cdc,
+    lake: Lake,
+    runtime: tokio::runtime::Runtime,
+    fault: Mutex<Option<Fault>>,
+    /// Serialises archive runs of this archiver.
+    run: Mutex<()>,
+}
+
+impl std::fmt::Debug for Archiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archiver").field("lake", &self.lake).finish()
+    }
+}
+
+impl Archiver {
+    /// Opens the lake (creating the table if needed), removes data files a crashed batch left
+    /// behind ([`Lake::remove_orphan_data_files`]), reads how far archiving got and holds the
+    /// engine's retain-from horizon there, so no unarchived segment can be checkpointed away.
+    pub fn open(db: Arc<Database>, config: LakeConfig) -> Result<Archiver> {
+        let store = config.location()?.build_store(&config.s3)?;
+        Self::open_with_store(db, config, store)
+    }
+
+    /// Like [`Archiver::open`] over a given object store (see [`Lake::open_with_store`]).
+    pub fn open_with_store(db: Arc<Database>, config: LakeConfig, store: Arc<dyn ObjectStore>) -> Result<Archiver> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("walden-archive")
+            .enable_all()
+            .build()?;
+        let lake = runtime.block_on(Lake::open_with_store(config, store))?;
+        let orphans = runtime.block_on(lake.remove_orphan_data_files())?;
+        if !orphans.is_empty() {
+            tracing::warn!(files = orphans.len(), "removed data files of an archive batch that never committed");
+        }
+        let archiver =
+            Archiver { cdc: Cdc::new(db.clone()), db, lake, runtime, fault: Mutex::new(None), run: Mutex::new(()) };
+        let last = archiver.last_archived_lsn()?;
+        let next = archiver.next_lsn(last)?;
+        archiver.db.set_retain_from(Some(next))?;
+        Ok(archiver)
+    }
+
+    /// The lake.
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
+    /// The database.
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// Runs `future` on the archiver's runtime (for callers that want to use [`Archiver::lake`]'s
+    /// async API from blocking code).
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Makes the next archive batch fail at `fault.point` (once). `None` clears it.
+    pub fn inject_fault(&self, fault: Option<Fault>) {
+        *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
+    }
+
+    /// The injected fault for `point`, consumed.
+    fn take_fault(&self, point: FaultPoint) -> Option<Fault> {
+        let mut slot = self.fault.lock().unwrap_or_else(|e| e.into_inner());
+        match *slot {
+            Some(f) if f.point == point => slot.take(),
+            _ => None,
+        }
+    }
+
+    /// The last archived LSN, read back from the table's current snapshot.
+    pub fn last_archived_lsn(&self) -> Result<Option<Lsn>> {
+        self.runtime.block_on(self.lake.last_archived_lsn())
+    }
+
+    /// The first LSN to archive after `last`, checked against the local WAL.
+    fn next_lsn(&self, last: Option<Lsn>) -> Result<Lsn> {
+        let wal = self.db.wal();
+        let oldest = wal.oldest_lsn();
+        let end = wal.next_lsn();
+        match last {
+            None => Ok(oldest),
+            Some(last) if last >= end => Err(ArchiveError::Inconsistent(format!(
+                "the lake is archived up to LSN {last} but the log ends before LSN {end}: wrong lake for this database?"
+            ))),
+            Some(last) if last + 1 < oldest => Err(ArchiveError::Gap { next_lsn: last + 1, oldest_available: oldest }),
+            Some(last) => Ok(last + 1),
+        }
+    }
+
+    /// Archives every sealed segment not archived yet, in batches of about
+    /// [`LakeConfig::target_batch_bytes`] of WAL, one snapshot each, moving the retain-from
+    /// horizon after each commit. Idempotent: what is already in the lake is skipped.
+    pub fn archive_sealed(&self) -> Result<ArchiveReport> {
+        let _run = self.run.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.last_archived_lsn()?;
+        let mut next = self.next_lsn(last)?;
+        // Re-assert the horizon (a failed run may have committed without moving it).
+        self.db.set_retain_from(Some(next))?;
+        let pending: Vec<SegmentInfo> = self
+            .db
+            .segments()
+            .into_iter()
+            .filter(|s| s.sealed && s.last_lsn >= s.first_lsn && s.last_lsn >= next)
+            .collect();
+        let mut report = ArchiveReport::default();
+        for batch in plan_batches(&pending, self.lake.config().target_batch_bytes) {
+            let range = ArchivedRange { first_lsn: next, last_lsn: batch.last().map_or(next, |s| s.last_lsn) };
+            let started = Instant::now();
+            let done = self.archive_batch(range, batch.len())?;
+            tracing::info!(
+                first_lsn = range.first_lsn,
+                last_lsn = range.last_lsn,
+                rows = done.rows,
+                files = done.data_files.len(),
+                bytes = done.data_bytes,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "archived batch"
+            );
+            last = Some(range.last_lsn);
+            next = range.last_lsn + 1;
+            self.db.set_retain_from(Some(next))?;
+            report.batches.push(done);
+        }
+        report.last_archived_lsn = last;
+        report.retain_from = self.db.retain_from();
+        Ok(report)
+    }
+
+    /// Reads `range` from the WAL as rows, sorted by LSN.
+    fn read_rows(&self, range: ArchivedRange) -> Result<Vec<EventRow>> {
+        let options = SubscriptionOptions {
+            from_lsn: range.first_lsn,
+            end_lsn: Some(range.last_lsn),
+            include_transaction_control: false,
+            include_schema_changes: true,
+            decode_error_policy: DecodeErrorPolicy::Stop,
+            ..SubscriptionOptions::default()
+        };
+        let mut stream = self.cdc.subscribe(options)?;
+        let mut rows = Vec::new();
+        while let Some(event) = stream.try_next() {
+            if let Some(row) = EventRow::from_event(event?)? {
+                if row.lsn < range.first_lsn || row.lsn > range.last_lsn {
+                    return Err(ArchiveError::Inconsistent(format!(
+                        "change stream gave LSN {} outside {}..={}",
+                        row.lsn, range.first_lsn, range.last_lsn
+                    )));
+                }
+                rows.push(row);
+            }
+        }
+        if stream.position() < range.last_lsn {
+            return Err(ArchiveError::Inconsistent(format!(
+                "change stream stopped at LSN {} before the batch end {}",
+                stream.position(),
+                range.last_lsn
+            )));
+        }
+        rows.sort_by_key(|r| r.lsn);
+        if rows.windows(2).any(|w| w[0].lsn == w[1].lsn) {
+            return Err(ArchiveError::Inconsistent("change stream delivered an LSN twice".into()));
+        }
+        Ok(rows)
+    }
+
+    fn archive_batch(&self, range: ArchivedRange, segments: usize) -> Result<BatchReport> {
+        let rows = self.read_rows(range)?;
+        if let Some(f) = self.take_fault(FaultPoint::AfterRead) {
+            return Err(ArchiveError::InjectedFault(f.point));
+        }
+        let row_count = rows.len() as u64;
+        self.runtime.block_on(async {
+            let table = self.lake.load_table().await?;
+            let files = match self.write_files(&table, range, rows).await {
+                Ok(files) => files,
+                Err((e, written)) => {
+                    self.remove_files(&written).await;
+                    return Err(e);
+                }
+            };
+            let paths: Vec<String> = files.iter().map(|f| f.file_path().to_string()).collect();
+            let data_bytes = files.iter().map(|f| f.file_size_in_bytes()).sum();
+            if let Some(f) = self.take_fault(FaultPoint::AfterDataFilesWritten) {
+                if !f.crash {
+                    self.remove_files(&paths).await;
+                }
+                return Err(ArchiveError::InjectedFault(f.point));
+            }
+            let properties = HashMap::from([
+                (FIRST_LSN_PROPERTY.to_string(), range.first_lsn.to_string()),
+                (LAST_LSN_PROPERTY.to_string(), range.last_lsn.to_string()),
+            ]);
+            let tx = Transaction::new(&table);
+            let tx = tx.fast_append().add_data_files(files).set_snapshot_properties(properties).apply(tx)?;
+            let committed = match tx.commit(self.lake.catalog()).await {
+                Ok(table) => table,
+                Err(e) => {
+                    // The outcome may be unknown: only clean up if the lake did not move.
+                    match self.lake.last_archived_lsn().await {
+                        Ok(Some(l)) if l >= range.last_lsn => {}
+                        _ => self.remove_files(&paths).await,
+                    }
+                    return Err(e.into());
+                }
+            };
+            let snapshot_id = committed.metadata().current_snapshot_id().unwrap_or_default();
+            if let Some(f) = self.take_fault(FaultPoint::AfterCommit) {
+                return Err(ArchiveError::InjectedFault(f.point));
+            }
+            Ok(BatchReport { range, rows: row_count, segments, data_files: paths, data_bytes, snapshot_id })
+        })
+    }
+
+    /// Writes one Parquet file per commit day; on failure returns the files already written.
+    async fn write_files(
+        &self,
+        table: &iceberg::table::Table,
+        range: ArchivedRange,
+        rows: Vec<EventRow>,
+    ) -> std::result::Result<Vec<DataFile>, (ArchiveError, Vec<String>)> {
+        let metadata = table.metadata();
+        let schema = metadata.current_schema().clone();
+        let arrow_schema = match iceberg::arrow::schema_to_arrow_schema(&schema) {
+            Ok(s) => Arc::new(s),
+            Err(e) => return Err((e.into(), Vec::new())),
+        };
+        let mut by_day: BTreeMap<i32, Vec<EventRow>> = BTreeMap::new();
+        for row in rows {
+            by_day.entry(row.commit_day()).or_default().push(row);
+        }
+        let spec = metadata.default_partition_spec().as_ref().clone();
+        let batch_id = uuid::Uuid::new_v4();
+        let mut files: Vec<DataFile> = Vec::new();
+        let written = |files: &[DataFile]| files.iter().map(|f| f.file_path().to_string()).collect::<Vec<_>>();
+        for (day, day_rows) in by_day {
+            let result = async {
+                let level = ZstdLevel::try_new(ZSTD_LEVEL)
+                    .map_err(|e| ArchiveError::Inconsistent(format!("zstd level: {e}")))?;
+                let props = WriterProperties::builder().set_compression(Compression::ZSTD(level)).build();
+                let location = DefaultLocationGenerator::new(metadata)?;
+                let names = DefaultFileNameGenerator::new(
+                    format!("walden-{:020}-{:020}", range.first_lsn, range.last_lsn),
+                    Some(batch_id.to_string()),
+                    DataFileFormat::Parquet,
+                );
+                let rolling = RollingFileWriterBuilder::new(
+                    ParquetWriterBuilder::new(props, schema.clone()),
+                    usize::MAX,
+                    table.file_io().clone(),
+                    location,
+                    names,
+                );
+                let key =
+                    PartitionKey::new(spec.clone(), schema.clone(), Struct::from_iter([Some(Literal::date(day))]));
+                let mut writer = DataFileWriterBuilder::new(rolling).build(Some(key)).await?;
+                writer.write(to_record_batch(&arrow_schema, &day_rows)?).await?;
+                Ok::<_, ArchiveError>(writer.close().await?)
+            }
+            .await;
+            match result {
+                Ok(mut day_files) => files.append(&mut day_files),
+                Err(e) => return Err((e, written(&files))),
+            }
+        }
+        Ok(files)
+    }
+
+    /// Best-effort removal of files a failed batch wrote (nothing references them).
+    async fn remove_files(&self, paths: &[String]) {
+        let io = match self.lake.load_table().await {
+            Ok(table) => table.file_io().clone(),
+            Err(e) => {
+                tracing::warn!(error = %e, files = paths.len(), "cannot clean up files of a failed archive batch");
+                return;
+            }
+        };
+        for path in paths {
+            if let Err(e) = io.delete(path).await {
+                tracing::warn!(error = %e, path = %path, "cannot remove a file of a failed archive batch");
+            }
+        }
+    }
+}
+
+/// Groups consecutive segments into batches of about `target_bytes` (at least one segment each).
+fn plan_batches(segments: &[SegmentInfo], target_bytes: u64) -> Vec<&[SegmentInfo]> {
+    let mut batches = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (i, segment) in segments.iter().enumerate() {
+        bytes += segment.size_bytes;
+        if bytes >= target_bytes {
+            batches.push(&segments[start..=i]);
+            start = i + 1;
+            bytes = 0;
+        }
+    }
+    if start < segments.len() {
+        batches.push(&segments[start..]);
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(first_lsn: Lsn, last_lsn: Lsn, size_bytes: u64) -> SegmentInfo {
+        SegmentInfo { path: format!("{first_lsn}.seg").into(), first_lsn, last_lsn, sealed: true, size_bytes }
+    }
+
+    #[test]
+    fn batches_group_segments_up_to_the_target() {
+        let segs = [seg(1, 10, 40), seg(11, 20, 40), seg(21, 30, 40), seg(31, 40, 200), seg(41, 50, 10)];
+        let batches = plan_batches(&segs, 100);
+        let firsts: Vec<Vec<Lsn>> = batches.iter().map(|b| b.iter().map(|s| s.first_lsn).collect()).collect();
+        assert_eq!(firsts, vec![vec![1, 11, 21], vec![31], vec![41]]);
+        assert!(plan_batches(&[], 100).is_empty());
+    }
+}

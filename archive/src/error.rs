@@ -1,0 +1,48 @@
+//! Errors of the archive crate.
+
+use walden_engine::Lsn;
+
+use crate::archiver::FaultPoint;
+
+/// Result type of this crate.
+pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while archiving.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The lake configuration is unusable (bad URL, missing bucket, ...).
+    #[error("invalid lake configuration: {0}")]
+    Config(String),
+    /// The Iceberg library (catalog, metadata, writers) failed.
+    #[error("iceberg: {0}")]
+    Iceberg(#[from] iceberg::Error),
+    /// The object store failed.
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    /// Building Arrow data failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// The engine failed (e.g. persisting the retain-from horizon).
+    #[error("engine: {0}")]
+    Engine(#[from] walden_engine::EngineError),
+    /// Reading or decoding the log failed.
+    #[error("change stream: {0}")]
+    Cdc(#[from] walden_cdc::CdcError),
+    /// The next LSN to archive is no longer in the local WAL: archiving would leave a hole.
+    #[error("archive gap: LSN {next_lsn} is next to archive but the oldest local LSN is {oldest_available}")]
+    Gap {
+        /// First LSN not archived yet.
+        next_lsn: Lsn,
+        /// Oldest LSN still in the local WAL.
+        oldest_available: Lsn,
+    },
+    /// The table's snapshots carry LSN-range properties that do not parse or do not follow.
+    #[error("archive table is inconsistent: {0}")]
+    Inconsistent(String),
+    /// A failure injected by a test ([`crate::Archiver::inject_fault`]).
+    #[error("injected fault at {0:?}")]
+    InjectedFault(FaultPoint),
+    /// The async runtime could not be created.
+    #[error("runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}

@@ -1,0 +1,34 @@
+//! `walden-archive`: Walden's cold tier. Sealed WAL segments become Parquet files in an Apache
+//! Iceberg table (`events`, format v2) on object storage, so Spark, DuckDB, pyiceberg or R2 SQL
+//! can query every committed change, and the engine may then delete the local segments.
+//!
+//! ```text
+//! engine WAL ── sealed segments ──► Archiver ── Parquet (zstd, LSN order) ──► object store
+//!      ▲                                 └── one snapshot per batch ──► embedded catalog (sqlite)
+//!      └──────── retain_from = last archived LSN + 1 ◄───────────────────────┘
+//! ```
+//!
+//! - [`LakeConfig`]: where the lake is (`file://`, `s3://bucket/prefix`, `memory://`).
+//! - [`storage`]: the iceberg crate's storage traits over [`object_store`].
+//! - [`events`]: the table layout.
+//! - [`Lake`]: the catalog and table; [`Archiver`]: the archiving loop; [`AutoArchive`]: archiving
+//!   driven by the engine's sealed-segment hook.
+//!
+//! Every snapshot the archiver makes carries [`FIRST_LSN_PROPERTY`] and [`LAST_LSN_PROPERTY`];
+//! the current snapshot's last LSN is the archive position, re-read before every run, so a crash
+//! at any step neither loses nor duplicates an LSN.
+#![deny(missing_docs)]
+
+pub mod archiver;
+pub mod auto;
+pub mod config;
+mod error;
+pub mod events;
+pub mod lake;
+pub mod storage;
+
+pub use archiver::{ArchiveReport, Archiver, BatchReport, Fault, FaultPoint};
+pub use auto::{AutoArchive, AutoArchiveOptions, AutoArchiveStatus};
+pub use config::{LakeConfig, LakeLocation, S3Options};
+pub use error::{ArchiveError, Result};
+pub use lake::{ArchivedRange, FIRST_LSN_PROPERTY, LAST_LSN_PROPERTY, Lake};

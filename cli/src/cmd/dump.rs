@@ -1,0 +1,398 @@
+//! `walden dump`: like `pg_waldump`, the records of an LSN range read straight from the segment
+//! files, filtered by table / operation / transaction, as text or JSON lines; `--stats`
+//! summarises by kind and table. Read-only.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use serde_json::{Value, json};
+use walden_cdc::codec::bytes_to_json;
+use walden_cdc::envelope::key_to_string;
+use walden_engine::record::{self, Column, EngineRecord, SchemaChange};
+use walden_wal::Lsn;
+use walden_wal::recovery::ScanOutcome;
+
+use crate::datadir;
+use crate::exit::{CliError, CliResult, Code};
+use crate::offline::{self, HeaderError, Problem};
+use crate::outln;
+use crate::output::{self, Out, bytes};
+
+/// A record kind `--op` can select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum KindArg {
+    /// Transaction start.
+    Begin,
+    /// Row insert.
+    Insert,
+    /// Row update.
+    Update,
+    /// Row delete.
+    Delete,
+    /// Schema change.
+    Schema,
+    /// Transaction end.
+    Commit,
+}
+
+impl KindArg {
+    fn of(record: &EngineRecord) -> KindArg {
+        match record {
+            EngineRecord::Begin(_) => KindArg::Begin,
+            EngineRecord::Change(c) => match c.op {
+                record::ChangeOp::Insert => KindArg::Insert,
+                record::ChangeOp::Update => KindArg::Update,
+                record::ChangeOp::Delete => KindArg::Delete,
+            },
+            EngineRecord::Schema(_) => KindArg::Schema,
+            EngineRecord::Commit(_) => KindArg::Commit,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            KindArg::Begin => "begin",
+            KindArg::Insert => "insert",
+            KindArg::Update => "update",
+            KindArg::Delete => "delete",
+            KindArg::Schema => "schema",
+            KindArg::Commit => "commit",
+        }
+    }
+}
+
+/// Options of `walden dump`.
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// First LSN to show (default: the oldest retained).
+    #[arg(long, value_parser = crate::output::parse_lsn, value_name = "LSN")]
+    pub start_lsn: Option<Lsn>,
+    /// Last LSN to show, inclusive (default: the end of the log).
+    #[arg(long, value_parser = crate::output::parse_lsn, value_name = "LSN")]
+    pub end_lsn: Option<Lsn>,
+    /// Only records of this table (repeatable). BEGIN and COMMIT have no table, so they are left out.
+    #[arg(long = "table", value_name = "TABLE")]
+    pub tables: Vec<String>,
+    /// Only records of this kind (repeatable).
+    #[arg(long = "op", value_enum, value_name = "KIND")]
+    pub ops: Vec<KindArg>,
+    /// Only records of this transaction (repeatable; a transaction's id is its BEGIN's LSN).
+    #[arg(long = "txn", value_name = "TXN_ID")]
+    pub txns: Vec<u64>,
+    /// Stop after this many records.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Print a summary by record kind and by table instead of the records.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+impl DumpArgs {
+    fn matches(&self, txn_id: u64, record: &EngineRecord) -> bool {
+        (self.tables.is_empty() || record.table().is_some_and(|t| self.tables.iter().any(|x| x == t)))
+            && (self.ops.is_empty() || self.ops.contains(&KindArg::of(record)))
+            && (self.txns.is_empty() || self.txns.contains(&txn_id))
+    }
+}
+
+fn column_json(c: &Column) -> Value {
+    json!({ "name": c.name, "data_type": c.data_type, "nullable": c.nullable })
+}
+
+fn schema_json(change: &SchemaChange) -> Value {
+    match change {
+        SchemaChange::CreateTable { columns } => {
+            json!({ "kind": "create_table", "columns": columns.iter().map(column_json).collect::<Vec<_>>() })
+        }
+        SchemaChange::AddColumn { column } => json!({ "kind": "add_column", "column": column_json(column) }),
+        SchemaChange::DropColumn { name } => json!({ "kind": "drop_column", "name": name }),
+        SchemaChange::AlterColumn { name, column } => {
+            json!({ "kind": "alter_column", "name": name, "column": column_json(column) })
+        }
+        SchemaChange::DropTable => json!({ "kind": "drop_table" }),
+    }
+}
+
+fn column_text(c: &Column) -> String {
+    format!("{} {}{}", c.name, c.data_type, if c.nullable { "" } else { " NOT NULL" })
+}
+
+fn schema_text(change: &SchemaChange) -> String {
+    match change {
+        SchemaChange::CreateTable { columns } => {
+            format!("CREATE TABLE ({})", columns.iter().map(column_text).collect::<Vec<_>>().join(", "))
+        }
+        SchemaChange::AddColumn { column } => format!("ADD COLUMN {}", column_text(column)),
+        SchemaChange::DropColumn { name } => format!("DROP COLUMN {name}"),
+        SchemaChange::AlterColumn { name, column } => format!("ALTER COLUMN {name} TO {}", column_text(column)),
+        SchemaChange::DropTable => "DROP TABLE".to_string(),
+    }
+}
+
+/// One record as a JSON line.
+pub fn record_json(lsn: Lsn, timestamp_us: u64, txn_id: u64, disk_bytes: u64, record: &EngineRecord) -> Value {
+    let mut v = json!({
+        "lsn": lsn,
+        "txn_id": txn_id,
+        "timestamp": output::time(timestamp_us),
+        "timestamp_us": timestamp_us,
+        "kind": KindArg::of(record).name(),
+        "disk_bytes": disk_bytes,
+    });
+    let map = v.as_object_mut().expect("an object");
+    match record {
+        EngineRecord::Begin(b) => {
+            map.insert("change_count".into(), json!(b.change_count));
+            map.insert("actor".into(), json!(b.actor));
+            map.insert("correlation_id".into(), json!(b.correlation_id));
+            map.insert("namespace".into(), json!(b.namespace));
+        }
+        EngineRecord::Change(c) => {
+            map.insert("table".into(), json!(c.table));
+            map.insert("key".into(), bytes_to_json(&c.key));
+            map.insert("before".into(), c.before.as_ref().map_or(Value::Null, |b| bytes_to_json(b)));
+            map.insert("after".into(), c.after.as_ref().map_or(Value::Null, |a| bytes_to_json(a)));
+        }
+        EngineRecord::Schema(s) => {
+            map.insert("table".into(), json!(s.table));
+            map.insert("schema_version".into(), json!(s.schema_version));
+            map.insert("change".into(), schema_json(&s.change));
+        }
+        EngineRecord::Commit(c) => {
+            map.insert("change_count".into(), json!(c.change_count));
+        }
+    }
+    v
+}
+
+/// One record as a text line.
+pub fn record_text(lsn: Lsn, timestamp_us: u64, txn_id: u64, record: &EngineRecord) -> String {
+    let kind = KindArg::of(record).name().to_uppercase();
+    let head = format!("lsn {lsn:<8} txn {txn_id:<8} {}  {kind:<6}", output::time(timestamp_us));
+    let body = match record {
+        EngineRecord::Begin(b) => {
+            let mut s = format!("changes={}", b.change_count);
+            for (name, value) in
+                [("actor", &b.actor), ("correlation_id", &b.correlation_id), ("namespace", &b.namespace)]
+            {
+                if let Some(v) = value {
+                    s.push_str(&format!(" {name}={v:?}"));
+                }
+            }
+            s
+        }
+        EngineRecord::Change(c) => {
+            let mut s = format!("{} key={}", c.table, key_to_string(&c.key));
+            if let Some(b) = &c.before {
+                s.push_str(&format!(" before={}", bytes_to_json(b)));
+            }
+            if let Some(a) = &c.after {
+                s.push_str(&format!(" after={}", bytes_to_json(a)));
+            }
+            s
+        }
+        EngineRecord::Schema(s) => format!("{} v{} {}", s.table, s.schema_version, schema_text(&s.change)),
+        EngineRecord::Commit(c) => format!("changes={}", c.change_count),
+    };
+    format!("{head}  {body}")
+}
+
+#[derive(Debug, Default, Serialize)]
+struct KindStats {
+    records: u64,
+    disk_bytes: u64,
+    payload_bytes: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct TableStats {
+    insert: u64,
+    update: u64,
+    delete: u64,
+    schema: u64,
+    disk_bytes: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Stats {
+    first_lsn: Option<Lsn>,
+    last_lsn: Option<Lsn>,
+    records: u64,
+    transactions: u64,
+    disk_bytes: u64,
+    by_kind: BTreeMap<&'static str, KindStats>,
+    by_table: BTreeMap<String, TableStats>,
+}
+
+impl Stats {
+    fn add(&mut self, lsn: Lsn, disk_bytes: u64, payload_bytes: u64, record: &EngineRecord) {
+        self.first_lsn.get_or_insert(lsn);
+        self.last_lsn = Some(lsn);
+        self.records += 1;
+        self.disk_bytes += disk_bytes;
+        let kind = KindArg::of(record);
+        if kind == KindArg::Commit {
+            self.transactions += 1;
+        }
+        let k = self.by_kind.entry(kind.name()).or_default();
+        k.records += 1;
+        k.disk_bytes += disk_bytes;
+        k.payload_bytes += payload_bytes;
+        if let Some(table) = record.table() {
+            let t = self.by_table.entry(table.to_string()).or_default();
+            t.disk_bytes += disk_bytes;
+            match kind {
+                KindArg::Insert => t.insert += 1,
+                KindArg::Update => t.update += 1,
+                KindArg::Delete => t.delete += 1,
+                _ => t.schema += 1,
+            }
+        }
+    }
+
+    fn print(&self, out: &mut Out) -> CliResult {
+        match (self.first_lsn, self.last_lsn) {
+            (Some(first), Some(last)) => outln!(
+                out,
+                "{} records (LSN {first}-{last}), {} transactions committed, {} on disk",
+                self.records,
+                self.transactions,
+                bytes(self.disk_bytes)
+            )?,
+            _ => outln!(out, "no records")?,
+        }
+        outln!(out)?;
+        let rows: Vec<Vec<String>> = self
+            .by_kind
+            .iter()
+            .map(|(kind, k)| {
+                vec![
+                    kind.to_uppercase(),
+                    k.records.to_string(),
+                    format!("{:.1}%", 100.0 * k.records as f64 / self.records.max(1) as f64),
+                    bytes(k.disk_bytes),
+                    bytes(k.payload_bytes),
+                ]
+            })
+            .collect();
+        let t = output::table(&["KIND", "RECORDS", "SHARE", "DISK", "PAYLOAD"], &rows);
+        std::io::Write::write_all(out, t.as_bytes()).map_err(output::out_err)?;
+        if !self.by_table.is_empty() {
+            outln!(out)?;
+            let rows: Vec<Vec<String>> = self
+                .by_table
+                .iter()
+                .map(|(table, t)| {
+                    vec![
+                        table.clone(),
+                        t.insert.to_string(),
+                        t.update.to_string(),
+                        t.delete.to_string(),
+                        t.schema.to_string(),
+                        bytes(t.disk_bytes),
+                    ]
+                })
+                .collect();
+            let t = output::table(&["TABLE", "INSERT", "UPDATE", "DELETE", "SCHEMA", "DISK"], &rows);
+            std::io::Write::write_all(out, t.as_bytes()).map_err(output::out_err)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `walden dump`.
+pub fn run(data_dir: &Path, json: bool, args: &DumpArgs) -> CliResult {
+    let dir = datadir::check_existing(data_dir)?;
+    let log = offline::read_log(&dir)?;
+    let start = args.start_lsn.unwrap_or(log.oldest_lsn);
+    if let Some(end) = args.end_lsn
+        && end < start
+    {
+        return Err(CliError::new(Code::Usage, format!("--end-lsn {end} is before the start LSN {start}")));
+    }
+    if start < log.oldest_lsn {
+        return Err(CliError::new(
+            Code::LsnUnavailable,
+            format!("LSN {start} is no longer retained; the oldest retained LSN is {}", log.oldest_lsn),
+        ));
+    }
+    if start > log.last_lsn + 1 {
+        return Err(CliError::new(
+            Code::LsnUnavailable,
+            format!("LSN {start} is beyond the end of the log (the last LSN is {})", log.last_lsn),
+        ));
+    }
+    let end = args.end_lsn.unwrap_or(Lsn::MAX);
+    let mut out = output::stdout();
+    let mut stats = Stats::default();
+    let mut shown = 0u64;
+    'segments: for ((name_lsn, path), view) in dir.segments.iter().zip(&log.segments) {
+        if view.last_lsn < start || view.first_lsn > end || view.last_lsn < view.first_lsn {
+            continue;
+        }
+        let (header, len) = offline::read_header(path, *name_lsn)?.map_err(HeaderError::into_error)?;
+        let footer = if view.sealed { offline::read_footer(path, len)?.and_then(Result::ok) } else { None };
+        let segment = offline::scan(path, header, footer)?;
+        if let ScanOutcome::Corruption { offset, lsn, detail } = &segment.outcome {
+            return Err(Problem::error(path, Some(*offset), Some(*lsn), detail.clone()).into_error(false));
+        }
+        if view.sealed && segment.outcome != ScanOutcome::Clean {
+            return Err(Problem::error(path, Some(segment.valid_end_offset), None, "sealed segment ends early")
+                .into_error(false));
+        }
+        for raw in segment.records() {
+            let raw = raw.map_err(|p| p.into_error(false))?;
+            if raw.lsn < start {
+                continue;
+            }
+            if raw.lsn > end || raw.lsn > view.last_lsn {
+                break 'segments;
+            }
+            let decoded = record::decode(raw.kind, &raw.payload).map_err(|e| {
+                Problem::error(path, Some(raw.offset), Some(raw.lsn), format!("engine record does not decode: {e}"))
+                    .into_error(false)
+            })?;
+            let txn_id = decoded.txn_id(raw.lsn).ok_or_else(|| {
+                Problem::error(path, Some(raw.offset), Some(raw.lsn), "impossible transaction offset").into_error(false)
+            })?;
+            if !args.matches(txn_id, &decoded) {
+                continue;
+            }
+            if args.stats {
+                stats.add(raw.lsn, raw.disk_bytes, raw.payload.len() as u64, &decoded);
+            } else if json {
+                output::json_line(&mut out, &record_json(raw.lsn, raw.timestamp_us, txn_id, raw.disk_bytes, &decoded))?;
+            } else {
+                outln!(&mut out, "{}", record_text(raw.lsn, raw.timestamp_us, txn_id, &decoded))?;
+            }
+            shown += 1;
+            if args.limit.is_some_and(|l| shown >= l) {
+                break 'segments;
+            }
+        }
+    }
+    if args.stats {
+        if json {
+            output::json_doc(&mut out, &stats)?;
+        } else {
+            stats.print(&mut out)?;
+        }
+    }
+    output::finish(out)?;
+    if let Some(tail) = &log.torn_tail
+        && !json
+        && end > log.last_lsn
+    {
+        eprintln!(
+            "note: {} bytes after LSN {} at the end of {} are incomplete ({}) and not shown: a crash's torn write, \
+             or a write in progress",
+            tail.bytes,
+            log.last_lsn,
+            tail.path.display(),
+            tail.reason
+        );
+    }
+    Ok(())
+}

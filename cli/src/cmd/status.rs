@@ -1,0 +1,85 @@
+//! `walden status`: LSNs, segments, bytes, slots, retention and archive horizon (read-only).
+
+use std::path::Path;
+
+use crate::exit::CliResult;
+use crate::inspect;
+use crate::outln;
+use crate::output::{self, bytes, opt_lsn};
+
+/// Runs `walden status`.
+pub fn run(data_dir: &Path, json: bool) -> CliResult {
+    let report = inspect::inspect(data_dir)?.status();
+    let mut out = output::stdout();
+    if json {
+        output::json_doc(&mut out, &report)?;
+        return output::finish(out);
+    }
+    let o = &mut out;
+    outln!(o, "data directory    {}", report.data_dir.display())?;
+    match report.in_use_by_pid {
+        Some(pid) => outln!(o, "in use            yes, by pid {pid} (figures below are the files as they are now)")?,
+        None => outln!(o, "in use            no")?,
+    }
+    if report.current_lsn == 0 {
+        outln!(o, "LSNs              empty log (next LSN {})", report.oldest_lsn)?;
+    } else {
+        outln!(o, "LSNs              oldest {}, current {}", report.oldest_lsn, report.current_lsn)?;
+    }
+    outln!(
+        o,
+        "segments          {} ({} sealed, {} active), {}",
+        report.segment_count,
+        report.sealed_segment_count,
+        report.segment_count - report.sealed_segment_count,
+        bytes(report.segment_bytes)
+    )?;
+    if let Some(tail) = &report.torn_tail {
+        outln!(
+            o,
+            "incomplete tail   {} bytes at byte {} of {} ({}): cut at the next open unless a writer is mid-write",
+            tail.bytes,
+            tail.offset,
+            tail.path.display(),
+            tail.reason
+        )?;
+    }
+    outln!(o, "checkpoint LSN    {}", opt_lsn(report.checkpoint_lsn))?;
+    outln!(o, "retain-from       {}", opt_lsn(report.retain_from))?;
+    match report.retention_horizon {
+        Some(h) => outln!(
+            o,
+            "retention         keeps LSN {h} and later; oldest segment held by {}",
+            report.oldest_segment_held_by
+        )?,
+        None => outln!(
+            o,
+            "retention         nothing restricts it; oldest segment held by {}",
+            report.oldest_segment_held_by
+        )?,
+    }
+    let lost = report.slots.iter().filter(|s| s.state == "lost").count();
+    let worst = report.slots.iter().filter(|s| s.state == "valid").max_by_key(|s| s.lag_lsns);
+    match worst {
+        Some(w) => outln!(
+            o,
+            "slots             {} ({} valid, {lost} lost); largest lag {} LSNs / {} (slot {:?})",
+            report.slots.len(),
+            report.slots.len() - lost,
+            w.lag_lsns,
+            bytes(w.lag_bytes),
+            w.name
+        )?,
+        None => outln!(o, "slots             {} ({lost} lost)", report.slots.len())?,
+    }
+    for s in report.slots.iter().filter(|s| s.invalid_at_next_open.is_some()) {
+        outln!(
+            o,
+            "                  slot {:?} will be invalidated at the next open: {}",
+            s.name,
+            s.invalid_at_next_open.as_deref().unwrap_or_default()
+        )?;
+    }
+    outln!(o, "archive           {}", report.archive)?;
+    output::finish(out)
+}
