@@ -79,10 +79,25 @@ fn tmp() -> tempfile::TempDir {
     t
 }
 
-/// Makes `path` (recursively) unwritable for the command about to run: when the tests run as
-/// root (which ignores permissions), the command runs as `nobody` instead; otherwise every write
-/// bit is cleared. Returns a closure restoring the permissions.
-fn unwritable(path: &Path, cmd: &mut Command) -> impl FnOnce() + use<> {
+/// The `walden` binary at a path any user may execute. The build's copy can sit under a directory
+/// only its owner may traverse (CI keeps `CARGO_TARGET_DIR` under `$HOME`), so the unprivileged
+/// runs use a copy in a world-readable temporary directory, made once per test process.
+fn world_executable_bin() -> &'static Path {
+    static COPY: std::sync::OnceLock<(tempfile::TempDir, std::path::PathBuf)> = std::sync::OnceLock::new();
+    let (_, path) = COPY.get_or_init(|| {
+        let dir = tmp();
+        let path = dir.path().join("walden");
+        fs::copy(BIN, &path).expect("copy the walden binary");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
+        (dir, path)
+    });
+    path
+}
+
+/// A `walden <args>` command that cannot write `path` (recursively): when the tests run as root
+/// (which ignores permissions), the command runs as `nobody` instead; otherwise every write bit is
+/// cleared. Returns the command and a closure restoring the permissions.
+fn unwritable(path: &Path, args: &[&str]) -> (Command, impl FnOnce() + use<>) {
     fn walk(p: &Path, f: &dyn Fn(&Path)) {
         f(p);
         if p.is_dir() {
@@ -92,22 +107,27 @@ fn unwritable(path: &Path, cmd: &mut Command) -> impl FnOnce() + use<> {
         }
     }
     let root = path.to_path_buf();
+    let mut cmd;
     if is_root() {
+        cmd = Command::new(world_executable_bin());
+        cmd.args(args).env_remove("WALDEN_DATA_DIR").stdin(Stdio::null());
         cmd.uid(65534).gid(65534);
     } else {
+        cmd = command(args);
         walk(&root, &|p| {
             let mode = fs::metadata(p).expect("stat").permissions().mode();
             fs::set_permissions(p, fs::Permissions::from_mode(mode & !0o222)).expect("chmod");
         });
     }
-    move || {
+    let restore = move || {
         if !is_root() {
             walk(&root, &|p| {
                 let mode = fs::metadata(p).map(|m| m.permissions().mode()).unwrap_or(0o644);
                 let _ = fs::set_permissions(p, fs::Permissions::from_mode(mode | 0o200));
             });
         }
-    }
+    };
+    (cmd, restore)
 }
 
 /// A database with three transactions (11 records) and slot `s1` at the start:
@@ -905,8 +925,8 @@ fn unwritable_directories_exit_6() {
     let parent = t.path().join("ro");
     fs::create_dir(&parent).expect("mkdir");
     let target = parent.join("demo");
-    let mut cmd = command(&["demo", "--transactions", "5", "--data-dir", target.to_str().expect("utf-8")]);
-    let restore = unwritable(&parent, &mut cmd);
+    let (mut cmd, restore) =
+        unwritable(&parent, &["demo", "--transactions", "5", "--data-dir", target.to_str().expect("utf-8")]);
     let o = cmd.output().expect("run");
     restore();
     expect(&o, PERMISSION);
@@ -917,8 +937,7 @@ fn unwritable_directories_exit_6() {
     let dir = t.path().join("db");
     fixture(&dir);
     let before = snapshot(&dir);
-    let mut cmd = command(&["slots", "create", "x", "--data-dir", dir.to_str().expect("utf-8")]);
-    let restore = unwritable(&dir, &mut cmd);
+    let (mut cmd, restore) = unwritable(&dir, &["slots", "create", "x", "--data-dir", dir.to_str().expect("utf-8")]);
     let o = cmd.output().expect("run");
     restore();
     expect(&o, PERMISSION);
@@ -929,17 +948,19 @@ fn unwritable_directories_exit_6() {
     fs::create_dir(&out_dir).expect("mkdir");
     fs::set_permissions(&out_dir, fs::Permissions::from_mode(0o755)).expect("chmod");
     let events = out_dir.join("events.jsonl");
-    let mut cmd = command(&[
-        "tail",
-        "--slot",
-        "s1",
-        "--drain",
-        "--file",
-        events.to_str().expect("utf-8"),
-        "--data-dir",
-        dir.to_str().expect("utf-8"),
-    ]);
-    let restore = unwritable(&out_dir, &mut cmd);
+    let (mut cmd, restore) = unwritable(
+        &out_dir,
+        &[
+            "tail",
+            "--slot",
+            "s1",
+            "--drain",
+            "--file",
+            events.to_str().expect("utf-8"),
+            "--data-dir",
+            dir.to_str().expect("utf-8"),
+        ],
+    );
     let o = cmd.output().expect("run");
     restore();
     expect(&o, PERMISSION);
