@@ -4,7 +4,8 @@
 # The committed corpus (fuzz/corpus/<target>) and crash regressions (fuzz/regressions/<target>)
 # seed each run; new interesting inputs go to a scratch directory, not into git. Crashes land in
 # fuzz/artifacts/<target>/. Exits non-zero if any target crashes, hangs or allocates too much.
-# The everyday test command only replays the corpus (wal/tests/fuzz_corpus.rs); this runs the fuzzer.
+# The everyday test command only replays the corpora ({wal,engine,cdc}/tests/fuzz_corpus.rs); this runs
+# the fuzzer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

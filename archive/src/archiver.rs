@@ -23,13 +23,21 @@ use parquet::file::properties::WriterProperties;
 use walden_cdc::{Cdc, DecodeErrorPolicy, SubscriptionOptions};
 use walden_engine::{Database, Lsn, SegmentInfo};
 
+use crate::cold::LakeColdSource;
 use crate::config::LakeConfig;
 use crate::error::{ArchiveError, Result};
 use crate::events::{EventRow, to_record_batch};
-use crate::lake::{ArchivedRange, FIRST_LSN_PROPERTY, LAST_LSN_PROPERTY, Lake};
+use crate::lake::{
+    ARCHIVE_FIRST_LSN_PROPERTY, ArchivedRange, FIRST_LSN_PROPERTY, LAST_LSN_PROPERTY, Lake, OPERATION_ARCHIVE,
+    OPERATION_PROPERTY,
+};
 
 /// zstd level of the Parquet files.
 const ZSTD_LEVEL: i32 = 3;
+/// Row-group bounds of the Parquet files: small enough that an LSN-range read (replay from the
+/// archive) skips most of a file by row-group statistics, large enough for good compression.
+const ROW_GROUP_MAX_ROWS: usize = 64 * 1024;
+const ROW_GROUP_MAX_BYTES: usize = 32 << 20;
 
 /// A step of an archive batch at which a test can inject a failure
 /// ([`Archiver::inject_fault`]).
@@ -95,8 +103,8 @@ impl ArchiveReport {
 pub struct Archiver {
     db: Arc<Database>,
     cdc: Cdc,
-    lake: Lake,
-    runtime: tokio::runtime::Runtime,
+    lake: Arc<Lake>,
+    runtime: Arc<tokio::runtime::Runtime>,
     fault: Mutex<Option<Fault>>,
     /// Serialises archive runs of this archiver.
     run: Mutex<()>,
@@ -124,22 +132,51 @@ impl Archiver {
             .thread_name("walden-archive")
             .enable_all()
             .build()?;
-        let lake = runtime.block_on(Lake::open_with_store(config, store))?;
-        let orphans = runtime.block_on(lake.remove_orphan_data_files())?;
-        if !orphans.is_empty() {
-            tracing::warn!(files = orphans.len(), "removed data files of an archive batch that never committed");
+        let lake = Arc::new(runtime.block_on(Lake::open_with_store(config, store))?);
+        if lake.is_embedded() {
+            let orphans = runtime.block_on(lake.remove_unreferenced_files())?;
+            if !orphans.is_empty() {
+                tracing::warn!(files = orphans.len(), "removed lake files of a batch or commit that never completed");
+            }
         }
-        let archiver =
-            Archiver { cdc: Cdc::new(db.clone()), db, lake, runtime, fault: Mutex::new(None), run: Mutex::new(()) };
+        let archiver = Archiver {
+            cdc: Cdc::new(db.clone()),
+            db,
+            lake,
+            runtime: Arc::new(runtime),
+            fault: Mutex::new(None),
+            run: Mutex::new(()),
+        };
         let last = archiver.last_archived_lsn()?;
         let next = archiver.next_lsn(last)?;
-        archiver.db.set_retain_from(Some(next))?;
+        archiver.hold_horizon(last, next)?;
         Ok(archiver)
     }
 
     /// The lake.
-    pub fn lake(&self) -> &Lake {
+    pub fn lake(&self) -> &Arc<Lake> {
         &self.lake
+    }
+
+    /// The archive as a CDC cold source (see [`LakeColdSource`]).
+    pub fn cold_source(&self) -> Arc<LakeColdSource> {
+        Arc::new(LakeColdSource::new(self.lake.clone(), self.runtime.clone()))
+    }
+
+    /// CDC over the database and this archive: subscriptions (slot-backed ones too) from LSNs
+    /// the local WAL no longer holds replay them from the lake, then continue into the WAL.
+    pub fn cdc(&self) -> Cdc {
+        Cdc::with_cold_source(self.db.clone(), self.cold_source())
+    }
+
+    /// Tells the engine how far the archive reaches: the WAL from `next` on is retained, and
+    /// slots no longer pin what the lake holds (`last`).
+    fn hold_horizon(&self, last: Option<Lsn>, next: Lsn) -> Result<()> {
+        // Order matters for a crash in between: first keep everything unarchived, then release
+        // the slots' hold on what is archived.
+        self.db.set_retain_from(Some(next))?;
+        self.db.set_archived_lsn(last)?;
+        Ok(())
     }
 
     /// The database.
@@ -156,6 +193,11 @@ impl Archiver {
     /// Makes the next archive batch fail at `fault.point` (once). `None` clears it.
     pub fn inject_fault(&self, fault: Option<Fault>) {
         *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
+    }
+
+    /// Serialises archive runs and maintenance of this archiver.
+    pub(crate) fn lock_run(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.run.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The injected fault for `point`, consumed.
@@ -191,11 +233,11 @@ impl Archiver {
     /// [`LakeConfig::target_batch_bytes`] of WAL, one snapshot each, moving the retain-from
     /// horizon after each commit. Idempotent: what is already in the lake is skipped.
     pub fn archive_sealed(&self) -> Result<ArchiveReport> {
-        let _run = self.run.lock().unwrap_or_else(|e| e.into_inner());
+        let _run = self.lock_run();
         let mut last = self.last_archived_lsn()?;
         let mut next = self.next_lsn(last)?;
         // Re-assert the horizon (a failed run may have committed without moving it).
-        self.db.set_retain_from(Some(next))?;
+        self.hold_horizon(last, next)?;
         let pending: Vec<SegmentInfo> = self
             .db
             .segments()
@@ -218,7 +260,7 @@ impl Archiver {
             );
             last = Some(range.last_lsn);
             next = range.last_lsn + 1;
-            self.db.set_retain_from(Some(next))?;
+            self.hold_horizon(last, next)?;
             report.batches.push(done);
         }
         report.last_archived_lsn = last;
@@ -286,19 +328,33 @@ impl Archiver {
                 }
                 return Err(ArchiveError::InjectedFault(f.point));
             }
+            let archive_first_lsn = self.lake.archived_range().await?.map_or(range.first_lsn, |r| r.first_lsn);
             let properties = HashMap::from([
                 (FIRST_LSN_PROPERTY.to_string(), range.first_lsn.to_string()),
                 (LAST_LSN_PROPERTY.to_string(), range.last_lsn.to_string()),
+                (ARCHIVE_FIRST_LSN_PROPERTY.to_string(), archive_first_lsn.to_string()),
+                (OPERATION_PROPERTY.to_string(), OPERATION_ARCHIVE.to_string()),
             ]);
             let tx = Transaction::new(&table);
             let tx = tx.fast_append().add_data_files(files).set_snapshot_properties(properties).apply(tx)?;
             let committed = match tx.commit(self.lake.catalog()).await {
                 Ok(table) => table,
                 Err(e) => {
-                    // The outcome may be unknown: only clean up if the lake did not move.
-                    match self.lake.last_archived_lsn().await {
-                        Ok(Some(l)) if l >= range.last_lsn => {}
-                        _ => self.remove_files(&paths).await,
+                    // The outcome may be unknown: only clean up if the lake did not move. A REST
+                    // catalog may still apply a commit whose answer was lost (timeout, 5xx), so
+                    // there the files stay unless the catalog refused the commit outright.
+                    let refused = e.kind() == iceberg::ErrorKind::CatalogCommitConflicts;
+                    if self.lake.is_embedded() || refused {
+                        match self.lake.last_archived_lsn().await {
+                            Ok(Some(l)) if l >= range.last_lsn => {}
+                            _ => self.remove_files(&paths).await,
+                        }
+                    } else {
+                        tracing::warn!(
+                            catalog = %self.lake.catalog_uri(),
+                            files = paths.len(),
+                            "commit outcome unknown: leaving the batch's data files in place"
+                        );
                     }
                     return Err(e.into());
                 }
@@ -334,9 +390,7 @@ impl Archiver {
         let written = |files: &[DataFile]| files.iter().map(|f| f.file_path().to_string()).collect::<Vec<_>>();
         for (day, day_rows) in by_day {
             let result = async {
-                let level = ZstdLevel::try_new(ZSTD_LEVEL)
-                    .map_err(|e| ArchiveError::Inconsistent(format!("zstd level: {e}")))?;
-                let props = WriterProperties::builder().set_compression(Compression::ZSTD(level)).build();
+                let props = parquet_properties()?;
                 let location = DefaultLocationGenerator::new(metadata)?;
                 let names = DefaultFileNameGenerator::new(
                     format!("walden-{:020}-{:020}", range.first_lsn, range.last_lsn),
@@ -380,6 +434,16 @@ impl Archiver {
             }
         }
     }
+}
+
+/// The Parquet settings of every data file the archive writes: zstd, bounded row groups.
+pub(crate) fn parquet_properties() -> Result<WriterProperties> {
+    let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| ArchiveError::Inconsistent(format!("zstd level: {e}")))?;
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_max_row_group_row_count(Some(ROW_GROUP_MAX_ROWS))
+        .set_max_row_group_bytes(Some(ROW_GROUP_MAX_BYTES))
+        .build())
 }
 
 /// Groups consecutive segments into batches of about `target_bytes` (at least one segment each).

@@ -1,5 +1,6 @@
 //! Where the lake lives and how to reach it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,6 +62,194 @@ impl fmt::Debug for S3Options {
     }
 }
 
+/// Environment variable choosing the catalog: `embedded` or `rest` (see [`CatalogConfig::from_env`]).
+pub const ENV_CATALOG: &str = "WALDEN_CATALOG";
+/// Environment variable: base URI of the Iceberg REST catalog (the part before `/v1/...`).
+pub const ENV_CATALOG_URI: &str = "WALDEN_CATALOG_URI";
+/// Environment variable: warehouse of the REST catalog (R2 Data Catalog: `<account-id>_<bucket>`).
+pub const ENV_CATALOG_WAREHOUSE: &str = "WALDEN_CATALOG_WAREHOUSE";
+/// Environment variable: bearer token of the REST catalog (R2: an API token with R2 Data Catalog
+/// permissions).
+pub const ENV_CATALOG_TOKEN: &str = "WALDEN_CATALOG_TOKEN";
+/// Environment variable: OAuth2 client credential of the REST catalog, `client_id:client_secret`
+/// (or just the secret), exchanged for a token at open.
+pub const ENV_CATALOG_CREDENTIAL: &str = "WALDEN_CATALOG_CREDENTIAL";
+/// Environment variable: extra REST catalog properties, `key=value` pairs separated by commas
+/// (e.g. `prefix=p,header.X-Custom=v`).
+pub const ENV_CATALOG_PROPS: &str = "WALDEN_CATALOG_PROPS";
+
+/// Which Iceberg catalog holds the events table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CatalogConfig {
+    /// The embedded SQL catalog on a sqlite file (see [`LakeConfig::catalog_path`]), which Walden
+    /// owns: it may compact, expire snapshots and delete unreferenced files. The default.
+    #[default]
+    Embedded,
+    /// An Iceberg REST catalog (Cloudflare R2 Data Catalog, Polaris, Lakekeeper, ...), which owns
+    /// the table: Walden only appends and evolves the schema, and never deletes a file the
+    /// catalog may know about.
+    Rest(RestCatalogOptions),
+}
+
+impl CatalogConfig {
+    /// The catalog the environment names, `None` if it names none: [`ENV_CATALOG`] =
+    /// `embedded` or `rest`; when it is unset, `rest` if [`ENV_CATALOG_URI`] is set. A REST
+    /// catalog takes its settings from [`ENV_CATALOG_URI`], [`ENV_CATALOG_WAREHOUSE`],
+    /// [`ENV_CATALOG_TOKEN`], [`ENV_CATALOG_CREDENTIAL`] and [`ENV_CATALOG_PROPS`].
+    pub fn from_env() -> Result<Option<CatalogConfig>> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`CatalogConfig::from_env`] with the variables looked up by `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<CatalogConfig>> {
+        let var = |name: &str| var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let uri = var(ENV_CATALOG_URI);
+        let kind = var(ENV_CATALOG).map(|k| k.to_ascii_lowercase());
+        match (kind.as_deref(), uri) {
+            (None, None) => Ok(None),
+            (Some("embedded"), _) => Ok(Some(CatalogConfig::Embedded)),
+            (None | Some("rest"), Some(uri)) => {
+                let mut props = BTreeMap::new();
+                for pair in var(ENV_CATALOG_PROPS).iter().flat_map(|p| p.split(',')) {
+                    let pair = pair.trim();
+                    if pair.is_empty() {
+                        continue;
+                    }
+                    // The entry is not echoed: it may be a misplaced secret.
+                    let (key, value) = pair.split_once('=').ok_or_else(|| {
+                        ArchiveError::Config(format!("{ENV_CATALOG_PROPS}: an entry is not key=value"))
+                    })?;
+                    props.insert(key.trim().to_string(), value.trim().to_string());
+                }
+                let options = RestCatalogOptions {
+                    uri,
+                    warehouse: var(ENV_CATALOG_WAREHOUSE),
+                    token: var(ENV_CATALOG_TOKEN),
+                    credential: var(ENV_CATALOG_CREDENTIAL),
+                    props,
+                };
+                options.validate()?;
+                Ok(Some(CatalogConfig::Rest(options)))
+            }
+            (Some("rest"), None) => Err(ArchiveError::Config(format!("{ENV_CATALOG}=rest needs {ENV_CATALOG_URI}"))),
+            (Some(other), _) => {
+                Err(ArchiveError::Config(format!("{ENV_CATALOG}={other:?}: expected \"embedded\" or \"rest\"")))
+            }
+        }
+    }
+
+    /// Whether this is [`CatalogConfig::Embedded`].
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, CatalogConfig::Embedded)
+    }
+}
+
+/// Connection settings of an Iceberg REST catalog. `Debug` never prints the token, the
+/// credential or a property value whose key looks secret.
+///
+/// For Cloudflare R2 Data Catalog: `uri` is the catalog URI shown in the bucket's settings
+/// (`https://catalog.cloudflarestorage.com/<account-id>/<bucket>`), `warehouse` the warehouse
+/// name (`<account-id>_<bucket>`), `token` an API token allowed to use R2 Data Catalog and R2
+/// storage. The data files still go through the lake's own object store (an `s3://<bucket>`
+/// lake URL with R2's S3 endpoint and keys in [`S3Options`]).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RestCatalogOptions {
+    /// Base URI (the REST paths `/v1/...` go below it), `http://` or `https://`.
+    pub uri: String,
+    /// Warehouse sent to the catalog's `/v1/config` (which catalogs use to pick the tables'
+    /// storage); `None` if the catalog needs none.
+    pub warehouse: Option<String>,
+    /// Bearer token sent on every request.
+    pub token: Option<String>,
+    /// OAuth2 client credential, `client_id:client_secret` (or just the secret), exchanged once
+    /// at open for a bearer token at `<uri>/v1/oauth/tokens` (or the `oauth2-server-uri`
+    /// property; `scope` defaults to `catalog`, `audience` and `resource` are passed on). At
+    /// most one of `token` and `credential`.
+    pub credential: Option<String>,
+    /// Further catalog properties, passed to the iceberg REST client as they are: `prefix`,
+    /// `header.<Name>` (an extra HTTP header), `oauth2-server-uri`, `scope`, `audience`,
+    /// `resource`. Secrets belong in `token` / `credential`, not here.
+    pub props: BTreeMap<String, String>,
+}
+
+impl RestCatalogOptions {
+    /// A REST catalog at `uri` authenticated by the bearer `token` (R2 Data Catalog's way).
+    pub fn with_token(uri: impl Into<String>, warehouse: impl Into<String>, token: impl Into<String>) -> Self {
+        RestCatalogOptions {
+            uri: uri.into(),
+            warehouse: Some(warehouse.into()),
+            token: Some(token.into()),
+            ..RestCatalogOptions::default()
+        }
+    }
+
+    /// The URI without trailing slashes (how it is used and shown).
+    pub fn base_uri(&self) -> &str {
+        self.uri.trim_end_matches('/')
+    }
+
+    /// Checks the settings: an `http(s)` URI, not both a token and a credential, no secret in
+    /// `props`. Errors name the URI, never a secret.
+    pub fn validate(&self) -> Result<()> {
+        let parsed = url::Url::parse(self.base_uri());
+        // Shown without user info, which could be a secret.
+        let shown = match &parsed {
+            Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+                format!("{}://<redacted>@{}", url.scheme(), url.host_str().unwrap_or_default())
+            }
+            Ok(_) => self.base_uri().to_string(),
+            Err(_) => "<not a URL>".to_string(),
+        };
+        let bad = |why: String| ArchiveError::Config(format!("REST catalog {shown:?}: {why}"));
+        let parsed = parsed.map_err(|e| bad(format!("not a URL ({e})")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(bad(format!("scheme {:?} (use http:// or https://)", parsed.scheme())));
+        }
+        if parsed.password().is_some() || !parsed.username().is_empty() {
+            return Err(bad("credentials in the URI (use `token` or `credential`)".into()));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(bad("a query or fragment in the URI".into()));
+        }
+        if self.token.is_some() && self.credential.is_some() {
+            return Err(bad("both a token and a credential are set; use one".into()));
+        }
+        for key in self.props.keys() {
+            let lower = key.to_ascii_lowercase();
+            if matches!(lower.as_str(), "uri" | "warehouse" | "token" | "credential" | "header.authorization") {
+                return Err(bad(format!("property {key:?} belongs in the options' own fields")));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RestCatalogOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        let props: BTreeMap<&str, &str> = self
+            .props
+            .iter()
+            .map(|(k, v)| (k.as_str(), if looks_secret(k) { "<redacted>" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("RestCatalogOptions")
+            .field("uri", &self.uri)
+            .field("warehouse", &self.warehouse)
+            .field("token", &redact(&self.token))
+            .field("credential", &redact(&self.credential))
+            .field("props", &props)
+            .finish()
+    }
+}
+
+/// Whether a property key names something secret (its value is never shown).
+pub(crate) fn looks_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["token", "secret", "credential", "password", "key", "authorization", "signature", "sas"]
+        .iter()
+        .any(|word| key.contains(word))
+}
+
 /// The lake: where data and metadata files go, and the events table's identity.
 #[derive(Debug, Clone)]
 pub struct LakeConfig {
@@ -79,8 +268,13 @@ pub struct LakeConfig {
     /// Part size of multipart uploads (default 8 MiB; S3 needs at least 5 MiB).
     pub multipart_part_bytes: usize,
     /// The embedded (sqlite) catalog file. Default: `catalog.db` inside a `file://` lake, an
-    /// in-process database for `memory://`; required for `s3://` lakes.
+    /// in-process database for `memory://`; required for `s3://` lakes with the embedded
+    /// catalog; must be unset with a REST catalog.
     pub catalog_path: Option<PathBuf>,
+    /// The catalog (default: embedded). With [`CatalogConfig::Rest`] the catalog decides where
+    /// the table lives: `url` must name the same store (for R2 `s3://<bucket>`), whose prefix is
+    /// then not used; `memory://` cannot be shared with a catalog server and is refused.
+    pub catalog: CatalogConfig,
 }
 
 impl LakeConfig {
@@ -94,7 +288,17 @@ impl LakeConfig {
             target_batch_bytes: DEFAULT_TARGET_BATCH_BYTES,
             multipart_part_bytes: DEFAULT_MULTIPART_PART_BYTES,
             catalog_path: None,
+            catalog: CatalogConfig::Embedded,
         }
+    }
+
+    /// This configuration with the catalog the environment names ([`CatalogConfig::from_env`]);
+    /// unchanged when the environment names none.
+    pub fn with_catalog_from_env(mut self) -> Result<LakeConfig> {
+        if let Some(catalog) = CatalogConfig::from_env()? {
+            self.catalog = catalog;
+        }
+        Ok(self)
     }
 
     /// The default lake of a database: the directory `<data_dir>.lake` beside it.
@@ -269,6 +473,62 @@ mod tests {
         };
         let store = LakeLocation::parse("s3://bkt/p").unwrap().build_store(&s3).unwrap();
         assert!(store.to_string().contains("bkt"), "{store}");
+    }
+
+    #[test]
+    fn catalog_from_the_environment() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(CatalogConfig::from_vars(vars(&[])).unwrap(), None);
+        assert_eq!(
+            CatalogConfig::from_vars(vars(&[(ENV_CATALOG, "embedded"), (ENV_CATALOG_URI, "http://x")])).unwrap(),
+            Some(CatalogConfig::Embedded)
+        );
+        let rest = CatalogConfig::from_vars(vars(&[
+            (ENV_CATALOG_URI, "https://catalog.cloudflarestorage.com/acct/bkt/"),
+            (ENV_CATALOG_WAREHOUSE, "acct_bkt"),
+            (ENV_CATALOG_TOKEN, "r2-token-value"),
+            (ENV_CATALOG_PROPS, "prefix=p, header.X-Trace=1,"),
+        ]))
+        .unwrap()
+        .unwrap();
+        let CatalogConfig::Rest(options) = &rest else { panic!("{rest:?}") };
+        assert_eq!(options.base_uri(), "https://catalog.cloudflarestorage.com/acct/bkt");
+        assert_eq!(options.warehouse.as_deref(), Some("acct_bkt"));
+        assert_eq!(options.token.as_deref(), Some("r2-token-value"));
+        assert_eq!(options.props.get("prefix").map(String::as_str), Some("p"));
+        assert_eq!(options.props.get("header.X-Trace").map(String::as_str), Some("1"));
+        assert!(!format!("{rest:?}").contains("r2-token-value"));
+
+        for bad in [
+            &[(ENV_CATALOG, "rest")][..],
+            &[(ENV_CATALOG, "glue"), (ENV_CATALOG_URI, "http://x")],
+            &[(ENV_CATALOG_URI, "ftp://x")],
+            &[(ENV_CATALOG_URI, "http://x"), (ENV_CATALOG_TOKEN, "t"), (ENV_CATALOG_CREDENTIAL, "a:b")],
+            &[(ENV_CATALOG_URI, "http://x"), (ENV_CATALOG_PROPS, "token=leaked")],
+            &[(ENV_CATALOG_URI, "http://x"), (ENV_CATALOG_PROPS, "just-a-secret-value")],
+            &[(ENV_CATALOG_URI, "http://user:pw@x")],
+        ] {
+            let leaked = |s: &str| s.contains("leaked") || s.contains("just-a-secret-value") || s.contains(":pw");
+            match CatalogConfig::from_vars(vars(bad)) {
+                Err(ArchiveError::Config(msg)) => assert!(!leaked(&msg), "{msg}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn rest_options_debug_redacts_secrets() {
+        let mut options = RestCatalogOptions::with_token("http://127.0.0.1:1", "wh", "bearer-secret");
+        options.credential = Some("client:client-secret".into());
+        options.props.insert("s3.secret-access-key".into(), "s3-secret".into());
+        options.props.insert("prefix".into(), "visible".into());
+        let shown = format!("{:?}", LakeConfig { catalog: CatalogConfig::Rest(options), ..LakeConfig::new("s3://b") });
+        for secret in ["bearer-secret", "client-secret", "s3-secret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("visible") && shown.contains("127.0.0.1:1"), "{shown}");
     }
 
     #[test]

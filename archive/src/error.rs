@@ -16,6 +16,9 @@ pub enum ArchiveError {
     /// The Iceberg library (catalog, metadata, writers) failed.
     #[error("iceberg: {0}")]
     Iceberg(#[from] iceberg::Error),
+    /// The catalog (outside what the iceberg crate does) failed.
+    #[error("catalog: {0}")]
+    Catalog(String),
     /// The object store failed.
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),
@@ -39,6 +42,16 @@ pub enum ArchiveError {
     /// The table's snapshots carry LSN-range properties that do not parse or do not follow.
     #[error("archive table is inconsistent: {0}")]
     Inconsistent(String),
+    /// A maintenance operation (compaction, snapshot expiry, removal of unreferenced files) was
+    /// asked of a lake whose table an external (REST) catalog owns, such as R2 Data Catalog: it
+    /// maintains the table itself, and Walden never deletes files behind its back.
+    #[error("{operation} runs only on the embedded catalog; the REST catalog {catalog} maintains its tables itself")]
+    ExternalCatalog {
+        /// What was refused.
+        operation: String,
+        /// The catalog's URI.
+        catalog: String,
+    },
     /// A failure injected by a test ([`crate::Archiver::inject_fault`]).
     #[error("injected fault at {0:?}")]
     InjectedFault(FaultPoint),

@@ -188,34 +188,48 @@ impl EventRow {
     }
 }
 
-/// Builds the Arrow batch of `rows` (in the given order) for the table's Arrow schema.
+/// Builds the Arrow batch of `rows` (in the given order) for the table's Arrow schema. Columns
+/// added to the table later (schema evolution) that Walden does not fill are written as nulls;
+/// they must be optional.
 pub fn to_record_batch(schema: &ArrowSchemaRef, rows: &[EventRow]) -> Result<RecordBatch> {
     let longs = |f: &dyn Fn(&EventRow) -> u64, what: &str| -> Result<ArrayRef> {
         let values = rows.iter().map(|r| to_i64(f(r), what)).collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(Int64Array::from(values)))
     };
-    let tz = match schema.field_with_name("commit_ts")?.data_type() {
-        DataType::Timestamp(_, tz) => tz.clone(),
-        other => return Err(ArchiveError::Inconsistent(format!("commit_ts has Arrow type {other}"))),
-    };
-    let columns: Vec<ArrayRef> = vec![
-        longs(&|r| r.lsn, "LSN")?,
-        longs(&|r| r.commit_lsn, "commit LSN")?,
-        longs(&|r| r.txn_id, "transaction id")?,
-        Arc::new(
-            TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.commit_ts_us)).with_timezone_opt(tz),
-        ),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.op.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.table_name.as_str()))),
-        Arc::new(LargeBinaryArray::from_iter_values(rows.iter().map(|r| r.key.as_ref()))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| json(&r.before)))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| json(&r.after)))),
-        Arc::new(LargeBinaryArray::from_iter(rows.iter().map(|r| bin(&r.before)))),
-        Arc::new(LargeBinaryArray::from_iter(rows.iter().map(|r| bin(&r.after)))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.namespace.as_deref()))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.correlation_id.as_deref()))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.actor.as_deref()))),
-    ];
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let column: ArrayRef = match field.name().as_str() {
+            "lsn" => longs(&|r| r.lsn, "LSN")?,
+            "commit_lsn" => longs(&|r| r.commit_lsn, "commit LSN")?,
+            "txn_id" => longs(&|r| r.txn_id, "transaction id")?,
+            "commit_ts" => {
+                let DataType::Timestamp(_, tz) = field.data_type() else {
+                    return Err(ArchiveError::Inconsistent(format!("commit_ts has Arrow type {}", field.data_type())));
+                };
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.commit_ts_us))
+                        .with_timezone_opt(tz.clone()),
+                )
+            }
+            "op" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.op.as_str()))),
+            "table_name" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.table_name.as_str()))),
+            "key" => Arc::new(LargeBinaryArray::from_iter_values(rows.iter().map(|r| r.key.as_ref()))),
+            "before" => Arc::new(StringArray::from_iter(rows.iter().map(|r| json(&r.before)))),
+            "after" => Arc::new(StringArray::from_iter(rows.iter().map(|r| json(&r.after)))),
+            "before_bin" => Arc::new(LargeBinaryArray::from_iter(rows.iter().map(|r| bin(&r.before)))),
+            "after_bin" => Arc::new(LargeBinaryArray::from_iter(rows.iter().map(|r| bin(&r.after)))),
+            "namespace" => Arc::new(StringArray::from_iter(rows.iter().map(|r| r.namespace.as_deref()))),
+            "correlation_id" => Arc::new(StringArray::from_iter(rows.iter().map(|r| r.correlation_id.as_deref()))),
+            "actor" => Arc::new(StringArray::from_iter(rows.iter().map(|r| r.actor.as_deref()))),
+            _ if field.is_nullable() => arrow_array::new_null_array(field.data_type(), rows.len()),
+            other => {
+                return Err(ArchiveError::Inconsistent(format!(
+                    "the events table has a required column {other:?} that Walden does not fill"
+                )));
+            }
+        };
+        columns.push(column);
+    }
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 

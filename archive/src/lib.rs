@@ -4,11 +4,13 @@
 //!
 //! ```text
 //! engine WAL ── sealed segments ──► Archiver ── Parquet (zstd, LSN order) ──► object store
-//!      ▲                                 └── one snapshot per batch ──► embedded catalog (sqlite)
+//!      ▲                                 └── one snapshot per batch ──► catalog (embedded sqlite / REST)
 //!      └──────── retain_from = last archived LSN + 1 ◄───────────────────────┘
 //! ```
 //!
-//! - [`LakeConfig`]: where the lake is (`file://`, `s3://bucket/prefix`, `memory://`).
+//! - [`LakeConfig`]: where the lake is (`file://`, `s3://bucket/prefix`, `memory://`) and which
+//!   catalog holds the table ([`CatalogConfig`]: embedded sqlite, or an Iceberg REST catalog such
+//!   as Cloudflare R2 Data Catalog, see [`rest`]).
 //! - [`storage`]: the iceberg crate's storage traits over [`object_store`].
 //! - [`events`]: the table layout.
 //! - [`Lake`]: the catalog and table; [`Archiver`]: the archiving loop; [`AutoArchive`]: archiving
@@ -21,14 +23,22 @@
 
 pub mod archiver;
 pub mod auto;
+pub mod cold;
 pub mod config;
 mod error;
 pub mod events;
 pub mod lake;
+pub mod maintenance;
+pub mod rest;
 pub mod storage;
 
 pub use archiver::{ArchiveReport, Archiver, BatchReport, Fault, FaultPoint};
 pub use auto::{AutoArchive, AutoArchiveOptions, AutoArchiveStatus};
-pub use config::{LakeConfig, LakeLocation, S3Options};
+pub use cold::LakeColdSource;
+pub use config::{CatalogConfig, LakeConfig, LakeLocation, RestCatalogOptions, S3Options};
 pub use error::{ArchiveError, Result};
-pub use lake::{ArchivedRange, FIRST_LSN_PROPERTY, LAST_LSN_PROPERTY, Lake};
+pub use lake::{
+    ARCHIVE_FIRST_LSN_PROPERTY, ArchivedRange, CatalogKind, FIRST_LSN_PROPERTY, LAST_LSN_PROPERTY, Lake, LakeCatalog,
+    OPERATION_ARCHIVE, OPERATION_COMPACT, OPERATION_PROPERTY,
+};
+pub use maintenance::{CompactOptions, CompactReport, ExpireOptions, ExpireReport};

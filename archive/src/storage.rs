@@ -5,6 +5,15 @@
 //! Locations are URLs; the part after the store root (`file:///`, `s3://bucket/`, `memory://`)
 //! is the object key. Writes of up to one part are a single PUT; larger ones are multipart uploads
 //! whose non-final parts all have exactly `part_bytes` (R2 rejects unequal parts).
+//!
+//! Every file of the lake is written once, under a fresh name (data files, manifests, manifest
+//! lists and metadata JSON all carry a UUID), so every write is a create: a PUT with
+//! [`PutMode::Create`] (`If-None-Match: *` on S3 and R2, a hard link on local disks), and a
+//! second writer of the same location gets an [`ErrorKind::PreconditionFailed`] error whose source
+//! is [`object_store::Error::AlreadyExists`] instead of overwriting the file. object_store 0.13
+//! completes multipart uploads unconditionally, so a multipart file (only a data file larger than
+//! one part) is checked to be absent before its upload starts; the window between that check and
+//! the completion is not covered.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -16,7 +25,7 @@ use futures::stream::BoxStream;
 use iceberg::io::{FileMetadata, FileRead, FileWrite, InputFile, OutputFile, Storage, StorageConfig, StorageFactory};
 use iceberg::{Error as IcebergError, ErrorKind};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use serde::{Deserialize, Serialize};
 
 /// Uploads in flight per multipart writer.
@@ -25,9 +34,26 @@ const MAX_CONCURRENT_PARTS: usize = 2;
 fn store_error(what: &str, location: &str, e: object_store::Error) -> IcebergError {
     let kind = match e {
         object_store::Error::NotFound { .. } => ErrorKind::DataInvalid,
+        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
+            ErrorKind::PreconditionFailed
+        }
         _ => ErrorKind::Unexpected,
     };
     IcebergError::new(kind, format!("{what} {location} failed")).with_source(e)
+}
+
+/// Writes `payload` under `key` unless something is there already.
+async fn put_new(
+    store: &dyn ObjectStore,
+    key: &ObjectPath,
+    location: &str,
+    payload: PutPayload,
+) -> iceberg::Result<()> {
+    store
+        .put_opts(key, payload, PutOptions::from(PutMode::Create))
+        .await
+        .map_err(|e| store_error("create", location, e))?;
+    Ok(())
 }
 
 /// An iceberg [`Storage`] over an [`ObjectStore`].
@@ -94,8 +120,7 @@ impl Storage for ObjectStoreStorage {
     }
 
     async fn write(&self, path: &str, bs: Bytes) -> iceberg::Result<()> {
-        self.store()?.put(&self.key(path)?, PutPayload::from(bs)).await.map_err(|e| store_error("put", path, e))?;
-        Ok(())
+        put_new(self.store()?.as_ref(), &self.key(path)?, path, PutPayload::from(bs)).await
     }
 
     async fn writer(&self, path: &str) -> iceberg::Result<Box<dyn FileWrite>> {
@@ -189,6 +214,8 @@ impl FileRead for ObjectFileRead {
 
 /// Buffers up to one part; a larger file becomes a multipart upload with equal parts. Nothing is
 /// visible under the key until `close` succeeds; a writer dropped unclosed aborts its upload.
+/// Never overwrites: a file of up to one part is created with a conditional PUT, a larger one
+/// only after checking that nothing is under its key.
 struct ObjectFileWrite {
     store: Arc<dyn ObjectStore>,
     key: ObjectPath,
@@ -215,6 +242,17 @@ impl FileWrite for ObjectFileWrite {
         }
         self.buffer.extend_from_slice(&bs);
         if self.buffer.len() > self.part_bytes {
+            match self.store.head(&self.key).await {
+                Err(object_store::Error::NotFound { .. }) => {}
+                Ok(_) => {
+                    let e = object_store::Error::AlreadyExists {
+                        path: self.key.to_string(),
+                        source: "a lake file is written once".into(),
+                    };
+                    return Err(store_error("upload", &self.location, e));
+                }
+                Err(e) => return Err(store_error("head", &self.location, e)),
+            }
             let multipart =
                 self.store.put_multipart(&self.key).await.map_err(|e| store_error("upload", &self.location, e))?;
             let mut upload = WriteMultipart::new_with_chunk_size(multipart, self.part_bytes);
@@ -235,7 +273,7 @@ impl FileWrite for ObjectFileWrite {
             }
             None => {
                 let payload = PutPayload::from(std::mem::take(&mut self.buffer).freeze());
-                self.store.put(&self.key, payload).await.map_err(|e| store_error("put", &self.location, e))?;
+                put_new(self.store.as_ref(), &self.key, &self.location, payload).await?;
             }
         }
         Ok(())
@@ -278,6 +316,55 @@ mod tests {
             assert!(!storage.exists(small).await.unwrap());
             assert!(!storage.exists(big).await.unwrap());
             storage.delete(big).await.unwrap(); // deleting a missing file is fine
+        });
+    }
+
+    /// The error a second create of `location` must give: typed, with object_store's
+    /// `AlreadyExists` as its source.
+    fn assert_already_exists(result: iceberg::Result<()>, location: &str) {
+        let e = result.expect_err(location);
+        assert_eq!(e.kind(), ErrorKind::PreconditionFailed, "{location}: {e}");
+        let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<object_store::Error>());
+        assert!(matches!(source, Some(object_store::Error::AlreadyExists { .. })), "{location}: {e:?}");
+    }
+
+    async fn write_with_writer(storage: &ObjectStoreStorage, location: &str, data: &[u8]) -> iceberg::Result<()> {
+        let mut w = storage.writer(location).await?;
+        for chunk in data.chunks(7) {
+            w.write(Bytes::copy_from_slice(chunk)).await?;
+        }
+        w.close().await
+    }
+
+    #[test]
+    fn never_overwrites_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = format!("file://{}/", dir.path().to_str().unwrap());
+        let stores: [(Arc<dyn ObjectStore>, &str, String); 2] = [
+            (Arc::new(InMemory::new()), "memory://", "memory://".to_string()),
+            (Arc::new(object_store::local::LocalFileSystem::new()), "file:///", local),
+        ];
+        rt().block_on(async {
+            for (store, root, base) in stores {
+                let storage = ObjectStoreStorage::new(store, root, 16);
+                let small = format!("{base}t/small.bin");
+                storage.write(&small, Bytes::from_static(b"first")).await.unwrap();
+                assert_already_exists(storage.write(&small, Bytes::from_static(b"second")).await, &small);
+                assert_already_exists(write_with_writer(&storage, &small, b"third").await, &small);
+                assert_eq!(storage.read(&small).await.unwrap(), Bytes::from_static(b"first"));
+
+                // Larger than one part: refused before the upload starts.
+                let big = format!("{base}t/big.bin");
+                let data: Vec<u8> = (0..100u8).collect();
+                write_with_writer(&storage, &big, &data).await.unwrap();
+                assert_already_exists(write_with_writer(&storage, &big, &[7u8; 50]).await, &big);
+                assert_already_exists(storage.write(&big, Bytes::from_static(b"x")).await, &big);
+                assert_eq!(storage.read(&big).await.unwrap().as_ref(), &data[..]);
+
+                // Deleting makes the name free again.
+                storage.delete(&small).await.unwrap();
+                storage.write(&small, Bytes::from_static(b"again")).await.unwrap();
+            }
         });
     }
 

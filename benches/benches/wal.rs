@@ -1,38 +1,21 @@
 //! Criterion benchmarks of the WAL against the raw disk, ending with a summary table.
 //!
-//! `cargo bench -p walden-benches` runs everything (about 3 minutes on 2 cores after the build);
-//! filters work as usual (`-- group_commit`). `-- --test` (and `cargo test --benches`) runs each
-//! body once on tiny data, and so does `WALDEN_BENCH_SMOKE=1` (without criterion). See
-//! BENCHMARKS.md.
+//! `cargo bench -p walden-benches --bench wal` runs them (about 3 minutes on 2 cores after the
+//! build); filters work as usual (`-- group_commit`). `-- --test` (and `cargo test --benches`)
+//! runs each body once on tiny data, and so does `WALDEN_BENCH_SMOKE=1` (without criterion).
+//! See BENCHMARKS.md.
 
 use std::time::Duration;
 
-use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime};
+use criterion::{Criterion, SamplingMode, Throughput};
 use walden_benches::{
-    BenchError, BenchRoot, DurableLog, Machine, OpenFixture, RawSyncLoop, Recorder, Sample, Scale, ScanFixture,
-    Workload, XorShift, buffered_append, encoded_len, raw_sequential_write, run_once, summary, target_dir,
+    BenchRoot, DurableLog, OpenFixture, RawSyncLoop, Recorder, Scale, ScanFixture, Suite, Workload, XorShift,
+    buffered_append, encoded_len, raw_sequential_write,
 };
 use walden_wal::SyncMode;
 
-/// Measurement time of the fsync-bound groups (each sample also runs a raw-loop block beside the
-/// WAL, so their wall time is about twice this).
-const DURABLE_MEASUREMENT: Duration = Duration::from_secs(8);
-
-/// Exits with the error: a benchmark that cannot do its work must not print a figure.
-fn or_exit<T>(result: Result<T, BenchError>) -> T {
-    result.unwrap_or_else(|e| {
-        eprintln!("benchmark failed: {e}");
-        std::process::exit(1)
-    })
-}
-
-/// Times one `iter_custom` batch and records its sample.
-fn timed(rec: &mut Recorder, workload: Workload, sample: Result<Sample, BenchError>) -> Duration {
-    let sample = or_exit(sample);
-    let elapsed = sample.elapsed;
-    rec.add(workload, sample);
-    elapsed
-}
+mod common;
+use common::{DURABLE_MEASUREMENT, group, or_exit, timed};
 
 /// Runs one paired durable batch (WAL appends plus the raw-loop block beside them), records both
 /// and returns the WAL's time: criterion reports the WAL, the table its ratio to the raw loop.
@@ -43,51 +26,8 @@ fn timed_paired(rec: &mut Recorder, workload: Workload, log: &mut DurableLog, th
     elapsed
 }
 
-fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-    let mut g = c.benchmark_group(name);
-    // fsync-bound and whole-log iterations: same iteration count in every sample.
-    g.sampling_mode(SamplingMode::Flat);
-    g
-}
-
 fn main() {
-    // Criterion's rule: `cargo bench -- --test` and `cargo test --benches` (no `--bench`) run
-    // each benchmark once; give those runs tiny data too.
-    let args: Vec<String> = std::env::args().collect();
-    let test_mode = args.iter().any(|a| a == "--test") || !args.iter().any(|a| a == "--bench");
-    let smoke = Scale::smoke_requested();
-    let scale = or_exit(if smoke || test_mode { Scale::smoke() } else { Scale::full() }.with_env_overrides());
-    let root = or_exit(BenchRoot::choose());
-    let machine = Machine::detect();
-    eprintln!("walden-benches: scale {}, bench dir {}", scale.name, root.describe());
-
-    let rec = if smoke && !test_mode {
-        or_exit(run_once(&scale, &root))
-    } else {
-        let mut c = Criterion::default()
-            .sample_size(20)
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(4))
-            .without_plots()
-            .configure_from_args();
-        let mut rec = Recorder::new();
-        bench_all(&mut c, &mut rec, &scale, &root);
-        c.final_summary();
-        rec
-    };
-
-    // Profiling (`--profile-time`) and listing runs measure nothing worth a summary.
-    if args.iter().any(|a| a == "--profile-time" || a.starts_with("--profile-time=") || a == "--list") {
-        return;
-    }
-    let text = summary(&machine, &root, &scale, &rec);
-    println!("\n{text}");
-    let out_dir = target_dir().join("walden-bench");
-    let out_file = out_dir.join(format!("summary-{}.md", scale.name));
-    match std::fs::create_dir_all(&out_dir).and_then(|()| std::fs::write(&out_file, &text)) {
-        Ok(()) => eprintln!("summary written to {}", out_file.display()),
-        Err(e) => eprintln!("could not write {}: {e}", out_file.display()),
-    }
+    common::run(Suite::Wal, bench_all);
 }
 
 fn bench_all(c: &mut Criterion, rec: &mut Recorder, scale: &Scale, root: &BenchRoot) {

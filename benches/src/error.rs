@@ -16,6 +16,12 @@ pub enum BenchError {
     },
     /// The WAL returned an error.
     Wal(walden_wal::WalError),
+    /// The engine returned an error.
+    Engine(walden_engine::EngineError),
+    /// A change stream returned an error.
+    Cdc(walden_cdc::CdcError),
+    /// The archive returned an error.
+    Archive(walden_archive::ArchiveError),
     /// A workload's self-check failed: the log did not hold or return what was written.
     Check(String),
 }
@@ -31,6 +37,9 @@ impl std::fmt::Display for BenchError {
         match self {
             BenchError::Io { op, path, source } => write!(f, "{op} {}: {source}", path.display()),
             BenchError::Wal(e) => write!(f, "wal: {e}"),
+            BenchError::Engine(e) => write!(f, "engine: {e}"),
+            BenchError::Cdc(e) => write!(f, "cdc: {e}"),
+            BenchError::Archive(e) => write!(f, "archive: {e}"),
             BenchError::Check(what) => write!(f, "check failed: {what}"),
         }
     }
@@ -41,6 +50,9 @@ impl std::error::Error for BenchError {
         match self {
             BenchError::Io { source, .. } => Some(source),
             BenchError::Wal(e) => Some(e),
+            BenchError::Engine(e) => Some(e),
+            BenchError::Cdc(e) => Some(e),
+            BenchError::Archive(e) => Some(e),
             BenchError::Check(_) => None,
         }
     }
@@ -49,5 +61,23 @@ impl std::error::Error for BenchError {
 impl From<walden_wal::WalError> for BenchError {
     fn from(e: walden_wal::WalError) -> Self {
         BenchError::Wal(e)
+    }
+}
+
+impl From<walden_engine::EngineError> for BenchError {
+    fn from(e: walden_engine::EngineError) -> Self {
+        BenchError::Engine(e)
+    }
+}
+
+impl From<walden_cdc::CdcError> for BenchError {
+    fn from(e: walden_cdc::CdcError) -> Self {
+        BenchError::Cdc(e)
+    }
+}
+
+impl From<walden_archive::ArchiveError> for BenchError {
+    fn from(e: walden_archive::ArchiveError) -> Self {
+        BenchError::Archive(e)
     }
 }

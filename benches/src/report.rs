@@ -22,10 +22,36 @@ pub struct Sample {
     pub syncs: u64,
     /// Per-operation latencies, where the workload keeps them (seek, open).
     pub latencies: Vec<Duration>,
-    /// CPU time (user + system) of the measuring thread over the timed span, for single-threaded
-    /// CPU-bound workloads (buffered append, scan, seek); zero elsewhere. Unlike wall time it
-    /// does not grow when other jobs share the cores.
+    /// CPU time (user + system) over the timed span: of the measuring thread for single-threaded
+    /// CPU-bound workloads (buffered append, scan, seek, CDC replays), of the whole process for
+    /// the archive workloads (the archiver's runtime threads write and read the Parquet files);
+    /// zero elsewhere. Unlike wall time it does not grow when other jobs share the cores.
     pub cpu: Duration,
+    /// The lake's bytes against the WAL bytes they archive (archive throughput only; zero
+    /// elsewhere).
+    pub lake: LakeBytes,
+}
+
+/// What an archive run left in the lake, against the WAL it archived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LakeBytes {
+    /// Bytes of the archived WAL segments (files: headers, records, footers).
+    pub wal_bytes: u64,
+    /// Bytes of the Parquet data files.
+    pub data_bytes: u64,
+    /// Bytes of the Iceberg metadata files (metadata JSON, manifest lists, manifests).
+    pub metadata_bytes: u64,
+    /// Bytes of the embedded catalog (the sqlite file and its journal), not counted as lake data.
+    pub catalog_bytes: u64,
+}
+
+impl LakeBytes {
+    fn add(&mut self, other: LakeBytes) {
+        self.wal_bytes += other.wal_bytes;
+        self.data_bytes += other.data_bytes;
+        self.metadata_bytes += other.metadata_bytes;
+        self.catalog_bytes += other.catalog_bytes;
+    }
 }
 
 /// CPU time consumed so far by the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
@@ -33,6 +59,17 @@ pub fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes only into the timespec we own.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+}
+
+/// CPU time consumed so far by every thread of the process (`CLOCK_PROCESS_CPUTIME_ID`).
+pub fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes only into the timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     if rc != 0 {
         return Duration::ZERO;
     }
@@ -78,6 +115,83 @@ pub enum Workload {
         /// Whether the segments were evicted from the page cache first.
         cold_cache: bool,
     },
+    /// One-row transactions committed through `walden-engine` by several threads.
+    EngineCommit {
+        /// Durability of the commits.
+        sync: CommitSync,
+        /// Committer threads.
+        threads: usize,
+        /// Bytes of the one row each transaction inserts.
+        row_bytes: usize,
+    },
+    /// Every change of a pre-written log through an unfiltered CDC change stream.
+    CdcDecode,
+    /// A table-filtered CDC change stream over the same log.
+    CdcFilteredReplay {
+        /// Tables in the log (each holds the same share of the changes).
+        tables: usize,
+    },
+    /// Commit → subscriber latency of a live CDC tail, `SyncMode::None`.
+    CdcCommitToSubscriber,
+    /// `Archiver::archive_sealed` of a pre-written log into a fresh `file://` lake: events/s, and
+    /// the lake's bytes against the WAL's.
+    ArchiveThroughput {
+        /// What the row images are.
+        rows: ArchiveRows,
+    },
+    /// Every archived event through `Archiver::cdc()` over a trimmed WAL (all from the lake).
+    ArchiveColdReplay,
+    /// The same events from the WAL (a copy of the log before it was trimmed), same run.
+    ArchiveHotReplay,
+}
+
+/// The row images of an archive benchmark log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ArchiveRows {
+    /// JSON objects of 100–300 B with a web app's repetitive keys and values (archived as text).
+    Json,
+    /// Random bytes of 100–300 B (archived as binary; nothing to compress).
+    Incompressible,
+}
+
+impl ArchiveRows {
+    /// Both kinds.
+    pub const ALL: [ArchiveRows; 2] = [ArchiveRows::Json, ArchiveRows::Incompressible];
+
+    /// In words, for the table.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ArchiveRows::Json => "JSON rows 100–300 B",
+            ArchiveRows::Incompressible => "incompressible rows 100–300 B",
+        }
+    }
+}
+
+/// The durable sync mode of an engine benchmark (a `walden_wal::SyncMode`, orderable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CommitSync {
+    /// `SyncMode::Always`: one fdatasync per commit, commits serialised.
+    Always,
+    /// `SyncMode::Group`: concurrent commits share fdatasyncs.
+    Group,
+}
+
+impl CommitSync {
+    /// The WAL sync mode.
+    pub fn sync_mode(self) -> walden_wal::SyncMode {
+        match self {
+            CommitSync::Always => walden_wal::SyncMode::Always,
+            CommitSync::Group => walden_wal::SyncMode::Group,
+        }
+    }
+
+    /// `"Always"` or `"Group"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CommitSync::Always => "Always",
+            CommitSync::Group => "Group",
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -89,11 +203,13 @@ struct Totals {
     syncs: u64,
     latencies: Vec<Duration>,
     cpu: Duration,
+    lake: LakeBytes,
 }
 
 impl Totals {
     fn add(&mut self, sample: Sample) {
         self.samples += 1;
+        self.lake.add(sample.lake);
         self.elapsed += sample.elapsed;
         self.ops += sample.ops;
         self.bytes += sample.bytes;
@@ -122,6 +238,11 @@ impl Totals {
     }
     fn mean_latency(&self) -> Duration {
         self.elapsed.div_f64((self.ops as f64).max(1.0))
+    }
+    /// The mean of the kept latencies (zero if none).
+    fn mean_kept_latency(&self) -> Duration {
+        let sum: Duration = self.latencies.iter().sum();
+        sum.div_f64((self.latencies.len() as f64).max(1.0))
     }
     /// The `q` quantile (0..=1) of the kept latencies (nearest rank).
     fn quantile(&self, q: f64) -> Duration {
@@ -174,6 +295,16 @@ const GROUP_TARGET_THREADS: usize = 64;
 const SCAN_TARGET_BYTES_PER_S: f64 = 1e9;
 /// Open-after-crash target.
 const OPEN_TARGET: Duration = Duration::from_secs(1);
+/// CDC decode target, change events per second.
+const CDC_DECODE_TARGET_PER_S: f64 = 2_000_000.0;
+/// CDC filtered replay target, delivered events per second.
+const CDC_FILTERED_TARGET_PER_S: f64 = 1_000_000.0;
+/// CDC commit → subscriber target for the 99th percentile.
+const CDC_LATENCY_TARGET_P99: Duration = Duration::from_millis(1);
+/// Archive throughput target, events per second.
+const ARCHIVE_TARGET_PER_S: f64 = 1_000_000.0;
+/// Lake size target for JSON rows: Parquet data bytes per WAL byte archived.
+const ARCHIVE_TARGET_LAKE_RATIO: f64 = 0.5;
 
 impl Recorder {
     /// An empty recorder.
@@ -192,6 +323,13 @@ impl Recorder {
         self.paired_raw.entry(workload).or_default().add(paired.raw.clone());
         self.add(Workload::RawSyncLoop { payload_bytes }, paired.raw);
         self.add(workload, paired.wal);
+    }
+
+    /// Adds one paired run whose raw loop wrote `raw_write_bytes` per operation (an engine
+    /// commit: three WAL records): counted toward the raw-loop row of writes of that size.
+    pub fn add_paired_raw_bytes(&mut self, workload: Workload, raw_write_bytes: u64, paired: crate::Paired) {
+        let payload_bytes = (raw_write_bytes as usize).saturating_sub(walden_wal::format::RECORD_HEADER_LEN);
+        self.add_paired(workload, payload_bytes, paired);
     }
 
     /// Workloads with at least one sample.
@@ -216,6 +354,14 @@ impl Recorder {
             Some(t) if t.ops > 0 => t.ops_per_s(),
             _ => self.rate(Workload::RawSyncLoop { payload_bytes })?,
         };
+        Some((rate / raw, raw))
+    }
+
+    /// An engine workload's commit rate over the raw loop run beside it (its own paired blocks
+    /// only: the raw record size differs from the WAL benchmarks'), with the raw rate used.
+    fn raw_ratio_engine(&self, workload: Workload) -> Option<(f64, f64)> {
+        let rate = self.rate(workload)?;
+        let raw = self.paired_raw.get(&workload).filter(|t| t.ops > 0)?.ops_per_s();
         Some((rate / raw, raw))
     }
 
@@ -359,6 +505,123 @@ impl Recorder {
                     Some(mean < OPEN_TARGET),
                 );
                 row(name, "max open time", millis(t.quantile(1.0)), "ms", dash(), dash(), None);
+            }
+            Workload::EngineCommit { sync, threads, row_bytes } => {
+                let name = format!(
+                    "engine one-row txn ({row_bytes} B row), SyncMode::{}, {threads} thread{}",
+                    sync.name(),
+                    plural(threads)
+                );
+                let rate = t.ops_per_s();
+                let raw = self.raw_ratio_engine(workload);
+                let raw_cell = raw.map_or_else(dash, raw_text);
+                // One committer: near the raw loop (the WAL's single-writer target).
+                let (target, meets) = if threads == 1 {
+                    (format!("≥ {DURABLE_TARGET_RATIO} × raw loop"), raw.map(|(r, _)| r >= DURABLE_TARGET_RATIO))
+                } else {
+                    (dash(), None)
+                };
+                row(name.clone(), "commits/s", rate, "commits/s", target, raw_cell, meets);
+                row(name.clone(), "p50 commit latency", micros(t.quantile(0.5)), "µs", dash(), dash(), None);
+                row(name.clone(), "p99 commit latency", micros(t.quantile(0.99)), "µs", dash(), dash(), None);
+                let one_workload = Workload::EngineCommit { sync, threads: 1, row_bytes };
+                if threads > 1
+                    && let Some(((r, _), (o, _))) = raw.zip(self.raw_ratio_engine(one_workload))
+                {
+                    row(name.clone(), "× 1 thread, raw-normalised", r / o, "×", dash(), dash(), None);
+                }
+                row(name, "fsyncs per commit", t.syncs_per_op(), "fsyncs", dash(), dash(), None);
+            }
+            Workload::CdcDecode => {
+                let name = "CDC decode: change stream, unfiltered, pre-written log".to_string();
+                let target = || "≥ 2,000,000".to_string();
+                let rate = t.ops_per_s();
+                row(
+                    name.clone(),
+                    "events/s",
+                    rate,
+                    "events/s",
+                    target(),
+                    dash(),
+                    Some(rate >= CDC_DECODE_TARGET_PER_S),
+                );
+                if let Some(cpu_rate) = t.ops_per_cpu_s() {
+                    let meets = Some(cpu_rate >= CDC_DECODE_TARGET_PER_S);
+                    row(name, "events per CPU-second", cpu_rate, "events/s", target(), dash(), meets);
+                }
+            }
+            Workload::CdcFilteredReplay { tables } => {
+                let name = format!("CDC filtered replay: 1 table of {tables}, pre-written log");
+                let target = || "≥ 1,000,000".to_string();
+                let rate = t.ops_per_s();
+                let meets = Some(rate >= CDC_FILTERED_TARGET_PER_S);
+                row(name.clone(), "delivered events/s", rate, "events/s", target(), dash(), meets);
+                if let Some(cpu_rate) = t.ops_per_cpu_s() {
+                    let meets = Some(cpu_rate >= CDC_FILTERED_TARGET_PER_S);
+                    row(name.clone(), "delivered events per CPU-second", cpu_rate, "events/s", target(), dash(), meets);
+                }
+                // Every table holds the same share, so the stream examined `tables` × as many.
+                let examined = rate * tables as f64;
+                row(name, "changes examined/s", examined, "changes/s", dash(), dash(), None);
+            }
+            Workload::CdcCommitToSubscriber => {
+                let name = "CDC commit → subscriber, live tail, SyncMode::None".to_string();
+                let p99 = t.quantile(0.99);
+                row(name.clone(), "p50 latency", micros(t.quantile(0.5)), "µs", dash(), dash(), None);
+                let meets = Some(p99 < CDC_LATENCY_TARGET_P99);
+                row(name.clone(), "p99 latency", micros(p99), "µs", "< 1,000 µs".into(), dash(), meets);
+                row(name.clone(), "max latency", micros(t.quantile(1.0)), "µs", dash(), dash(), None);
+                row(name, "mean latency", micros(t.mean_kept_latency()), "µs", dash(), dash(), None);
+            }
+            Workload::ArchiveThroughput { rows: kind } => {
+                let name = format!("archive sealed segments → Parquet, file:// lake, {}", kind.describe());
+                let target = || "≥ 1,000,000".to_string();
+                let rate = t.ops_per_s();
+                let meets = Some(rate >= ARCHIVE_TARGET_PER_S);
+                row(name.clone(), "events/s", rate, "events/s", target(), dash(), meets);
+                if let Some(cpu_rate) = t.ops_per_cpu_s() {
+                    let meets = Some(cpu_rate >= ARCHIVE_TARGET_PER_S);
+                    row(name.clone(), "events per CPU-second (process)", cpu_rate, "events/s", target(), dash(), meets);
+                }
+                row(name.clone(), "WAL read", t.bytes_per_s() / 1e6, "MB/s", dash(), dash(), None);
+                let lake = t.lake;
+                if lake.wal_bytes > 0 {
+                    let wal = lake.wal_bytes as f64;
+                    let data = lake.data_bytes as f64 / wal;
+                    let with_meta = (lake.data_bytes + lake.metadata_bytes) as f64 / wal;
+                    // The target is for realistic (JSON) rows; incompressible rows are noted.
+                    let (target, meets) = match kind {
+                        ArchiveRows::Json => {
+                            (format!("≤ {ARCHIVE_TARGET_LAKE_RATIO}"), Some(data <= ARCHIVE_TARGET_LAKE_RATIO))
+                        }
+                        ArchiveRows::Incompressible => (dash(), None),
+                    };
+                    row(name.clone(), "lake data files ÷ WAL bytes", data, "×", target, dash(), meets);
+                    row(name.clone(), "lake data + metadata ÷ WAL bytes", with_meta, "×", dash(), dash(), None);
+                    let per_event = |bytes: u64| bytes as f64 / (t.ops as f64).max(1.0);
+                    row(name.clone(), "WAL bytes per event", per_event(lake.wal_bytes), "B", dash(), dash(), None);
+                    row(name, "lake data bytes per event", per_event(lake.data_bytes), "B", dash(), dash(), None);
+                }
+            }
+            Workload::ArchiveColdReplay | Workload::ArchiveHotReplay => {
+                let cold = workload == Workload::ArchiveColdReplay;
+                let name = if cold {
+                    "cold replay: Archiver::cdc() over a trimmed WAL, every event from the lake"
+                } else {
+                    "hot replay: the same events from the WAL (same run)"
+                };
+                let hot = self.totals.get(&Workload::ArchiveHotReplay).filter(|_| cold);
+                let ratio = |mine: f64, theirs: Option<f64>| match theirs {
+                    Some(h) if h > 0.0 => format!("{:.2} × hot ({} events/s)", mine / h, format_value(h)),
+                    _ => dash(),
+                };
+                let rate = t.ops_per_s();
+                row(name.into(), "events/s", rate, "events/s", dash(), ratio(rate, hot.map(Totals::ops_per_s)), None);
+                if let Some(cpu_rate) = t.ops_per_cpu_s() {
+                    let hot_cpu = hot.and_then(Totals::ops_per_cpu_s);
+                    let cell = ratio(cpu_rate, hot_cpu).replace("events/s", "per CPU-s");
+                    row(name.into(), "events per CPU-second (process)", cpu_rate, "events/s", dash(), cell, None);
+                }
             }
         }
     }

@@ -45,6 +45,31 @@ pub struct Scale {
     pub once_group_appends_per_thread: u64,
     /// `run_once`: random seeks.
     pub once_seeks: u64,
+    /// Committer thread counts of the engine benchmark (1, 8, 64).
+    pub engine_threads: Vec<usize>,
+    /// Row bytes of each engine benchmark transaction's one INSERT (100 B).
+    pub engine_row_bytes: usize,
+    /// `run_once`: commits per thread per engine body.
+    pub once_engine_commits_per_thread: u64,
+    /// Row changes in the CDC replay log (500,000).
+    pub cdc_changes: u64,
+    /// Changes per transaction in the CDC replay log (10).
+    pub cdc_changes_per_txn: u64,
+    /// Row image bytes in the CDC logs (100 B).
+    pub cdc_row_bytes: usize,
+    /// Time between commits of the commit → subscriber latency writer (200 µs: an open-loop
+    /// writer at up to 5,000 commits/s).
+    pub cdc_commit_interval_us: u64,
+    /// `run_once`: commits of the commit → subscriber latency body.
+    pub once_cdc_latency_commits: u64,
+    /// Row changes in the archive benchmarks' log (500,000).
+    pub archive_changes: u64,
+    /// Changes per transaction in that log (10).
+    pub archive_changes_per_txn: u64,
+    /// WAL segment size of that log (64 MiB, the WAL's default).
+    pub archive_segment_bytes: u64,
+    /// `LakeConfig::target_batch_bytes` of the archiver (128 MiB, its default).
+    pub archive_batch_bytes: u64,
 }
 
 impl Scale {
@@ -68,6 +93,18 @@ impl Scale {
             once_buffered_records: 1_000_000,
             once_group_appends_per_thread: 50,
             once_seeks: 10_000,
+            engine_threads: vec![1, 8, 64],
+            engine_row_bytes: 100,
+            once_engine_commits_per_thread: 50,
+            cdc_changes: 500_000,
+            cdc_changes_per_txn: 10,
+            cdc_row_bytes: 100,
+            cdc_commit_interval_us: 200,
+            once_cdc_latency_commits: 5_000,
+            archive_changes: 500_000,
+            archive_changes_per_txn: 10,
+            archive_segment_bytes: 64 * MIB,
+            archive_batch_bytes: 128 * MIB,
         }
     }
 
@@ -86,6 +123,13 @@ impl Scale {
             once_buffered_records: 2_000,
             once_group_appends_per_thread: 2,
             once_seeks: 100,
+            once_engine_commits_per_thread: 2,
+            cdc_changes: 2_000,
+            once_cdc_latency_commits: 20,
+            archive_changes: 2_000,
+            // Several segments and several batches (snapshots) even for a tiny log.
+            archive_segment_bytes: 64 << 10,
+            archive_batch_bytes: 192 << 10,
             ..Scale::full()
         }
     }

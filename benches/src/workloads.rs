@@ -4,18 +4,12 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use walden_wal::{Lsn, SyncMode, Wal, WalConfig};
 
 use crate::report::{encoded_len, thread_cpu_time};
-use crate::{BENCH_KIND, BenchError, BenchRoot, RawSyncLoop, Sample, Scale};
-
-/// Appends per writer per round of a multi-writer durable run (see [`DurableLog`]): small enough
-/// that the raw loop alternates with the WAL every few tens of milliseconds, large enough that a
-/// round is many group commits long.
-const ROUND_APPENDS_PER_THREAD: u64 = 32;
+use crate::{BENCH_KIND, BenchError, BenchRoot, Paired, RawPairing, Sample, Scale};
 
 /// Records per `append_batch` call when building the read and recovery logs.
 const BUILD_BATCH_RECORDS: usize = 64;
@@ -51,7 +45,7 @@ impl XorShift {
     }
 }
 
-fn check(cond: bool, what: impl FnOnce() -> String) -> Result<(), BenchError> {
+pub(crate) fn check(cond: bool, what: impl FnOnce() -> String) -> Result<(), BenchError> {
     if cond { Ok(()) } else { Err(BenchError::Check(what())) }
 }
 
@@ -97,29 +91,16 @@ pub fn buffered_append(root: &BenchRoot, records: u64, payload_bytes: usize) -> 
     })
 }
 
-/// What one durable run measured: the WAL, and the raw `fdatasync` loop run right next to it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Paired {
-    /// The WAL appends.
-    pub wal: Sample,
-    /// The raw loop block: as many write + fdatasync operations as one writer made appends.
-    pub raw: Sample,
-}
-
 /// A log in a durable mode ([`SyncMode::Always`] or [`SyncMode::Group`]) that keeps growing
-/// across runs, paired with a raw-loop file of the same record size.
-///
-/// fdatasync latency on a shared virtual disk swings ten-fold within seconds, so every run also
-/// times the raw loop under the same conditions: one writer interleaves one raw operation with
-/// each append (alternating which goes first); several writers alternate rounds of at most
-/// `ROUND_APPENDS_PER_THREAD` (32) appends each with raw blocks of as many operations.
+/// across runs, paired with a raw-loop file of the same record size ([`RawPairing`]: one raw
+/// operation beside each append of one writer; rounds of at most 32 appends per writer
+/// alternating with raw blocks for several).
 #[derive(Debug)]
 pub struct DurableLog {
     _dir: tempfile::TempDir,
     wal: Wal,
     payload: Vec<u8>,
-    raw: RawSyncLoop,
-    raw_first: bool,
+    pairing: RawPairing,
 }
 
 impl DurableLog {
@@ -128,8 +109,8 @@ impl DurableLog {
         check(sync_mode.is_durable(), || format!("DurableLog needs a durable mode, not {sync_mode:?}"))?;
         let dir = root.tempdir()?;
         let wal = Wal::open(dir.path(), WalConfig { sync_mode, ..WalConfig::default() })?;
-        let raw = RawSyncLoop::new(root, encoded_len(payload_bytes) as usize)?;
-        Ok(DurableLog { _dir: dir, wal, payload: XorShift::new(2).bytes(payload_bytes), raw, raw_first: true })
+        let pairing = RawPairing::new(root, encoded_len(payload_bytes) as usize)?;
+        Ok(DurableLog { _dir: dir, wal, payload: XorShift::new(2).bytes(payload_bytes), pairing })
     }
 
     /// Payload bytes per append.
@@ -138,19 +119,18 @@ impl DurableLog {
     }
 
     /// `threads` writers each append `appends_per_thread` records and the raw loop makes
-    /// `appends_per_thread` operations beside them (see the type's documentation). The WAL
-    /// timing of several writers starts when every writer is ready and ends when all are done;
-    /// `syncs` is the log's `data_syncs` counter over the run.
+    /// `appends_per_thread` operations beside them (see [`RawPairing::run`]). The WAL timing of
+    /// several writers starts when every writer is ready and ends when all are done; `syncs` is
+    /// the log's `data_syncs` counter over the run. Checks every append was acknowledged once,
+    /// at its own LSN, and is durable.
     pub fn run(&mut self, threads: usize, appends_per_thread: u64) -> Result<Paired, BenchError> {
-        check(threads > 0, || "at least one writer thread".to_string())?;
         let before = self.wal.stats();
         let first_lsn = self.wal.next_lsn();
-        let (wal_elapsed, raw_elapsed) = if threads == 1 {
-            self.run_interleaved(appends_per_thread)?
-        } else {
-            self.run_rounds(threads, appends_per_thread)?
-        };
-        self.raw.verify()?;
+        let (wal, payload) = (&self.wal, &self.payload);
+        let run = self
+            .pairing
+            .run(threads, appends_per_thread, |_| wal.append(BENCH_KIND, payload).map_err(BenchError::from))?;
+        run.check_acks(appends_per_thread)?;
         let after = self.wal.stats();
         let appends = threads as u64 * appends_per_thread;
         let appended = after.records_appended - before.records_appended;
@@ -158,112 +138,13 @@ impl DurableLog {
             format!("durable: expected {appends} durable appends, log counted {appended}")
         })?;
         let wal = Sample {
-            elapsed: wal_elapsed,
+            elapsed: run.work_elapsed,
             ops: appends,
             bytes: appends * self.payload.len() as u64,
             syncs: after.data_syncs - before.data_syncs,
             ..Sample::default()
         };
-        let raw = Sample {
-            elapsed: raw_elapsed,
-            ops: appends_per_thread,
-            bytes: appends_per_thread * self.raw.record_bytes() as u64,
-            syncs: appends_per_thread,
-            ..Sample::default()
-        };
-        Ok(Paired { wal, raw })
-    }
-
-    /// One writer: each append next to one raw operation, alternating which goes first.
-    fn run_interleaved(&mut self, appends: u64) -> Result<(Duration, Duration), BenchError> {
-        let mut wal_elapsed = Duration::ZERO;
-        let mut raw_elapsed = Duration::ZERO;
-        for _ in 0..appends {
-            self.raw_first = !self.raw_first;
-            if self.raw_first {
-                raw_elapsed += self.raw.write_one()?;
-            }
-            let start = Instant::now();
-            self.wal.append(BENCH_KIND, &self.payload)?;
-            wal_elapsed += start.elapsed();
-            if !self.raw_first {
-                raw_elapsed += self.raw.write_one()?;
-            }
-        }
-        Ok((wal_elapsed, raw_elapsed))
-    }
-
-    /// Several writers, in rounds of at most `ROUND_APPENDS_PER_THREAD` (32) appends per writer;
-    /// each round is timed from all writers released to all done, and is followed (or, on
-    /// alternate rounds, preceded) by a raw-loop block of as many operations as one writer made.
-    /// The writer threads live across rounds, held by two barriers.
-    fn run_rounds(&mut self, threads: usize, appends_per_thread: u64) -> Result<(Duration, Duration), BenchError> {
-        let rounds: Vec<u64> = (0..appends_per_thread.div_ceil(ROUND_APPENDS_PER_THREAD))
-            .map(|r| (appends_per_thread - r * ROUND_APPENDS_PER_THREAD).min(ROUND_APPENDS_PER_THREAD))
-            .collect();
-        let (wal, payload, raw) = (&self.wal, &self.payload, &mut self.raw);
-        let mut raw_first = self.raw_first;
-        let start = Barrier::new(threads + 1);
-        let end = Barrier::new(threads + 1);
-        let (wal_elapsed, raw_elapsed, raw_result, writer_results) = std::thread::scope(|s| {
-            let writers: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| {
-                        // After an error keep meeting the barriers, so nobody waits forever.
-                        let mut result = Ok(());
-                        for &n in &rounds {
-                            start.wait();
-                            for _ in 0..n {
-                                if result.is_err() {
-                                    break;
-                                }
-                                result = wal.append(BENCH_KIND, payload).map(drop).map_err(BenchError::from);
-                            }
-                            end.wait();
-                        }
-                        result
-                    })
-                })
-                .collect();
-            let mut wal_elapsed = Duration::ZERO;
-            let mut raw_elapsed = Duration::ZERO;
-            let mut raw_result = Ok(());
-            let mut raw_block = |n: u64, total: &mut Duration| {
-                for _ in 0..n {
-                    match raw.write_one() {
-                        Ok(took) => *total += took,
-                        Err(e) => {
-                            raw_result = Err(e);
-                            return;
-                        }
-                    }
-                }
-            };
-            for &n in &rounds {
-                raw_first = !raw_first;
-                if raw_first {
-                    raw_block(n, &mut raw_elapsed);
-                }
-                start.wait();
-                let started = Instant::now();
-                end.wait();
-                wal_elapsed += started.elapsed();
-                if !raw_first {
-                    raw_block(n, &mut raw_elapsed);
-                }
-            }
-            let writer_results: Vec<Result<(), BenchError>> = writers
-                .into_iter()
-                .map(|w| w.join().unwrap_or_else(|_| Err(BenchError::Check("a writer thread panicked".into()))))
-                .collect();
-            (wal_elapsed, raw_elapsed, raw_result, writer_results)
-        });
-        self.raw_first = raw_first;
-        raw_result?;
-        for result in writer_results {
-            result?;
-        }
-        Ok((wal_elapsed, raw_elapsed))
+        Ok(Paired { wal, raw: run.raw })
     }
 }
 

@@ -3,6 +3,28 @@
 //! Keys, `before` and `after` are bytes in the log; a [`PayloadDecoder`] turns them into the
 //! event's `T`. Decoding failures become `DECODE_ERROR` for that event (see
 //! [`crate::DecodeErrorPolicy`]).
+//!
+//! ```
+//! use bytes::Bytes;
+//! use walden_cdc::codec::{JsonCodec, MessagePackCodec, PayloadDecoder};
+//!
+//! #[derive(Debug, PartialEq, serde::Deserialize)]
+//! struct Order {
+//!     total: u32,
+//! }
+//!
+//! let json = JsonCodec::<Order>::new();
+//! assert_eq!(json.decode(&Bytes::from_static(br#"{"total":5}"#)), Ok(Order { total: 5 }));
+//! assert!(json.decode(&Bytes::from_static(b"{")).unwrap_err().starts_with("invalid JSON payload"));
+//!
+//! // MessagePack: a one-element map {"total": 7}.
+//! let msgpack = MessagePackCodec::<Order>::new();
+//! assert_eq!(msgpack.decode(&Bytes::from_static(b"\x81\xa5total\x07")), Ok(Order { total: 7 }));
+//!
+//! // Any closure from bytes to a value is a decoder too.
+//! let length = |b: &Bytes| Ok::<_, String>(b.len());
+//! assert_eq!(length.decode(&Bytes::from_static(b"abc")), Ok(3));
+//! ```
 
 use std::marker::PhantomData;
 

@@ -14,6 +14,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::Lsn;
 use crate::codec::PayloadDecoder;
+use crate::envelope::NativeEvent;
 use crate::error::{CdcError, Result};
 use crate::event::{ChangeEvent, Event, SchemaChangeEvent, TransactionEvent};
 use crate::stream::{ChangeStream, DecodeErrorPolicy};
@@ -46,11 +47,22 @@ impl<T> TypedStream<T> {
         };
         let converted = match event {
             Event::Change(c) => {
-                let lsn = c.lsn;
-                let decoder = self.decoder.clone();
-                match c.try_map_payload(|b| decoder.decode(&b)) {
-                    Ok(c) => Ok(Event::Change(c)),
-                    Err(message) => Err((lsn, message)),
+                // Decode by reference, so that a failure still has the undecoded event to
+                // dead-letter.
+                let data = c.data.as_ref().map(|b| self.decoder.decode(b)).transpose();
+                let old_data = c.old_data.as_ref().map(|b| self.decoder.decode(b)).transpose();
+                match (data, old_data) {
+                    (Ok(data), Ok(old_data)) => Ok(Event::Change(ChangeEvent {
+                        id: c.id,
+                        op: c.op,
+                        table: c.table,
+                        lsn: c.lsn,
+                        key: c.key,
+                        data,
+                        old_data,
+                        txn: c.txn,
+                    })),
+                    (Err(message), _) | (_, Err(message)) => Err((c, message)),
                 }
             }
             Event::Transaction(t) => Ok(Event::Transaction(t)),
@@ -58,18 +70,25 @@ impl<T> TypedStream<T> {
         };
         match converted {
             Ok(e) => Some(Ok(e)),
-            Err((lsn, message)) => match self.inner.policy() {
-                DecodeErrorPolicy::Skip => None,
+            Err((change, message)) => match self.inner.policy() {
+                DecodeErrorPolicy::Skip => {
+                    tracing::warn!(lsn = change.lsn, message, "skipping undecodable event");
+                    None
+                }
                 DecodeErrorPolicy::DeadLetter(dlq) => {
-                    match dlq.push(&lsn.to_string(), Some(lsn), &serde_json::json!({"lsn": lsn}), &message, 1) {
+                    // The undecoded change in the native envelope (row images as JSON, text or
+                    // base64), so the entry can be inspected and retried without the log.
+                    let lsn = change.lsn;
+                    let event = NativeEvent::from_event(&Event::Change(change));
+                    match dlq.push(&lsn.to_string(), Some(lsn), &event, &message, 1) {
                         Ok(_) => None,
                         Err(e) => Some(Err(CdcError::failed(format!("dead-lettering LSN {lsn} failed"), e))),
                     }
                 }
-                DecodeErrorPolicy::FailEvent => Some(Err(CdcError::Decode { lsn, message })),
+                DecodeErrorPolicy::FailEvent => Some(Err(CdcError::Decode { lsn: change.lsn, message })),
                 DecodeErrorPolicy::Stop => {
                     self.inner.end();
-                    Some(Err(CdcError::Decode { lsn, message }))
+                    Some(Err(CdcError::Decode { lsn: change.lsn, message }))
                 }
             },
         }

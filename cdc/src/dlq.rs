@@ -4,6 +4,27 @@
 //! One file per entry, `<id>.dlq`: a header line `walden-dlq <version> <crc32 hex> <body length>`
 //! followed by the JSON body. Files are written temp → fsync → rename → fsync directory, so a
 //! crash leaves either the old or the new version; a damaged file is reported, never deleted.
+//!
+//! ```
+//! use walden_cdc::dlq::DeadLetterQueue;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::temp_dir().join(format!("walden-dlq-doc-{}", std::process::id()));
+//! # let _ = std::fs::remove_dir_all(&dir);
+//! let dlq = DeadLetterQueue::open(&dir)?;
+//! dlq.push("42", Some(42), &serde_json::json!({"table": "orders"}), "sink unavailable", 5)?;
+//! let entries = dlq.list()?;
+//! assert_eq!(entries.len(), 1);
+//! assert_eq!(entries[0].as_ref().map(|e| e.attempts).ok(), Some(5));
+//!
+//! // Later: feed every entry to the sink again; those it accepts are removed.
+//! let report = dlq.retry_all(|entry| if entry.event["table"] == "orders" { Ok(()) } else { Err("no".into()) })?;
+//! assert_eq!(report.succeeded, ["42"]);
+//! assert!(dlq.list()?.is_empty());
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -292,6 +313,28 @@ mod tests {
         assert!(matches!(q.get("3"), Err(DlqError::NotFound(_))));
         q.remove("7").unwrap();
         assert!(matches!(q.remove("7"), Err(DlqError::NotFound(_))));
+    }
+
+    /// Regression (found by the `cdc_dlq_entry` fuzz target): serde_json's default float parser
+    /// is not correctly rounded, so a number written to an entry could come back as a
+    /// neighbouring float, and every rewrite by `retry_all` could move it again. The crate now
+    /// enables serde_json's `float_roundtrip`.
+    #[test]
+    fn numbers_survive_writes_and_rewrites_exactly() {
+        let event: serde_json::Value = serde_json::from_str(
+            "[124563789012345678901234567890, 1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111, 2.638344616030823e-256, 0.1, 5e-324]",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let q = DeadLetterQueue::open(dir.path()).unwrap();
+        q.push("n", Some(1), &event, "e", 1).unwrap();
+        for attempt in 2..5 {
+            let report = q.retry_all(|_| Err("still failing".into())).unwrap();
+            assert_eq!(report.failed, ["n"]);
+            let entry = q.get("n").unwrap();
+            assert_eq!(entry.attempts, attempt);
+            assert_eq!(entry.event, event, "rewrite {attempt} changed the event");
+        }
     }
 
     #[test]

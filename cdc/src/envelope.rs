@@ -455,6 +455,37 @@ impl EnvelopeEncoder {
 
     /// Renders one event as JSON; `None` when the format has no representation for it (schema
     /// and transaction events in the CDCEvent and Unified formats, schema events in Debezium).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use walden_cdc::envelope::{EnvelopeEncoder, EnvelopeFormat};
+    /// use walden_cdc::{Cdc, SubscriptionOptions};
+    /// use walden_engine::{Config, Database};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("walden-envelope-doc-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// let db = Arc::new(Database::open(&dir, Config::default())?);
+    /// let mut txn = db.begin();
+    /// txn.update("users", b"u1", br#"{"name":"Al"}"#, br#"{"name":"Alice"}"#)?;
+    /// txn.commit()?;
+    /// let cdc = Cdc::new(db.clone());
+    /// let event = cdc.subscribe(SubscriptionOptions::from_lsn(0))?.try_next().expect("an event")?;
+    ///
+    /// let debezium = EnvelopeEncoder::new(EnvelopeFormat::Debezium).encode(&event).expect("a data event");
+    /// assert_eq!(debezium["op"], "u");
+    /// assert_eq!(debezium["before"]["name"], "Al");
+    /// assert_eq!(debezium["after"]["name"], "Alice");
+    /// assert_eq!(debezium["source"]["table"], "users");
+    /// assert_eq!(debezium["source"]["lsn"], 2);
+    /// let cdcevent = EnvelopeEncoder::new(EnvelopeFormat::CdcEvent).encode(&event).expect("a row change");
+    /// assert_eq!(cdcevent["changedFields"], serde_json::json!(["name"]));
+    /// # drop(cdc);
+    /// # Arc::try_unwrap(db).ok().expect("no other handle").close()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn encode(&mut self, event: &Event) -> Option<Value> {
         let txn = event.txn();
         if self.txn_current != Some(txn.commit_lsn) {

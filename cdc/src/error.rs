@@ -13,7 +13,10 @@ pub enum CdcErrorCode {
     SlotNotFound,
     /// `SLOT_EXISTS`.
     SlotExists,
-    /// `BUFFER_OVERFLOW`: a bounded buffer is full and the configured policy is to fail.
+    /// `BUFFER_OVERFLOW`: a bounded buffer is full and its owner chose to fail rather than wait.
+    /// Walden's own consumers never return it: the WAL is the buffer, so a full buffer pauses the
+    /// log reader instead (see [`crate::BackpressureSignal`]); the code is kept for the stable set
+    /// and for sinks built on top that prefer failing to waiting.
     BufferOverflow,
     /// `DECODE_ERROR`: a payload or record could not be decoded.
     DecodeError,
@@ -65,7 +68,8 @@ pub enum CdcError {
     /// The slot already exists.
     #[error("SLOT_EXISTS: replication slot {0:?} already exists")]
     SlotExists(String),
-    /// A bounded buffer overflowed under the fail policy.
+    /// A bounded buffer overflowed and its owner chose to fail (never returned by Walden's own
+    /// consumers, which pause instead; see [`CdcErrorCode::BufferOverflow`]).
     #[error("BUFFER_OVERFLOW: {0}")]
     BufferOverflow(String),
     /// A payload or record could not be decoded.

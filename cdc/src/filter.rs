@@ -1,11 +1,11 @@
 //! Subscription filters: tables, operations, transaction ids, a predicate, and a column mask for
 //! JSON payloads so sensitive columns never leave.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::event::{ChangeEvent, Operation};
 
@@ -32,19 +32,42 @@ impl ColumnMask {
         ColumnMask::Exclude(columns.into_iter().map(Into::into).collect())
     }
 
+    /// Whether the mask lets top-level key `column` through.
+    pub fn keeps(&self, column: &str) -> bool {
+        match self {
+            ColumnMask::Include(keep) => keep.contains(column),
+            ColumnMask::Exclude(drop) => !drop.contains(column),
+        }
+    }
+
     /// Applies the mask to a payload, which must be a JSON object: a payload the mask cannot be
     /// applied to is an error (it is never passed through unmasked).
+    ///
+    /// The columns kept leave exactly as they came: each value is copied as its raw JSON text,
+    /// never parsed into numbers and printed again (which would turn integers beyond 64 bits
+    /// into floats). The output is one compact object with its keys in sorted order; of
+    /// duplicate keys, the last one counts (as when parsing the payload into a map).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use walden_cdc::ColumnMask;
+    ///
+    /// let row = Bytes::from_static(br#"{"id": 123456789012345678901234567890, "ssn": "078-05-1120"}"#);
+    /// let masked = ColumnMask::exclude(["ssn"]).apply(&row).unwrap();
+    /// assert_eq!(&masked[..], br#"{"id":123456789012345678901234567890}"#);
+    /// assert!(ColumnMask::include(["id"]).apply(&Bytes::from_static(b"id=1")).is_err());
+    /// ```
     pub fn apply(&self, payload: &Bytes) -> Result<Bytes, String> {
-        let value: Value =
-            serde_json::from_slice(payload).map_err(|e| format!("column mask needs a JSON payload: {e}"))?;
-        let Value::Object(mut map) = value else {
-            return Err("column mask needs a JSON object payload".to_string());
-        };
-        match self {
-            ColumnMask::Include(keep) => map.retain(|k, _| keep.contains(k)),
-            ColumnMask::Exclude(drop) => map.retain(|k, _| !drop.contains(k)),
-        }
-        Ok(Bytes::from(serde_json::to_vec(&Value::Object(map)).expect("JSON object serialises")))
+        let columns: BTreeMap<String, &RawValue> = serde_json::from_slice(payload).map_err(|e| {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok() {
+                "column mask needs a JSON object payload".to_string()
+            } else {
+                format!("column mask needs a JSON payload: {e}")
+            }
+        })?;
+        let kept: BTreeMap<&str, &RawValue> =
+            columns.iter().filter(|(k, _)| self.keeps(k)).map(|(k, v)| (k.as_str(), *v)).collect();
+        Ok(Bytes::from(serde_json::to_vec(&kept).expect("a map of strings to JSON values serialises")))
     }
 }
 
@@ -178,6 +201,25 @@ mod tests {
         assert_eq!(&masked[..], br#"{"id":1}"#);
         assert!(ColumnMask::exclude(["ssn"]).apply(&Bytes::from_static(b"ssn=123")).is_err());
         assert!(ColumnMask::exclude(["ssn"]).apply(&Bytes::from_static(b"[1,2]")).is_err());
+        assert!(ColumnMask::exclude(["ssn"]).apply(&Bytes::from_static(br#"{"ssn":1} {}"#)).is_err());
+    }
+
+    /// Regression: the mask used to parse the payload into `serde_json::Value` and print it
+    /// again, so the columns it kept came out changed: integers beyond 64 bits became floats
+    /// (`123456789012345678901234567890` → `1.2345678901234568e29`).
+    #[test]
+    fn kept_columns_leave_byte_for_byte() {
+        let row = Bytes::from_static(
+            br#"{"big":123456789012345678901234567890,"neg":-98765432109876543210,"f":2.638344616030823e-256,"tiny":5e-324,"s":"\u00e9\ud83d\ude00","nested":{"b":1, "a":[1.50, 2]},"ssn":"x"}"#,
+        );
+        let masked = ColumnMask::exclude(["ssn"]).apply(&row).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&masked).unwrap(),
+            r#"{"big":123456789012345678901234567890,"f":2.638344616030823e-256,"neg":-98765432109876543210,"nested":{"b":1, "a":[1.50, 2]},"s":"\u00e9\ud83d\ude00","tiny":5e-324}"#
+        );
+        // Duplicate keys: the last one counts, as when parsing into a map.
+        let dup = Bytes::from_static(br#"{"a":1,"ssn":2,"a":3}"#);
+        assert_eq!(&ColumnMask::exclude(["ssn"]).apply(&dup).unwrap()[..], br#"{"a":3}"#);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use walden_engine::{Database, SlotGuard, SlotInfo};
 
 use crate::Lsn;
+use crate::cold::ColdSource;
 use crate::engine_error;
 use crate::error::Result;
 use crate::event::{Event, Operation};
@@ -52,14 +53,19 @@ pub(crate) fn slot_filter(info: &SlotInfo) -> (Filter, bool) {
 }
 
 impl SlotSubscription {
-    pub(crate) fn open(db: Arc<Database>, name: &str, mut options: SubscriptionOptions) -> Result<SlotSubscription> {
+    pub(crate) fn open(
+        db: Arc<Database>,
+        cold: Option<Arc<dyn ColdSource>>,
+        name: &str,
+        mut options: SubscriptionOptions,
+    ) -> Result<SlotSubscription> {
         let guard = Database::acquire_slot_shared(&db, name).map_err(engine_error)?;
         let info = guard.info();
         let (filter, include_schema) = slot_filter(&info);
         options.filter = filter.and(&options.filter);
         options.include_schema_changes &= include_schema;
         options.from_lsn = info.restart_lsn.max(1);
-        let stream = ChangeStream::open(db, options)?;
+        let stream = ChangeStream::open(db, cold, options)?;
         Ok(SlotSubscription { guard, stream })
     }
 

@@ -13,6 +13,7 @@ use walden_engine::record::{self, EngineRecord};
 use walden_wal::{Reader, Record, WalError};
 
 use crate::Lsn;
+use crate::cold::{ColdRecord, ColdSource};
 use crate::dlq::DeadLetterQueue;
 use crate::error::{CdcError, Result};
 use crate::event::{
@@ -98,10 +99,91 @@ struct OpenTxn {
     begin_emitted: bool,
 }
 
+/// Records read from a cold source per chunk (bounds the stream's memory while it replays the
+/// archive: one chunk plus at most one transaction).
+const COLD_CHUNK_RECORDS: usize = 4096;
+
+/// Where the stream reads records from.
+enum Source {
+    /// The local WAL.
+    Hot(Reader),
+    /// A cold source (the archive), until it has delivered everything the WAL no longer has.
+    Cold(ColdCursor),
+}
+
+/// Position in a cold source.
+struct ColdCursor {
+    source: Arc<dyn ColdSource>,
+    /// Records fetched and not yet processed.
+    buffer: VecDeque<ColdRecord>,
+    /// Next LSN to ask the source for.
+    next_lsn: Lsn,
+    /// Last LSN the source held when last asked.
+    through_lsn: Lsn,
+    /// Last LSN of the records fetched so far (0: none yet). The first chunk may begin before
+    /// the stream's start (the rest of a transaction the start lies in comes with its BEGIN).
+    fetched_through: Lsn,
+}
+
+/// One step of reading from the cold source.
+enum ColdStep {
+    Record(ColdRecord),
+    /// The source has nothing at or after this LSN: continue from the WAL there.
+    SwitchToHot(Lsn),
+}
+
+impl ColdCursor {
+    fn step(&mut self) -> Result<ColdStep> {
+        loop {
+            if let Some(record) = self.buffer.pop_front() {
+                return Ok(ColdStep::Record(record));
+            }
+            if self.next_lsn > self.through_lsn {
+                // The archive may have grown meanwhile; read on from it as long as it has more.
+                match self.source.range().map_err(cold_error)? {
+                    Some(range) if range.last_lsn >= self.next_lsn => self.through_lsn = range.last_lsn,
+                    _ => return Ok(ColdStep::SwitchToHot(self.next_lsn)),
+                }
+            }
+            let chunk =
+                self.source.read_chunk(self.next_lsn, self.through_lsn, COLD_CHUNK_RECORDS).map_err(cold_error)?;
+            if chunk.next_lsn <= self.next_lsn {
+                return Err(CdcError::SubscriptionFailed {
+                    message: format!(
+                        "the cold source made no progress at LSN {} (next LSN {})",
+                        self.next_lsn, chunk.next_lsn
+                    ),
+                    source: None,
+                });
+            }
+            let mut previous = self.fetched_through;
+            for record in &chunk.records {
+                if record.lsn <= previous || record.lsn >= chunk.next_lsn {
+                    return Err(CdcError::SubscriptionFailed {
+                        message: format!(
+                            "the cold source returned LSN {} out of order (after LSN {previous}, before {})",
+                            record.lsn, chunk.next_lsn
+                        ),
+                        source: None,
+                    });
+                }
+                previous = record.lsn;
+            }
+            self.fetched_through = previous;
+            self.next_lsn = chunk.next_lsn;
+            self.buffer.extend(chunk.records);
+        }
+    }
+}
+
+fn cold_error(e: crate::cold::ColdError) -> CdcError {
+    CdcError::SubscriptionFailed { message: format!("reading the archive failed: {e}"), source: Some(e) }
+}
+
 /// A blocking change stream. See [`crate::Cdc::subscribe`].
 pub struct ChangeStream {
     db: Arc<Database>,
-    reader: Reader,
+    source: Source,
     options: SubscriptionOptions,
     /// Events below this LSN are not delivered (set when starting inside a transaction).
     deliver_from: Lsn,
@@ -129,17 +211,48 @@ pub(crate) fn wal_error(e: WalError) -> CdcError {
 }
 
 impl ChangeStream {
-    pub(crate) fn open(db: Arc<Database>, options: SubscriptionOptions) -> Result<ChangeStream> {
+    pub(crate) fn open(
+        db: Arc<Database>,
+        cold: Option<Arc<dyn ColdSource>>,
+        options: SubscriptionOptions,
+    ) -> Result<ChangeStream> {
         let wal = db.wal();
         let oldest = wal.oldest_lsn();
-        let start = if options.from_lsn == 0 { oldest } else { options.from_lsn };
-        if start < oldest {
-            return Err(CdcError::LsnNotFound { requested: start, oldest_available: oldest });
-        }
-        let reader = wal.reader(start.min(wal.next_lsn())).map_err(wal_error)?;
+        let cold_range = match &cold {
+            Some(source) => source.range().map_err(cold_error)?,
+            None => None,
+        };
+        let oldest_available = cold_range.map_or(oldest, |r| r.first_lsn.min(oldest));
+        let start = if options.from_lsn == 0 { oldest_available } else { options.from_lsn };
+        let source = match (cold, cold_range) {
+            (Some(source), Some(range)) if start < oldest => {
+                if start < range.first_lsn {
+                    return Err(CdcError::LsnNotFound { requested: start, oldest_available: range.first_lsn });
+                }
+                if range.last_lsn.saturating_add(1) < oldest {
+                    return Err(CdcError::SubscriptionFailed {
+                        message: format!(
+                            "LSNs {}..{oldest} are neither archived nor in the local WAL (the archive ends at LSN {})",
+                            range.last_lsn + 1,
+                            range.last_lsn
+                        ),
+                        source: None,
+                    });
+                }
+                Source::Cold(ColdCursor {
+                    source,
+                    buffer: VecDeque::new(),
+                    next_lsn: start,
+                    through_lsn: range.last_lsn,
+                    fetched_through: 0,
+                })
+            }
+            _ if start < oldest => return Err(CdcError::LsnNotFound { requested: start, oldest_available }),
+            _ => Source::Hot(wal.reader(start.min(wal.next_lsn())).map_err(wal_error)?),
+        };
         Ok(ChangeStream {
             db,
-            reader,
+            source,
             deliver_from: start,
             options,
             txn: None,
@@ -214,12 +327,16 @@ impl ChangeStream {
     }
 
     fn next_within(&mut self, timeout: Duration) -> Option<Result<Event>> {
-        let deadline = Instant::now() + timeout;
+        // One clock read per call, not per loop turn: reading the clock costs as much as
+        // decoding a small event on a VM. It doubles as the delivery time unless we waited.
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let mut waited = false;
         loop {
             if let Some(item) = self.ready.pop_front() {
                 if item.is_ok() {
                     self.events_delivered += 1;
-                    self.last_event_at = Some(Instant::now());
+                    self.last_event_at = Some(if waited { Instant::now() } else { started });
                 }
                 return Some(item);
             }
@@ -233,9 +350,46 @@ impl ChangeStream {
                 self.ended = true;
                 continue;
             }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let record =
-                if remaining.is_zero() { self.reader.next_record() } else { self.reader.next_timeout(remaining) };
+            let reader = match &mut self.source {
+                Source::Hot(reader) => reader,
+                Source::Cold(cursor) => {
+                    match cursor.step() {
+                        Ok(ColdStep::Record(r)) => self.process_decoded(r.lsn, r.timestamp_us, r.record, None),
+                        Ok(ColdStep::SwitchToHot(lsn)) => match self.db.wal().reader(lsn) {
+                            Ok(reader) => {
+                                tracing::debug!(lsn, "change stream: archive replayed, continuing from the WAL");
+                                self.source = Source::Hot(reader);
+                            }
+                            Err(WalError::LsnNotFound { oldest_available, .. }) => {
+                                self.ended = true;
+                                self.ready.push_back(Err(CdcError::SubscriptionFailed {
+                                    message: format!(
+                                        "the archive ends before LSN {lsn} but the WAL now starts at LSN {oldest_available}"
+                                    ),
+                                    source: None,
+                                }));
+                            }
+                            Err(e) => {
+                                self.ended = true;
+                                self.ready.push_back(Err(wal_error(e)));
+                            }
+                        },
+                        Err(e) => {
+                            self.ended = true;
+                            self.ready.push_back(Err(e));
+                        }
+                    }
+                    continue;
+                }
+            };
+            let remaining =
+                if timeout.is_zero() { timeout } else { deadline.saturating_duration_since(Instant::now()) };
+            let record = if remaining.is_zero() {
+                reader.next_record()
+            } else {
+                waited = true;
+                reader.next_timeout(remaining)
+            };
             match record {
                 Ok(Some(record)) => self.process(record),
                 Ok(None) => return None,
@@ -283,9 +437,12 @@ impl ChangeStream {
     }
 
     fn process(&mut self, record: Record) {
+        if self.skip_unwanted_change(&record) {
+            return;
+        }
         let lsn = record.lsn;
-        let decoded = match record::decode_bytes(record.kind, &record.payload) {
-            Ok(r) => r,
+        match record::decode_bytes(record.kind, &record.payload) {
+            Ok(decoded) => self.process_decoded(lsn, record.timestamp_us, decoded, Some(&record)),
             Err(e) => {
                 self.position = lsn;
                 // Keep the transaction bookkeeping consistent: an undecodable record still
@@ -294,9 +451,35 @@ impl ChangeStream {
                     txn.next_offset += 1;
                 }
                 self.decode_error(lsn, format!("undecodable engine record (kind {}): {e}", record.kind), Some(&record));
-                return;
             }
+        }
+    }
+
+    /// Fast path for a row change of a table the filter does not want, inside the open
+    /// transaction: decoded in place (same checks as the full decoder, nothing allocated) and
+    /// accounted for exactly as [`ChangeStream::process_decoded`] does for it. Returns whether it
+    /// consumed the record; anything else (other kinds, undecodable records, no open transaction)
+    /// takes the full path.
+    fn skip_unwanted_change(&mut self, record: &Record) -> bool {
+        if self.options.filter.tables.is_none() || self.txn.is_none() {
+            return false;
+        }
+        let Ok(Some(change)) = record::decode_row_change_ref(record.kind, &record.payload) else {
+            return false;
         };
+        if self.options.filter.matches_table(change.table) {
+            return false;
+        }
+        self.position = record.lsn;
+        // Bookkeeping only: a change that does not belong to the open transaction ends the
+        // stream inside `check_member`, as on the full path.
+        let _ = self.check_member(record.lsn, u64::from(change.seq));
+        true
+    }
+
+    /// Runs one decoded record (from the WAL, or rebuilt by a cold source: `raw` is `None`)
+    /// through transaction assembly, filters and masks.
+    fn process_decoded(&mut self, lsn: Lsn, timestamp_us: u64, decoded: EngineRecord, raw: Option<&Record>) {
         // A record inside a transaction whose BEGIN we have not seen (the stream started in the
         // middle of it): go back to the BEGIN, which is always in the same segment.
         if self.txn.is_none() && !matches!(decoded, EngineRecord::Begin(_)) {
@@ -304,14 +487,30 @@ impl ChangeStream {
                 self.corrupt(lsn, "record names an impossible transaction".to_string());
                 return;
             };
-            if self.sought_back_for == Some(begin_lsn) {
-                self.corrupt(lsn, format!("BEGIN of transaction {begin_lsn} is missing"));
+            // Only the first record read can be in the middle of a transaction; anywhere else a
+            // record outside a transaction is damage. (Seeking back from there would deliver
+            // transactions again, and two stray records could send the stream back and forth
+            // forever.)
+            if self.sought_back_for.is_some() || self.position >= self.deliver_from {
+                let detail = match self.sought_back_for {
+                    Some(sought) if lsn == sought => format!("BEGIN of transaction {sought} is missing"),
+                    _ => format!("record outside any transaction (it names transaction {begin_lsn})"),
+                };
+                self.corrupt(lsn, detail);
                 return;
             }
             self.sought_back_for = Some(begin_lsn);
-            if let Err(e) = self.reader.seek(begin_lsn) {
-                self.ended = true;
-                self.ready.push_back(Err(wal_error(e)));
+            match &mut self.source {
+                Source::Hot(reader) => {
+                    if let Err(e) = reader.seek(begin_lsn) {
+                        self.ended = true;
+                        self.ready.push_back(Err(wal_error(e)));
+                    }
+                }
+                // A cold source returns whole transactions: a missing BEGIN is its bug.
+                Source::Cold(_) => {
+                    self.corrupt(lsn, format!("the archive returned no BEGIN for transaction {begin_lsn}"))
+                }
             }
             return;
         }
@@ -327,7 +526,7 @@ impl ChangeStream {
                     ctx: TxnContext {
                         txn_id: lsn,
                         commit_lsn: lsn + u64::from(begin.change_count) + 1,
-                        commit_timestamp_us: record.timestamp_us,
+                        commit_timestamp_us: timestamp_us,
                         namespace: begin.namespace,
                         correlation_id: begin.correlation_id,
                         actor: begin.actor,
@@ -340,15 +539,23 @@ impl ChangeStream {
             }
             EngineRecord::Change(change) => {
                 let Some(txn) = self.check_member(lsn, u64::from(change.seq)) else { return };
-                let ctx = txn.ctx.clone();
-                if lsn < self.deliver_from || !self.options.filter.matches_txn(ctx.txn_id) {
-                    return;
-                }
+                let txn_id = txn.ctx.txn_id;
                 let op = match change.op {
                     record::ChangeOp::Insert => Operation::Insert,
                     record::ChangeOp::Update => Operation::Update,
                     record::ChangeOp::Delete => Operation::Delete,
                 };
+                // The criteria that need no event first, so that filtered-out changes cost no
+                // event (id, context clone); `matches_change` below checks them all again.
+                let filter = &self.options.filter;
+                if lsn < self.deliver_from
+                    || !filter.matches_txn(txn_id)
+                    || !filter.matches_table(&change.table)
+                    || filter.operations.as_ref().is_some_and(|ops| !ops.contains(&op))
+                {
+                    return;
+                }
+                let Some(ctx) = self.txn.as_ref().map(|t| t.ctx.clone()) else { return };
                 let event = ChangeEvent {
                     id: lsn.to_string(),
                     op,
@@ -367,7 +574,7 @@ impl ChangeStream {
                         self.emit_begin_if_needed();
                         self.ready.push_back(Ok(Event::Change(event)));
                     }
-                    Err(message) => self.decode_error(lsn, message, Some(&record)),
+                    Err(message) => self.decode_error(lsn, message, raw),
                 }
             }
             EngineRecord::Schema(schema) => {

@@ -181,8 +181,19 @@ pub fn wal_config(recovery_mode: RecoveryMode) -> WalConfig {
 /// create / drop / advance, recover). Takes the WAL's lock: another process holding it is
 /// [`Code::Locked`], with its pid when it can be found.
 pub fn open_database(root: &Path, recovery_mode: RecoveryMode) -> CliResult<Arc<Database>> {
+    open_with(root, wal_config(recovery_mode))
+}
+
+/// Opens the database like [`open_database`] for `walden recover`: the active segment is always
+/// scanned (a clean-close record left by the last close is not trusted), so the recovery mode
+/// applies to whatever damage the files hold now.
+pub fn open_for_recovery(root: &Path, recovery_mode: RecoveryMode) -> CliResult<Arc<Database>> {
+    open_with(root, WalConfig { clean_close_record: false, ..wal_config(recovery_mode) })
+}
+
+fn open_with(root: &Path, wal: WalConfig) -> CliResult<Arc<Database>> {
     let dir = check_existing(root)?;
-    let config = Config { wal: wal_config(recovery_mode), ..Config::default() };
+    let config = Config { wal, ..Config::default() };
     match Database::open(root, config) {
         Ok(db) => Ok(Arc::new(db)),
         Err(e) => {

@@ -7,6 +7,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 
+use walden_archive::ArchiveError;
 use walden_cdc::CdcError;
 use walden_engine::{EngineError, WalError};
 
@@ -18,7 +19,8 @@ pub enum Code {
     /// 1: a failure not covered below (an I/O error, a failed log, a bug).
     Failure = 1,
     /// 2: bad usage: unknown option, malformed or contradictory arguments (an LSN that is not a
-    /// positive number, `--end-lsn` before `--start-lsn`, an invalid slot name).
+    /// positive number, `--end-lsn` before `--start-lsn`, an invalid slot name, a lake URL of an
+    /// unsupported scheme).
     Usage = 2,
     /// 3: no data directory there (the path does not exist or is empty).
     Missing = 3,
@@ -38,8 +40,12 @@ pub enum Code {
     /// the log.
     LsnUnavailable = 9,
     /// 10: damage: `verify` found a problem, or recovery refused (corruption, or an incomplete
-    /// tail under `--mode absolute-consistency`), or a record or state file does not decode.
+    /// tail under `--mode absolute-consistency`), or a record or state file does not decode, or
+    /// the archive lake does not match the log (another database's lake).
     Damaged = 10,
+    /// 11: the archive lake is unavailable: there is no lake at `--lake`, or it cannot be reached
+    /// or used (network, credentials, its catalog or table metadata).
+    LakeUnavailable = 11,
     /// 130: interrupted by SIGINT or SIGTERM (`bench`; `tail` treats them as a clean stop: 0).
     Interrupted = 130,
 }
@@ -59,6 +65,7 @@ impl Code {
             Code::SlotConflict => "slot_conflict",
             Code::LsnUnavailable => "lsn_unavailable",
             Code::Damaged => "damaged",
+            Code::LakeUnavailable => "lake_unavailable",
             Code::Interrupted => "interrupted",
         }
     }
@@ -69,7 +76,8 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
    0  success
    1  failure not covered below (I/O error, failed log)
-   2  bad usage: unknown option, malformed LSN, --end-lsn before --start-lsn, invalid slot name
+   2  bad usage: unknown option, malformed LSN, --end-lsn before --start-lsn, invalid slot name,
+      unsupported lake URL
    3  no data directory at --data-dir (missing or empty)
    4  not a Walden data directory (a file, or files Walden did not write), or a foreign segment
    5  locked: another process has the database open
@@ -77,8 +85,10 @@ Exit codes:
    7  no replication slot with that name
    8  slot conflict: already exists, in use, invalidated, or too many slots
    9  LSN not available: older than the oldest retained record or beyond the end of the log
-  10  damage: verify found a problem, recovery refused, or a record does not decode
- 130  interrupted by SIGINT / SIGTERM (bench; tail stops cleanly with 0)";
+  10  damage: verify found a problem, recovery refused, a record does not decode, or the lake
+      does not match the log
+  11  lake unavailable: no archive lake at --lake, or it cannot be reached or used
+ 130  interrupted by SIGINT / SIGTERM (bench; tail and archive --follow stop cleanly with 0)";
 
 /// An error the CLI reports: a message, an optional hint, and the exit code.
 #[derive(Debug)]
@@ -173,10 +183,23 @@ fn engine_code(e: &EngineError) -> Code {
     }
 }
 
+/// The code of an archive error, and whether it is a failure of the lake itself (its object store,
+/// catalog or table metadata: [`Code::LakeUnavailable`] unless a cause says more).
+fn archive_code(e: &ArchiveError) -> (Code, bool) {
+    match e {
+        ArchiveError::Config(_) => (Code::Usage, false),
+        ArchiveError::Gap { .. } => (Code::LsnUnavailable, false),
+        ArchiveError::Inconsistent(_) => (Code::Damaged, false),
+        ArchiveError::Iceberg(_) | ArchiveError::ObjectStore(_) | ArchiveError::Catalog(_) => (Code::Failure, true),
+        _ => (Code::Failure, false),
+    }
+}
+
 /// The exit code for a library error: the first error in its cause chain that says something
-/// specific decides.
+/// specific decides; failing that, an error of the archive lake is [`Code::LakeUnavailable`].
 pub fn classify(error: &(dyn StdError + 'static)) -> Code {
     let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    let mut lake = false;
     while let Some(e) = current {
         let code = if let Some(w) = e.downcast_ref::<WalError>() {
             wal_code(w)
@@ -190,6 +213,10 @@ pub fn classify(error: &(dyn StdError + 'static)) -> Code {
                 CdcError::Decode { .. } => Code::Damaged,
                 _ => Code::Failure,
             }
+        } else if let Some(a) = e.downcast_ref::<ArchiveError>() {
+            let (code, of_lake) = archive_code(a);
+            lake |= of_lake;
+            code
         } else if let Some(io) = e.downcast_ref::<io::Error>() {
             io_code(io)
         } else {
@@ -200,7 +227,7 @@ pub fn classify(error: &(dyn StdError + 'static)) -> Code {
         }
         current = e.source();
     }
-    Code::Failure
+    if lake { Code::LakeUnavailable } else { Code::Failure }
 }
 
 /// Result alias of the CLI.
@@ -227,6 +254,16 @@ mod tests {
         assert_eq!(classify(&wrapped), Code::SlotConflict);
         assert_eq!(classify(&CdcError::SlotNotFound("a".into())), Code::SlotNotFound);
         assert_eq!(classify(&io::Error::other("boom")), Code::Failure);
+        assert_eq!(classify(&ArchiveError::Config("gs://".into())), Code::Usage);
+        assert_eq!(classify(&ArchiveError::Gap { next_lsn: 5, oldest_available: 9 }), Code::LsnUnavailable);
+        assert_eq!(classify(&ArchiveError::Catalog("no such table".into())), Code::LakeUnavailable);
+        let denied = ArchiveError::Runtime(io::Error::from(io::ErrorKind::PermissionDenied));
+        assert_eq!(classify(&denied), Code::Permission);
+        let cold = CdcError::SubscriptionFailed {
+            message: "cold source".into(),
+            source: Some(Box::new(ArchiveError::Catalog("sqlite is locked".into()))),
+        };
+        assert_eq!(classify(&cold), Code::LakeUnavailable);
     }
 
     #[test]
@@ -242,7 +279,7 @@ mod tests {
 
     #[test]
     fn help_table_lists_every_code() {
-        for code in 0..=10 {
+        for code in 0..=11 {
             assert!(EXIT_CODES_HELP.contains(&format!("\n  {code:>2}  ")), "code {code} missing from the help");
         }
         assert!(EXIT_CODES_HELP.contains("\n 130  "));

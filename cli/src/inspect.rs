@@ -3,8 +3,11 @@
 //!
 //! The formulas are the engine's ([`walden_engine::Database::status`]): a slot's lag in LSNs is
 //! `current LSN - confirmed LSN`; its lag in bytes is the size of every segment holding LSNs at or
-//! after its restart LSN; the bytes it pins are those of the sealed ones; the retention horizon is
-//! `min(valid slots' restart LSNs, retain-from, checkpoint LSN + 1)`.
+//! after its restart LSN; the bytes it pins are those of the sealed segments holding LSNs at or
+//! after `max(restart LSN, archived LSN + 1)` (the archive serves what it holds, so a slot pins
+//! only unarchived WAL); the retention horizon is `min(valid slots' pins, retain-from, checkpoint
+//! LSN + 1)`. A valid slot is invalidated at the next open when it confirmed LSNs beyond the log,
+//! or needs LSNs that are neither in the WAL nor in the archive.
 
 use std::path::{Path, PathBuf};
 
@@ -35,8 +38,12 @@ pub struct SlotRow {
     pub lag_lsns: u64,
     /// Bytes of the segments holding LSNs at or after the restart LSN.
     pub lag_bytes: u64,
-    /// Bytes of sealed segments the slot keeps from removal (0 when lost).
+    /// Bytes of sealed segments the slot keeps from removal (0 when lost): those holding LSNs at
+    /// or after its restart LSN and after the archived LSN.
     pub pinned_bytes: u64,
+    /// Whether the slot's consumer will read archived LSNs (its restart LSN is at or below the
+    /// archived LSN), from the lake once the WAL no longer holds them.
+    pub reads_archive: bool,
     /// Table filter (`null`: all tables).
     pub tables: Option<Vec<String>>,
     /// Operation filter (`null`: all operations).
@@ -75,8 +82,11 @@ pub struct StatusReport {
     pub segment_bytes: u64,
     /// The host's checkpoint LSN.
     pub checkpoint_lsn: Option<Lsn>,
-    /// The retain-from horizon (set by the archiver, once it exists).
+    /// The retain-from horizon (the archiver holds it at the first unarchived LSN).
     pub retain_from: Option<Lsn>,
+    /// The archive horizon: every LSN up to this one is in the archive lake (`null`: nothing
+    /// archived).
+    pub archived_lsn: Option<Lsn>,
     /// First LSN a checkpoint would keep now (before guard rails); `null`: nothing restricts.
     pub retention_horizon: Option<Lsn>,
     /// What keeps the oldest segment.
@@ -85,10 +95,47 @@ pub struct StatusReport {
     pub torn_tail: Option<TailView>,
     /// Every slot.
     pub slots: Vec<SlotRow>,
-    /// The archive horizon: not available until the archive issue lands.
-    pub archive: &'static str,
+    /// The archive horizon and the local segments it covers.
+    pub archive: ArchiveView,
     /// The segments.
     pub segments: Vec<SegmentView>,
+}
+
+/// What the archive holds of the local WAL (from `engine.state`; the lake itself is not read).
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveView {
+    /// Every LSN up to this one is archived (`null`: nothing archived).
+    pub archived_lsn: Option<Lsn>,
+    /// The oldest LSN a consumer can read: 1 when the archive reaches the local WAL, else the
+    /// WAL's oldest.
+    pub readable_from: Lsn,
+    /// Sealed local segments entirely archived (a checkpoint removes them unless something else
+    /// holds them).
+    pub archived_segments: usize,
+    /// Their bytes.
+    pub archived_bytes: u64,
+    /// Sealed segments not archived yet.
+    pub unarchived_sealed_segments: usize,
+    /// Their bytes.
+    pub unarchived_sealed_bytes: u64,
+}
+
+/// The first LSN a slot with restart LSN `restart_lsn` keeps in the WAL: the archive serves what
+/// lies at or below `archived_lsn` (the engine's rule).
+pub fn slot_pin(restart_lsn: Lsn, archived_lsn: Option<Lsn>) -> Lsn {
+    match archived_lsn {
+        Some(archived) => restart_lsn.max(archived.saturating_add(1)),
+        None => restart_lsn,
+    }
+}
+
+/// The oldest LSN a consumer can read: the WAL's oldest, or 1 when the archive reaches the WAL
+/// (the engine's rule).
+pub fn readable_from(wal_oldest_lsn: Lsn, archived_lsn: Option<Lsn>) -> Lsn {
+    match archived_lsn {
+        Some(archived) if archived.saturating_add(1) >= wal_oldest_lsn => 1,
+        _ => wal_oldest_lsn,
+    }
 }
 
 /// Everything read from a data directory.
@@ -135,7 +182,7 @@ impl Inspection {
         };
         for (_, rec) in &self.slots {
             if rec.invalidation.is_none() {
-                consider(rec.restart_lsn, RetentionHolder::Slot(rec.name.clone()));
+                consider(slot_pin(rec.restart_lsn, self.state.archived_lsn), RetentionHolder::Slot(rec.name.clone()));
             }
         }
         if let Some(r) = self.state.retain_from {
@@ -167,6 +214,8 @@ impl Inspection {
     pub fn slot_rows(&self) -> Vec<SlotRow> {
         let segments = &self.log.segments;
         let holder = self.oldest_segment_held_by();
+        let archived_lsn = self.state.archived_lsn;
+        let readable_from = readable_from(self.log.oldest_lsn, archived_lsn);
         self.slots
             .iter()
             .map(|(_, rec)| {
@@ -181,7 +230,7 @@ impl Inspection {
                         }
                         .to_string(),
                     )
-                } else if rec.restart_lsn < self.log.oldest_lsn {
+                } else if rec.restart_lsn < readable_from {
                     Some(
                         InvalidationReason::WalRemoved {
                             restart_lsn: rec.restart_lsn,
@@ -204,14 +253,12 @@ impl Inspection {
                         .map(|s| s.size_bytes)
                         .sum(),
                     pinned_bytes: if valid {
-                        segments
-                            .iter()
-                            .filter(|s| s.sealed && s.last_lsn >= rec.restart_lsn)
-                            .map(|s| s.size_bytes)
-                            .sum()
+                        let pin = slot_pin(rec.restart_lsn, archived_lsn);
+                        segments.iter().filter(|s| s.sealed && s.last_lsn >= pin).map(|s| s.size_bytes).sum()
                     } else {
                         0
                     },
+                    reads_archive: archived_lsn.is_some_and(|a| rec.restart_lsn <= a),
                     tables: rec.filter.tables.as_ref().map(|t| t.iter().cloned().collect()),
                     operations: rec.filter.operations.as_ref().map(|o| o.iter().copied().map(operation_name).collect()),
                     created_at: output::time(rec.created_at_us),
@@ -223,6 +270,21 @@ impl Inspection {
                 }
             })
             .collect()
+    }
+
+    /// What the archive holds of the local WAL.
+    pub fn archive(&self) -> ArchiveView {
+        let archived_lsn = self.state.archived_lsn;
+        let sealed = || self.log.segments.iter().filter(|s| s.sealed && s.last_lsn >= s.first_lsn);
+        let archived = |s: &&SegmentView| archived_lsn.is_some_and(|a| s.last_lsn <= a);
+        ArchiveView {
+            archived_lsn,
+            readable_from: readable_from(self.log.oldest_lsn, archived_lsn),
+            archived_segments: sealed().filter(archived).count(),
+            archived_bytes: sealed().filter(archived).map(|s| s.size_bytes).sum(),
+            unarchived_sealed_segments: sealed().filter(|s| !archived(s)).count(),
+            unarchived_sealed_bytes: sealed().filter(|s| !archived(s)).map(|s| s.size_bytes).sum(),
+        }
     }
 
     /// The status report.
@@ -238,15 +300,13 @@ impl Inspection {
             segment_bytes: self.log.segments.iter().map(|s| s.size_bytes).sum(),
             checkpoint_lsn: self.state.checkpoint_lsn,
             retain_from: self.state.retain_from,
+            archived_lsn: self.state.archived_lsn,
             retention_horizon: horizon,
             oldest_segment_held_by: self.oldest_segment_held_by().to_string(),
             torn_tail: self.log.torn_tail.clone(),
             slots: self.slot_rows(),
-            archive: ARCHIVE_NOT_YET,
+            archive: self.archive(),
             segments: self.log.segments.clone(),
         }
     }
 }
-
-/// What status and the demo say about the archive until the archive issue lands.
-pub const ARCHIVE_NOT_YET: &str = "not available in this build: archiving to Parquet / Iceberg (and `walden archive`, `walden replay`) comes with the archive issue";

@@ -28,10 +28,15 @@ const SLOT_NOT_FOUND: i32 = 7;
 const SLOT_CONFLICT: i32 = 8;
 const LSN_UNAVAILABLE: i32 = 9;
 const DAMAGED: i32 = 10;
+const LAKE_UNAVAILABLE: i32 = 11;
 
 fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).env_remove("WALDEN_DATA_DIR").stdin(Stdio::null());
+    cmd.args(args)
+        .env_remove("WALDEN_DATA_DIR")
+        .env_remove("WALDEN_LAKE")
+        .env_remove("WALDEN_LAKE_CATALOG")
+        .stdin(Stdio::null());
     cmd
 }
 
@@ -240,21 +245,22 @@ fn help_documents_every_command_and_the_exit_codes() {
     let o = run(&["--help"]);
     expect(&o, OK);
     let help = out(&o);
-    for cmd in ["demo", "dump", "tail", "slots", "status", "verify", "recover", "bench"] {
+    for cmd in ["demo", "dump", "tail", "slots", "status", "verify", "recover", "archive", "replay", "bench"] {
         assert!(help.contains(cmd), "{cmd} missing from --help:\n{help}");
     }
     assert!(help.contains("Exit codes:"), "{help}");
-    for code in 0..=10 {
+    for code in 0..=11 {
         assert!(help.contains(&format!("\n  {code:>2}  ")), "exit code {code} undocumented:\n{help}");
     }
     assert!(help.contains("\n 130  interrupted"), "{help}");
     // The README's CLI tour documents the same codes.
     let readme = include_str!("../../README.md");
     let tour = &readme[readme.find("## CLI tour").expect("a CLI tour section")..];
-    for code in (0..=10).chain([130]) {
+    for code in (0..=11).chain([130]) {
         assert!(tour.contains(&format!("\n| {code} | ")), "exit code {code} missing from the README's CLI tour");
     }
-    assert!(help.contains("walden archive") && help.contains("archive issue"), "{help}");
+    assert!(!help.contains("Not in this build"), "{help}");
+    assert!(help.contains("<data-dir>.lake"), "{help}");
     for sub in [
         &["demo", "--help"][..],
         &["dump", "--help"],
@@ -267,6 +273,10 @@ fn help_documents_every_command_and_the_exit_codes() {
         &["status", "--help"],
         &["verify", "--help"],
         &["recover", "--help"],
+        &["archive", "--help"],
+        &["archive", "compact", "--help"],
+        &["archive", "expire", "--help"],
+        &["replay", "--help"],
         &["bench", "--help"],
     ] {
         let o = run(sub);
@@ -275,7 +285,24 @@ fn help_documents_every_command_and_the_exit_codes() {
     }
     expect(&run(&["--version"]), OK);
     expect(&run(&[]), USAGE);
-    expect(&run(&["archive"]), USAGE);
+    let archive_help = out(&run(&["archive", "--help"]));
+    for needle in ["--once", "--follow", "--lake", "--catalog-path", "compact", "expire"] {
+        assert!(archive_help.contains(needle), "{needle} missing from archive --help:\n{archive_help}");
+    }
+    let expire_help = out(&run(&["archive", "expire", "--help"]));
+    assert!(expire_help.contains("--retain-last") && expire_help.contains("--older-than"), "{expire_help}");
+    let replay_help = out(&run(&["replay", "--help"]));
+    for needle in ["--from-lsn", "--end-lsn", "--format", "--table", "--lake"] {
+        assert!(replay_help.contains(needle), "{needle} missing from replay --help:\n{replay_help}");
+    }
+    expect(&run(&["archive", "--once", "--follow"]), USAGE);
+    expect(&run(&["archive", "--follow", "compact"]), USAGE);
+    expect(&run(&["archive", "expire"]), USAGE); // --retain-last is required
+    expect(&run(&["archive", "expire", "--retain-last", "0"]), USAGE);
+    expect(&run(&["archive", "expire", "--retain-last", "1", "--older-than", "soon"]), USAGE);
+    expect(&run(&["archive", "--max-age", "5"]), USAGE); // --max-age needs --follow
+    expect(&run(&["replay"]), USAGE); // --from-lsn is required
+    expect(&run(&["replay", "--from-lsn", "0"]), USAGE);
     expect(&run(&["frobnicate"]), USAGE);
 }
 
@@ -295,12 +322,19 @@ fn missing_and_empty_data_dirs_exit_3_and_nothing_is_created() {
         &["slots", "advance", "a", "1"],
         &["tail", "--slot", "a", "--create", "--drain"],
         &["recover", "--mode", "tolerate-torn-tail"],
+        &["archive"],
+        &["archive", "--follow"],
+        &["archive", "compact"],
+        &["archive", "expire", "--retain-last", "1"],
+        &["replay", "--from-lsn", "1"],
     ];
+    let missing_lake = t.path().join("nope.lake");
     for args in commands {
         let o = walden(&missing, args);
         expect(&o, MISSING);
         assert!(err(&o).contains("does not exist"), "{args:?}: {}", err(&o));
         assert!(!missing.exists(), "{args:?} created the data directory");
+        assert!(!missing_lake.exists(), "{args:?} created a lake");
     }
     let empty = t.path().join("empty");
     fs::create_dir(&empty).expect("mkdir");
@@ -308,6 +342,7 @@ fn missing_and_empty_data_dirs_exit_3_and_nothing_is_created() {
         let o = walden(&empty, args);
         expect(&o, MISSING);
         assert_eq!(fs::read_dir(&empty).expect("list").count(), 0, "{args:?} wrote into the empty directory");
+        assert!(!t.path().join("empty.lake").exists(), "{args:?} created a lake");
     }
     let o = run(&["status", "--json", "--data-dir", missing.to_str().expect("utf-8")]);
     expect(&o, MISSING);
@@ -337,12 +372,17 @@ fn foreign_data_dirs_exit_4_and_are_left_alone() {
             &["slots", "create", "a"],
             &["tail", "--slot", "s1", "--drain"],
             &["recover", "--mode", "skip-corrupted"],
+            &["archive", "--once"],
+            &["replay", "--from-lsn", "1"],
         ] {
             let o = walden(dir, args);
             expect(&o, FOREIGN);
             assert!(err(&o).contains("not a Walden data directory"), "{}", err(&o));
         }
         assert_eq!(before, snapshot(dir), "{} was changed", dir.display());
+        let mut lake = dir.as_os_str().to_owned();
+        lake.push(".lake");
+        assert!(!Path::new(&lake).exists(), "a lake was created beside {}", dir.display());
     }
     // A segment of another log (bad magic) is foreign too.
     let other = t.path().join("other");
@@ -448,10 +488,13 @@ fn status_reports_positions_segments_slots_and_retention() {
     assert_eq!(s["oldest_segment_held_by"], "the active segment");
     assert_eq!(s["slots"][0]["name"], "s1");
     assert_eq!(s["slots"][0]["lag_lsns"], 11);
-    assert!(s["archive"].as_str().expect("text").contains("archive issue"));
+    assert_eq!(s["archived_lsn"], Value::Null);
+    assert_eq!(s["archive"]["archived_lsn"], Value::Null);
+    assert_eq!(s["archive"]["readable_from"], 1);
     let text = out(&walden(&dir, &["status"]));
     assert!(text.contains("oldest 1, current 11"), "{text}");
     assert!(text.contains("largest lag 11 LSNs"), "{text}");
+    assert!(text.contains("nothing archived"), "{text}");
 
     let trimmed = t.path().join("trimmed");
     let oldest = trimmed_fixture(&trimmed);
@@ -820,6 +863,459 @@ fn tail_exits_cleanly_on_sigint() {
     expect(&walden(&dir, &["slots", "create", "after"]), OK);
 }
 
+// ----- archive and replay -----
+
+/// Opens (creating) a database of 4 KiB segments with slot `s1` at the start, and commits `n`
+/// transactions (numbered from `start`) of every kind: a CREATE TABLE in the first, inserts,
+/// updates and deletes on `users` and `orders`, metadata. Returns the last LSN.
+fn busy_fixture(dir: &Path, start: u32, n: u32) -> u64 {
+    let config =
+        Config { wal: WalConfig { target_segment_size_bytes: 4096, ..WalConfig::default() }, ..Config::default() };
+    let db = Database::open(dir, config).expect("open");
+    if db.slot("s1").is_err() {
+        db.create_slot("s1", SlotOptions { start: StartPosition::Oldest, ..SlotOptions::default() }).expect("slot");
+    }
+    let mut last = 0;
+    for i in start..start + n {
+        let mut t = db.begin();
+        t.set_actor(format!("user-{}", i % 3));
+        if i == 0 {
+            t.create_table("users", 1, &[Column::new("id", "TEXT", false)]).expect("schema");
+        }
+        let key = format!("u{i}");
+        let row = format!(r#"{{"n":{i},"name":"User {i}"}}"#);
+        t.insert("users", key.as_bytes(), row.as_bytes()).expect("insert");
+        if i % 3 == 1 {
+            t.insert("orders", format!("o{i}").as_bytes(), format!(r#"{{"total":{i}}}"#).as_bytes()).expect("insert");
+        }
+        if i % 4 == 2 {
+            let new = format!(r#"{{"n":{i},"name":"User {i}","plan":"pro"}}"#);
+            t.update("users", key.as_bytes(), row.as_bytes(), new.as_bytes()).expect("update");
+        }
+        if i % 5 == 4 {
+            t.delete("users", key.as_bytes(), row.as_bytes()).expect("delete");
+        }
+        last = t.commit().expect("commit");
+    }
+    db.close().expect("close");
+    last
+}
+
+fn lake_of(dir: &Path) -> PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(".lake");
+    PathBuf::from(name)
+}
+
+fn segment_files(dir: &Path) -> usize {
+    fs::read_dir(dir.join("wal"))
+        .expect("wal")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wal"))
+        .count()
+}
+
+/// `walden replay <extra>` (from LSN 1 unless `extra` says otherwise) as JSON lines (exit 0
+/// asserted).
+fn replay(dir: &Path, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["replay"];
+    if !extra.contains(&"--from-lsn") {
+        args.extend(["--from-lsn", "1"]);
+    }
+    args.extend_from_slice(extra);
+    let o = walden(dir, &args);
+    expect(&o, OK);
+    json_lines(&o)
+}
+
+#[test]
+fn archive_once_moves_sealed_segments_to_the_lake_and_status_shows_the_horizon() {
+    let t = tmp();
+    let dir = t.path().join("db");
+    let last = busy_fixture(&dir, 0, 150);
+    let lake = lake_of(&dir);
+    let before = json(&walden(&dir, &["status", "--json"]));
+    let segments_before = before["segment_count"].as_u64().expect("count");
+    assert!(before["sealed_segment_count"].as_u64().expect("count") >= 3, "{before}");
+    assert_eq!(before["archived_lsn"], Value::Null);
+    let s1_before = json(&walden(&dir, &["slots", "list", "--json"]))[0].clone();
+    assert!(s1_before["pinned_bytes"].as_u64().expect("bytes") > 0);
+    assert_eq!(s1_before["reads_archive"], false);
+
+    let o = walden(&dir, &["archive", "--once", "--json"]);
+    expect(&o, OK);
+    let r = json(&o);
+    let archived = r["archived_lsn"].as_u64().expect("archived LSN");
+    assert_eq!(r["first_lsn"], 1);
+    assert_eq!(r["last_lsn"], archived);
+    assert!(archived < last, "the active segment is not archived: {r}");
+    assert!(r["rows"].as_u64().expect("rows") > 100, "{r}");
+    assert_eq!(r["retain_from"], archived + 1);
+    assert!(r["checkpoint"]["removed_segments"].as_u64().expect("n") >= 3, "{r}");
+    assert_eq!(r["lake"]["dir"], lake.to_str().expect("utf-8"));
+    assert_eq!(r["lake"]["url"], format!("file://{}", lake.display()));
+    assert!(Path::new(r["lake"]["catalog"].as_str().expect("path")).is_file(), "{r}");
+    assert_eq!(r["table"]["records"], r["rows"]);
+    assert_eq!(r["table"]["snapshots"], 1);
+    assert_eq!(r["table"]["last_lsn"], archived);
+    let metadata = r["table"]["metadata_location"].as_str().expect("metadata").to_string();
+    assert!(Path::new(metadata.strip_prefix("file://").expect("a file URL")).is_file(), "{metadata}");
+    for file in r["batches"][0]["data_files"].as_array().expect("files") {
+        let path = file.as_str().expect("path").strip_prefix("file://").expect("a file URL").to_string();
+        assert!(path.ends_with(".parquet") && Path::new(&path).is_file(), "{path}");
+    }
+
+    // The status and the slot view (read-only, from the files) show the archive horizon.
+    let s = json(&walden(&dir, &["status", "--json"]));
+    assert_eq!(s["archived_lsn"], archived);
+    assert_eq!(s["archive"]["archived_lsn"], archived);
+    assert_eq!(s["archive"]["readable_from"], 1);
+    assert_eq!(s["archive"]["unarchived_sealed_segments"], 0);
+    assert_eq!(s["retain_from"], archived + 1);
+    assert_eq!(s["oldest_lsn"], archived + 1);
+    assert!(s["segment_count"].as_u64().expect("count") < segments_before, "{s}");
+    assert_eq!(s["segment_count"].as_u64().expect("count") as usize, segment_files(&dir));
+    let text = out(&walden(&dir, &["status"]));
+    assert!(text.contains(&format!("archived up to LSN {archived}; slots pin only the WAL after it")), "{text}");
+    let s1 = json(&walden(&dir, &["slots", "list", "--json"]))[0].clone();
+    assert_eq!(s1["state"], "valid");
+    assert_eq!(s1["restart_lsn"], 1);
+    assert_eq!(s1["pinned_bytes"], 0, "a slot pins only unarchived WAL: {s1}");
+    assert_eq!(s1["reads_archive"], true);
+    assert_eq!(s1["invalid_at_next_open"], Value::Null);
+    let text = out(&walden(&dir, &["slots", "list"]));
+    assert!(text.contains(&format!("archive horizon: LSN {archived}")), "{text}");
+    assert!(text.contains("slot \"s1\" starts in the archive"), "{text}");
+    // engine.state is version 2 (40 bytes, with the archived LSN).
+    assert_eq!(fs::metadata(dir.join("engine.state")).expect("state").len(), 40);
+    // The trimmed log still verifies: s1 is served by the archive, not lost.
+    let v = walden(&dir, &["verify"]);
+    expect(&v, OK);
+    assert!(out(&v).contains("0 errors, 0 warnings"), "{}", out(&v));
+    let before = snapshot(&dir);
+    let lake_before = snapshot(&lake);
+    for args in READ_ONLY_COMMANDS.iter().filter(|a| !a.contains(&"--start-lsn")) {
+        expect(&walden(&dir, args), OK);
+    }
+    assert_eq!(before, snapshot(&dir), "a read-only command changed the data directory");
+    assert_eq!(lake_before, snapshot(&lake), "a read-only command touched the lake");
+
+    // Again: nothing new; the text form says so.
+    let o = walden(&dir, &["archive"]);
+    expect(&o, OK);
+    let text = out(&o);
+    assert!(text.contains("nothing new"), "{text}");
+    assert!(text.contains(&format!("archived up to LSN {archived}")), "{text}");
+    assert!(text.contains("table       walden.events: 1 snapshot"), "{text}");
+    // More work: the next run archives from where the last one ended.
+    busy_fixture(&dir, 150, 60);
+    let o = walden(&dir, &["archive"]);
+    expect(&o, OK);
+    assert!(out(&o).contains(&format!("archived    LSN {}-", archived + 1)), "{}", out(&o));
+    assert!(out(&o).contains("2 snapshots"), "{}", out(&o));
+
+    // While another process has the database open, archive waits its turn.
+    let db = Database::open(&dir, Config::default()).expect("open");
+    expect(&walden(&dir, &["archive"]), LOCKED);
+    expect(&walden(&dir, &["replay", "--from-lsn", "1"]), LOCKED);
+    db.close().expect("close");
+}
+
+#[test]
+fn replay_after_trimming_equals_what_tail_and_dump_gave_before() {
+    let t = tmp();
+    let dir = t.path().join("db");
+    let last = busy_fixture(&dir, 0, 150);
+    // Before archiving: every event through a fresh slot, and the records dump shows.
+    let o = walden(&dir, &["tail", "--slot", "before", "--create", "--start-lsn", "1", "--drain", "--transactions"]);
+    expect(&o, OK);
+    let tailed = json_lines(&o);
+    let dumped = json_lines(&walden(&dir, &["dump", "--json"]));
+    assert_eq!(dumped.len() as u64, last);
+    let debezium = {
+        let o =
+            walden(&dir, &["tail", "--slot", "dbz", "--create", "--start-lsn", "1", "--drain", "--format", "debezium"]);
+        expect(&o, OK);
+        json_lines(&o)
+    };
+    let s1_tail_expected: Vec<Value> =
+        tailed.iter().filter(|e| e["type"] != "begin" && e["type"] != "commit").cloned().collect();
+
+    expect(&walden(&dir, &["archive", "--once"]), OK);
+    let oldest = json(&walden(&dir, &["status", "--json"]))["oldest_lsn"].as_u64().expect("oldest");
+    assert!(oldest > 100, "the WAL was trimmed: oldest LSN {oldest}");
+    let o = walden(&dir, &["dump", "--start-lsn", "1"]);
+    expect(&o, LSN_UNAVAILABLE);
+    assert!(err(&o).contains("walden replay --from-lsn 1"), "{}", err(&o));
+
+    // Hot + cold: the archive, then the WAL, one stream equal to the pure hot one.
+    let o = walden(&dir, &["replay", "--from-lsn", "1", "--transactions"]);
+    expect(&o, OK);
+    let replayed = json_lines(&o);
+    assert_eq!(replayed, tailed, "replay from the archive + WAL equals tail before trimming");
+    let summary = err(&o);
+    assert!(summary.contains(&format!("from LSN 1 to {last}")), "{summary}");
+    assert!(!summary.contains(" 0 from the archive"), "{summary}");
+    // The changes match what dump showed, record for record.
+    let changes: Vec<(u64, String)> = replayed
+        .iter()
+        .filter(|e| e["type"] != "begin" && e["type"] != "commit")
+        .map(|e| (e["lsn"].as_u64().expect("lsn"), e["type"].as_str().expect("type").to_string()))
+        .collect();
+    let dumped_changes: Vec<(u64, String)> = dumped
+        .iter()
+        .filter(|r| r["kind"] != "begin" && r["kind"] != "commit")
+        .map(|r| (r["lsn"].as_u64().expect("lsn"), r["kind"].as_str().expect("kind").to_string()))
+        .collect();
+    assert_eq!(changes, dumped_changes);
+    assert_eq!(replay(&dir, &["--format", "debezium"]), debezium);
+    // Bounded and filtered.
+    let mid = oldest - 10;
+    let bounded = replay(&dir, &["--end-lsn", &mid.to_string(), "--transactions"]);
+    assert!(!bounded.is_empty() && bounded.len() < replayed.len());
+    assert_eq!(bounded[..], replayed[..bounded.len()], "a bounded replay is a prefix");
+    // It ends with the transaction holding --end-lsn.
+    let last_commit = bounded.last().expect("events")["commitLsn"].as_u64().expect("commit LSN");
+    assert_eq!(bounded.last().expect("events")["type"], "commit");
+    assert!(last_commit >= mid, "{last_commit} < {mid}");
+    assert!(bounded.iter().all(|e| e["lsn"].as_u64().expect("lsn") <= mid || e["commitLsn"] == last_commit));
+    assert!(replayed[bounded.len()..].iter().all(|e| e["lsn"].as_u64().expect("lsn") > mid));
+    let from_mid = replay(&dir, &["--from-lsn", &mid.to_string()]);
+    assert!(from_mid.iter().all(|e| e["lsn"].as_u64().expect("lsn") >= mid - 3)); // a transaction's rest
+    let orders = replay(&dir, &["--table", "orders"]);
+    let expected: Vec<&Value> = s1_tail_expected.iter().filter(|e| e["table"] == "orders").collect();
+    assert_eq!(orders.iter().collect::<Vec<_>>(), expected);
+    let deletes = replay(&dir, &["--op", "delete", "--op", "schema"]);
+    let expected: Vec<&Value> =
+        s1_tail_expected.iter().filter(|e| e["type"] == "delete" || e["type"] == "schema").collect();
+    assert_eq!(deletes.iter().collect::<Vec<_>>(), expected);
+    assert!(deletes.iter().any(|e| e["type"] == "schema"));
+
+    // A slot behind the trimmed WAL keeps working: tail reads the archived part from the lake.
+    let o = walden(&dir, &["tail", "--slot", "s1", "--drain"]);
+    expect(&o, OK);
+    assert_eq!(json_lines(&o), s1_tail_expected);
+    assert_eq!(json(&walden(&dir, &["slots", "list", "--json"]))[1]["confirmed_lsn"], last); // "s1" (after "dbz")
+
+    // Without the lake only the WAL is there, and the error says where the lake was looked for.
+    let moved = t.path().join("elsewhere");
+    fs::rename(lake_of(&dir), &moved).expect("move the lake");
+    let o = walden(&dir, &["replay", "--from-lsn", "1"]);
+    expect(&o, LSN_UNAVAILABLE);
+    assert!(err(&o).contains("no archive lake") || err(&o).contains("there is none"), "{}", err(&o));
+    assert!(!lake_of(&dir).exists(), "replay created a lake");
+    assert_eq!(replay(&dir, &["--from-lsn", &oldest.to_string()]).len() as u64, {
+        tailed
+            .iter()
+            .filter(|e| e["lsn"].as_u64().expect("lsn") >= oldest && e["type"] != "begin" && e["type"] != "commit")
+            .count() as u64
+    });
+    // A moved lake does not open (its catalog records absolute locations): lake unavailable.
+    let o = walden(&dir, &["replay", "--from-lsn", "1", "--lake", moved.to_str().expect("utf-8")]);
+    expect(&o, LAKE_UNAVAILABLE);
+    fs::rename(&moved, lake_of(&dir)).expect("move the lake back");
+    let o = walden(
+        &dir,
+        &["replay", "--from-lsn", "1", "--transactions", "--lake", lake_of(&dir).to_str().expect("utf-8")],
+    );
+    expect(&o, OK);
+    assert_eq!(json_lines(&o), tailed, "--lake names the lake explicitly");
+    let o = walden(&dir, &["replay", "--from-lsn", "1", "--lake", t.path().join("none").to_str().expect("utf-8")]);
+    expect(&o, LAKE_UNAVAILABLE);
+    assert!(err(&o).contains("no archive lake at"), "{}", err(&o));
+    assert!(!t.path().join("none").exists());
+    // Bad ranges.
+    expect(&walden(&dir, &["replay", "--from-lsn", &(last + 5).to_string()]), LSN_UNAVAILABLE);
+    expect(&walden(&dir, &["replay", "--from-lsn", "9", "--end-lsn", "3"]), USAGE);
+}
+
+#[test]
+fn archive_follow_archives_then_stops_cleanly_on_sigint() {
+    let t = tmp();
+    let dir = t.path().join("db");
+    busy_fixture(&dir, 0, 120);
+    let mut child = command(&["archive", "--follow", "--data-dir", dir.to_str().expect("utf-8")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as i32;
+    // It catches up at once (whatever the batch target), and says so.
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    reader.read_line(&mut first).expect("read");
+    assert!(first.starts_with("archived    LSN 1-"), "{first}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while json(&walden(&dir, &["status", "--json"]))["archived_lsn"].is_null() {
+        assert!(Instant::now() < deadline, "archive --follow archived nothing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // It holds the database while it follows.
+    expect(&walden(&dir, &["archive", "--once"]), LOCKED);
+    assert!(child.try_wait().expect("try_wait").is_none(), "--follow keeps running");
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let stop_deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > stop_deadline {
+            let _ = child.kill();
+            panic!("archive --follow did not exit on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+    assert!(stderr.contains("following") && stderr.contains("stopped by signal"), "{stderr}");
+    // The database and the lake were closed cleanly: the next run opens both and has nothing to do.
+    let o = walden(&dir, &["archive", "--json"]);
+    expect(&o, OK);
+    assert_eq!(json(&o)["batches"], Value::Array(Vec::new()));
+    expect(&walden(&dir, &["verify"]), OK);
+}
+
+#[test]
+fn archive_compact_and_expire_maintain_the_table() {
+    let t = tmp();
+    let dir = t.path().join("db");
+    busy_fixture(&dir, 0, 60);
+    for round in 1..=3 {
+        expect(&walden(&dir, &["archive"]), OK);
+        busy_fixture(&dir, round * 60, 60);
+    }
+    let r = json(&walden(&dir, &["archive", "--json"]));
+    let files_before = r["table"]["data_files"].as_u64().expect("files");
+    let records = r["table"]["records"].as_u64().expect("records");
+    assert!(files_before >= 4, "one small file per archive run: {r}");
+    assert_eq!(r["table"]["snapshots"].as_u64(), Some(files_before));
+    let events_before = replay(&dir, &["--transactions"]);
+
+    // Compaction: one replace snapshot, the same rows in one file.
+    let o = walden(&dir, &["archive", "compact", "--json"]);
+    expect(&o, OK);
+    let c = json(&o);
+    assert_eq!(c["input_files"].as_array().expect("files").len() as u64, files_before, "{c}");
+    assert_eq!(c["output_files"].as_array().expect("files").len(), 1, "{c}");
+    assert_eq!(c["rows"], records);
+    assert!(c["snapshot_id"].is_i64());
+    assert_eq!(c["table"]["data_files"], 1);
+    assert_eq!(c["table"]["records"], records);
+    assert_eq!(c["table"]["snapshots"].as_u64(), Some(files_before + 1));
+    let replaced: Vec<PathBuf> = c["input_files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| PathBuf::from(f.as_str().expect("path").strip_prefix("file://").expect("file URL")))
+        .collect();
+    assert!(replaced.iter().all(|p| p.is_file()), "replaced files stay until their snapshots expire");
+    assert_eq!(replay(&dir, &["--transactions"]), events_before, "compaction changes no event");
+    let o = walden(&dir, &["archive", "compact"]);
+    expect(&o, OK);
+    assert!(out(&o).contains("compacted   nothing"), "{}", out(&o));
+
+    // Expiry: young snapshots survive --older-than; --retain-last 1 removes the replaced files.
+    let o = walden(&dir, &["archive", "expire", "--retain-last", "1", "--older-than", "7d", "--json"]);
+    expect(&o, OK);
+    assert_eq!(json(&o)["expired_snapshot_ids"], Value::Array(Vec::new()));
+    assert!(replaced.iter().all(|p| p.is_file()));
+    let o = walden(&dir, &["archive", "expire", "--retain-last", "1", "--json"]);
+    expect(&o, OK);
+    let e = json(&o);
+    assert_eq!(e["expired_snapshot_ids"].as_array().expect("ids").len() as u64, files_before, "{e}");
+    assert_eq!(e["table"]["snapshots"], 1);
+    assert_eq!(e["table"]["records"], records);
+    let removed: Vec<&str> =
+        e["removed_files"].as_array().expect("files").iter().map(|f| f.as_str().expect("path")).collect();
+    for p in &replaced {
+        assert!(!p.exists(), "{} was not removed", p.display());
+        assert!(removed.iter().any(|r| r.ends_with(p.to_str().expect("utf-8"))), "{removed:?}");
+    }
+    assert_eq!(replay(&dir, &["--transactions"]), events_before, "expiry changes no event");
+    let o = walden(&dir, &["archive", "expire", "--retain-last", "3"]);
+    expect(&o, OK);
+    assert!(out(&o).contains("expired     0 snapshots"), "{}", out(&o));
+
+    // Maintenance needs a lake.
+    let fresh = t.path().join("fresh");
+    fixture(&fresh);
+    for args in [&["archive", "compact"][..], &["archive", "expire", "--retain-last", "1"]] {
+        let o = walden(&fresh, args);
+        expect(&o, LAKE_UNAVAILABLE);
+        assert!(err(&o).contains("no archive lake at"), "{}", err(&o));
+        assert!(!lake_of(&fresh).exists());
+    }
+}
+
+#[test]
+fn bad_or_unreachable_lakes_are_refused_with_their_exit_code() {
+    let t = tmp();
+    let dir = t.path().join("db");
+    fixture(&dir);
+    let before = snapshot(&dir);
+    for (lake, needle) in [
+        ("gs://bucket/x", "unsupported scheme"),
+        ("memory://x", "memory:// lake"),
+        ("s3://bucket/x", "needs --catalog-path"),
+        ("s3:///x", "no bucket"),
+    ] {
+        for args in [&["archive"][..], &["replay", "--from-lsn", "1"], &["tail", "--slot", "s1", "--drain"]] {
+            let mut all = args.to_vec();
+            all.extend(["--lake", lake]);
+            let o = walden(&dir, &all);
+            expect(&o, USAGE);
+            assert!(err(&o).contains(needle), "{lake}: {}", err(&o));
+        }
+    }
+    // An S3 endpoint nobody listens on: refused at once, nothing created.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let catalog = t.path().join("cat").join("catalog.db");
+    let started = Instant::now();
+    let o = command(&[
+        "archive",
+        "--json",
+        "--lake",
+        "s3://bucket/lake",
+        "--catalog-path",
+        catalog.to_str().expect("utf-8"),
+        "--data-dir",
+        dir.to_str().expect("utf-8"),
+    ])
+    .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+    .env("AWS_ALLOW_HTTP", "true")
+    .env("AWS_ACCESS_KEY_ID", "test")
+    .env("AWS_SECRET_ACCESS_KEY", "test")
+    .env("AWS_REGION", "us-east-1")
+    .env_remove("HTTPS_PROXY")
+    .env_remove("https_proxy")
+    .env_remove("HTTP_PROXY")
+    .env_remove("http_proxy")
+    .env_remove("ALL_PROXY")
+    .env_remove("all_proxy")
+    .env_remove("AWS_PROXY_URL")
+    .output()
+    .expect("run");
+    expect(&o, LAKE_UNAVAILABLE);
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    let e: Value = serde_json::from_str(err(&o).trim()).expect("a JSON error");
+    assert_eq!(e["error"]["kind"], "lake_unavailable");
+    assert!(e["error"]["message"].as_str().expect("message").contains("cannot reach the lake s3://bucket/lake"), "{e}");
+    assert!(!t.path().join("cat").exists(), "nothing is created for an unreachable lake");
+    assert_eq!(before, snapshot(&dir), "the data directory was not touched");
+    // A lake that belongs to another database: refused as damage, nothing archived.
+    let other = t.path().join("other");
+    busy_fixture(&other, 0, 120);
+    expect(&walden(&other, &["archive"]), OK);
+    let o = walden(&dir, &["archive", "--lake", lake_of(&other).to_str().expect("utf-8")]);
+    expect(&o, DAMAGED);
+    assert!(err(&o).contains("wrong lake") || err(&o).contains("another database"), "{}", err(&o));
+}
+
 // ----- verify and recover -----
 
 #[test]
@@ -860,7 +1356,14 @@ fn verify_reports_damage_precisely_and_recover_repairs_what_the_mode_allows() {
     expect(&o, DAMAGED);
     assert!(err(&o).contains("point-in-time"), "{}", err(&o));
     expect(&walden(&dir, &["recover", "--mode", "absolute-consistency"]), DAMAGED);
-    assert_eq!(before, snapshot(&dir), "a refused recovery changes nothing");
+    // Nothing but the lock file's clean-close record (which recover never trusts, and which
+    // the WAL clears once it has looked at it) changes.
+    let lock = dir.join("wal").join("LOCK");
+    let without_lock = |mut m: BTreeMap<PathBuf, Entry>| {
+        m.remove(&lock);
+        m
+    };
+    assert_eq!(without_lock(before), without_lock(snapshot(&dir)), "a refused recovery changes nothing");
     let o = walden(&dir, &["recover", "--mode", "point-in-time"]);
     expect(&o, OK);
     assert!(out(&o).contains("recovered") && out(&o).contains("LSN 1-4"), "{}", out(&o));
@@ -984,12 +1487,34 @@ fn demo_runs_end_to_end_and_can_be_run_again() {
         "slot lag now 0 LSNs",
         "slot audit",
         "segments",
-        "archive issue",
         "rolled back",
+        "Parquet file",
+        "removed",
+        "query the lake with pyiceberg",
+        "from pyiceberg.catalog.sql import SqlCatalog",
+        "INSTALL iceberg; LOAD iceberg;",
+        "iceberg_scan(",
+        "walden replay",
     ] {
         assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
     }
     assert!(err(&o).contains(&format!("creating {d}")), "{}", err(&o));
+    let lake = lake_of(&dir);
+    assert!(err(&o).contains(&format!("creating its lake {}", lake.display())), "{}", err(&o));
+    assert!(lake.join("catalog.db").is_file() && lake.join(".walden-demo").is_file());
+    // Every path the summary prints is real: the data files, the catalog and metadata in the snippets.
+    let printed_files: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("file://")).collect();
+    assert!(!printed_files.is_empty(), "{text}");
+    for f in &printed_files {
+        assert!(f.ends_with(".parquet") && Path::new(f).is_file(), "{f}");
+    }
+    assert!(text.contains(&format!("uri=\"sqlite:///{}\"", lake.join("catalog.db").display())), "{text}");
+    let metadata = text
+        .split("iceberg_scan('")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a metadata path in the DuckDB snippet");
+    assert!(metadata.ends_with(".metadata.json") && Path::new(metadata).is_file(), "{metadata}");
     // The log it leaves is consistent, and the tools see it.
     expect(&walden(&dir, &["verify"]), OK);
     let slots = json(&walden(&dir, &["slots", "list", "--json"]));
@@ -997,17 +1522,41 @@ fn demo_runs_end_to_end_and_can_be_run_again() {
     let audit = slots.as_array().expect("rows").iter().find(|r| r["name"] == "audit").expect("audit").clone();
     assert_eq!(demo["lag_lsns"], 0);
     assert!(audit["lag_lsns"].as_u64().expect("lag") > 0);
-    assert_eq!(audit["holds_oldest_segment"], true);
-    let stats = json(&walden(&dir, &["dump", "--stats", "--json"]));
-    assert!(stats["by_table"]["payments"]["insert"].as_u64().expect("count") > 0);
-    assert!(stats["by_table"]["orders"]["delete"].as_u64().expect("count") > 0);
-    assert_eq!(stats["by_table"]["users"]["schema"], 2); // CREATE TABLE, ADD COLUMN
+    // The unconsumed slot no longer pins the archived WAL: its consumer reads it from the lake.
+    assert_eq!(audit["reads_archive"], true);
+    assert_eq!(audit["pinned_bytes"], 0);
+    let status = json(&walden(&dir, &["status", "--json"]));
+    assert!(status["archived_lsn"].as_u64().expect("archived") > 0, "{status}");
+    assert_eq!(status["sealed_segment_count"], 0, "the archived segments left the WAL: {status}");
+    // The whole history, from the lake and then the WAL.
+    let events = replay(&dir, &[]);
+    let count = |table: &str, ty: &str| events.iter().filter(|e| e["table"] == table && e["type"] == ty).count();
+    assert!(count("payments", "insert") > 0);
+    assert!(count("orders", "delete") > 0);
+    assert_eq!(count("users", "schema"), 2); // CREATE TABLE, ADD COLUMN
+    let o = walden(&dir, &["tail", "--slot", "audit", "--drain"]);
+    expect(&o, OK);
+    assert_eq!(json_lines(&o).len(), count("payments", "insert"), "the audit slot reads its backlog from the lake");
 
     // Again, as JSON: it says it resets the directory it left.
     let o = run(&["demo", "--json", "--data-dir", d, "--transactions", "200", "--threads", "2", "--segment-kib", "16"]);
     expect(&o, OK);
     let s = json(&o);
     assert!(s["prepared"].as_str().expect("text").starts_with("resetting"), "{s}");
+    assert!(s["prepared"].as_str().expect("text").contains("resetting its lake"), "{s}");
+    let a = &s["archive"];
+    assert_eq!(a["lake"]["dir"], lake.to_str().expect("utf-8"));
+    assert_eq!(a["first_lsn"], 1);
+    assert_eq!(a["table"]["snapshots"], 1, "the reset lake holds only this run: {a}");
+    assert_eq!(a["table"]["records"], a["rows"]);
+    assert_eq!(a["checkpoint"]["removed_segments"].as_u64(), a["segments"].as_u64());
+    assert_eq!(s["checkpoint_removed_segments"].as_u64(), a["segments"].as_u64());
+    assert!(Path::new(a["lake"]["catalog"].as_str().expect("path")).is_file());
+    let metadata = a["table"]["metadata_location"].as_str().expect("metadata");
+    assert!(Path::new(metadata.strip_prefix("file://").expect("file URL")).is_file(), "{metadata}");
+    assert!(a["pyiceberg"].as_str().expect("code").contains(lake.join("catalog.db").to_str().expect("utf-8")));
+    assert!(a["duckdb_sql"].as_str().expect("sql").contains(metadata.strip_prefix("file://").expect("file URL")));
+    check_demo_snippets(a);
     let sub = &s["subscriber"];
     assert_eq!(
         sub["events"].as_u64(),
@@ -1047,7 +1596,93 @@ fn demo_runs_end_to_end_and_can_be_run_again() {
     expect(&o, FOREIGN);
     assert!(err(&o).contains("refusing to reset"), "{}", err(&o));
     assert_eq!(before, snapshot(&other));
+    // Nor a lake directory it did not create: refused before either directory is touched.
+    let fresh = t.path().join("fresh");
+    fs::create_dir(lake_of(&fresh)).expect("mkdir");
+    fs::write(lake_of(&fresh).join("mine.parquet"), "x").expect("write");
+    let o = run(&["demo", "--data-dir", fresh.to_str().expect("utf-8"), "--transactions", "20"]);
+    expect(&o, FOREIGN);
+    assert!(err(&o).contains("refusing to reset"), "{}", err(&o));
+    assert!(!fresh.exists());
+    assert_eq!(fs::read_dir(lake_of(&fresh)).expect("list").count(), 1);
     expect(&run(&["demo", "--data-dir", d, "--threads", "0"]), USAGE);
+}
+
+/// The lake venv's python (`scripts/lake_venv.sh`, as the archive's reader tests find it), if
+/// there is one with pyiceberg and DuckDB.
+fn lake_python() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("WALDEN_LAKE_PYTHON") {
+        return Some(PathBuf::from(p));
+    }
+    let mut venvs: Vec<PathBuf> = std::env::var_os("WALDEN_LAKE_VENV").map(PathBuf::from).into_iter().collect();
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    venvs.extend(cache.map(|c| c.join("walden/lake-venv")));
+    venvs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv"));
+    venvs.into_iter().map(|v| v.join("bin/python")).find(|p| {
+        p.exists()
+            && Command::new(p)
+                .args(["-c", "import duckdb, pyiceberg.catalog.sql"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+    })
+}
+
+/// Runs the demo's pyiceberg snippet as printed, and its DuckDB query (with the iceberg
+/// extension loaded from the venv's wheels instead of `INSTALL iceberg`, which needs the
+/// network): both must see every archived row. Skipped without the lake venv unless
+/// `WALDEN_REQUIRE_LAKE_VENV` is set (as the test command sets it).
+fn check_demo_snippets(archive: &Value) {
+    let required = std::env::var("WALDEN_REQUIRE_LAKE_VENV").is_ok_and(|v| !v.is_empty() && v != "0");
+    let Some(python) = lake_python() else {
+        assert!(!required, "WALDEN_REQUIRE_LAKE_VENV is set but there is no lake venv with pyiceberg and duckdb");
+        eprintln!("skipping the pyiceberg / DuckDB run of the demo's snippets: no lake venv (scripts/lake_venv.sh)");
+        return;
+    };
+    let records = archive["table"]["records"].as_u64().expect("records");
+    let o = Command::new(&python).args(["-c", archive["pyiceberg"].as_str().expect("code")]).output().expect("python");
+    assert!(
+        o.status.success(),
+        "the pyiceberg snippet failed:
+{}",
+        err(&o)
+    );
+    let text = out(&o);
+    assert!(
+        text.starts_with(&format!(
+            "{records} events
+"
+        )),
+        "{text}"
+    );
+    let per_group: u64 =
+        text.lines().skip(1).map(|l| l.split_whitespace().last().expect("a count").parse::<u64>().expect("n")).sum();
+    assert_eq!(per_group, records, "{text}");
+    assert!(text.lines().any(|l| l.starts_with("payments  insert")), "{text}");
+    let duck = r#"
+import glob, os, sys, sysconfig
+import duckdb
+root = os.path.join(sysconfig.get_paths()["purelib"], "duckdb_ext", "extensions", "v" + duckdb.__version__)
+con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+for name in ("parquet", "avro", "iceberg"):
+    (path,) = glob.glob(os.path.join(root, "*", name + ".duckdb_extension"))
+    con.execute("LOAD '" + path + "'")
+print(sum(row[2] for row in con.execute(sys.argv[1]).fetchall()))
+"#;
+    let o = Command::new(&python)
+        .args(["-c", duck, archive["duckdb_sql"].as_str().expect("sql")])
+        .output()
+        .expect("python");
+    assert!(
+        o.status.success(),
+        "the DuckDB query failed:
+{}",
+        err(&o)
+    );
+    assert_eq!(out(&o).trim(), records.to_string());
 }
 
 #[test]

@@ -230,7 +230,13 @@ impl<'a> Decoder<'a> {
 
     /// A non-empty length-prefixed UTF-8 string.
     pub(crate) fn name(&mut self, field: &'static str) -> Result<String, DecodeError> {
-        let s = self.string(field)?;
+        self.name_str(field).map(str::to_owned)
+    }
+
+    /// A non-empty length-prefixed UTF-8 string, borrowed from the input.
+    pub(crate) fn name_str(&mut self, field: &'static str) -> Result<&'a str, DecodeError> {
+        let b = self.bytes(field)?;
+        let s = std::str::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8 { field })?;
         if s.is_empty() {
             return Err(DecodeError::InvalidValue { field, detail: "must not be empty".to_string() });
         }

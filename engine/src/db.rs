@@ -212,6 +212,8 @@ impl Database {
         // Check every valid slot against the recovered log before anything can use it.
         let last_lsn = db.wal.next_lsn() - 1;
         let oldest_lsn = db.wal.oldest_lsn();
+        // Records the WAL no longer has are still readable when the archive holds them.
+        let readable_from = readable_from(oldest_lsn, state.archived_lsn);
         let now = now_us();
         {
             let mut slots = db.slots.lock();
@@ -222,7 +224,7 @@ impl Database {
                     None if rec.confirmed_lsn > last_lsn => {
                         Some(InvalidationReason::AheadOfLog { confirmed_lsn: rec.confirmed_lsn, last_lsn })
                     }
-                    None if rec.restart_lsn < oldest_lsn => {
+                    None if rec.restart_lsn < readable_from => {
                         Some(InvalidationReason::WalRemoved { restart_lsn: rec.restart_lsn, oldest_lsn })
                     }
                     None => None,
@@ -360,7 +362,7 @@ impl Database {
             StartPosition::Oldest => {}
             StartPosition::Lsn(lsn) => self.ensure_durable(lsn.max(1) - 1)?,
         }
-        let _retention = self.retention.lock();
+        let retention = self.retention.lock();
         let mut slots = self.slots.lock();
         if slots.contains_key(name) {
             return Err(EngineError::SlotExists { name: name.to_string() });
@@ -377,8 +379,9 @@ impl Database {
             StartPosition::Oldest => oldest_lsn,
             StartPosition::Lsn(lsn) => {
                 let lsn = lsn.max(1);
-                if lsn < oldest_lsn {
-                    return Err(EngineError::LsnNotRetained { requested: lsn, oldest_lsn });
+                let readable_from = readable_from(oldest_lsn, retention.archived_lsn);
+                if lsn < readable_from {
+                    return Err(EngineError::LsnNotRetained { requested: lsn, oldest_lsn: readable_from });
                 }
                 lsn
             }
@@ -567,6 +570,44 @@ impl Database {
         self.retention.lock().retain_from
     }
 
+    /// Records that the archive holds every LSN up to and including `lsn` and serves it to CDC
+    /// (a cold source, see `walden-cdc`), or clears it with `None`. From then on a slot pins only
+    /// the WAL after `lsn`: a consumer that falls behind the local WAL reads the archive instead
+    /// of being invalidated, and `max_slot_wal_keep_bytes` counts only unarchived WAL. Persisted
+    /// in `engine.state` (fsynced) before this returns. It does not itself keep anything: the
+    /// archiver also holds [`Database::set_retain_from`] at `lsn + 1`. `lsn` beyond the durable
+    /// end → `LsnBeyondDurable`. Lowering or clearing it invalidates (`WalRemoved`) every slot
+    /// whose restart LSN is then neither in the WAL nor in the archive.
+    pub fn set_archived_lsn(&self, lsn: Option<Lsn>) -> Result<()> {
+        if let Some(lsn) = lsn {
+            self.ensure_durable(lsn)?; // outside the lock: a sync may run the sealed-segment hook
+        }
+        let mut state = self.retention.lock();
+        let new = EngineState { archived_lsn: lsn, ..*state };
+        if new == *state {
+            return Ok(());
+        }
+        self.persist_state(&new)?;
+        *state = new;
+        // A lower archived LSN (another lake, say) may leave slots behind what is readable.
+        let oldest_lsn = self.wal.oldest_lsn();
+        let readable_from = readable_from(oldest_lsn, lsn);
+        let now = now_us();
+        for cell in self.cells() {
+            let mut s = cell.inner.lock();
+            if !s.dropped && s.rec.invalidation.is_none() && s.rec.restart_lsn < readable_from {
+                let reason = InvalidationReason::WalRemoved { restart_lsn: s.rec.restart_lsn, oldest_lsn };
+                self.invalidate(&cell, &mut s, reason, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The archived LSN ([`Database::set_archived_lsn`]), if set.
+    pub fn archived_lsn(&self) -> Option<Lsn> {
+        self.retention.lock().archived_lsn
+    }
+
     /// Records the host's checkpoint: everything at or below `lsn` is no longer needed for the
     /// host's own recovery, so checkpoints may remove it (if nothing else holds it). Never moves
     /// backwards (a lower value is ignored); returns the checkpoint LSN in force. Persisted
@@ -610,7 +651,7 @@ impl Database {
             if s.dropped || s.rec.invalidation.is_some() {
                 continue;
             }
-            if let Some(reason) = self.guard_rail(&segments, &s, now) {
+            if let Some(reason) = self.guard_rail(&segments, &s, state.archived_lsn, now) {
                 self.invalidate(&cell, &mut s, reason, now)?;
                 invalidated.push(InvalidatedSlot { name: cell.name.clone(), reason });
             }
@@ -630,9 +671,15 @@ impl Database {
         })
     }
 
-    fn guard_rail(&self, segments: &[SegmentInfo], s: &SlotInner, now: u64) -> Option<InvalidationReason> {
+    fn guard_rail(
+        &self,
+        segments: &[SegmentInfo],
+        s: &SlotInner,
+        archived_lsn: Option<Lsn>,
+        now: u64,
+    ) -> Option<InvalidationReason> {
         if let Some(max_bytes) = self.config.max_slot_wal_keep_bytes {
-            let pinned_bytes = retention::pinned_bytes(segments, s.rec.restart_lsn);
+            let pinned_bytes = retention::pinned_bytes(segments, slot_pin(s.rec.restart_lsn, archived_lsn));
             if pinned_bytes > max_bytes {
                 return Some(InvalidationReason::MaxWalKeepBytes {
                     restart_lsn: s.rec.restart_lsn,
@@ -664,7 +711,7 @@ impl Database {
         for cell in self.cells() {
             let s = cell.inner.lock();
             if !s.dropped && s.rec.invalidation.is_none() {
-                consider(s.rec.restart_lsn, RetentionHolder::Slot(cell.name.clone()));
+                consider(slot_pin(s.rec.restart_lsn, state.archived_lsn), RetentionHolder::Slot(cell.name.clone()));
             }
         }
         if let Some(r) = state.retain_from {
@@ -700,7 +747,7 @@ impl Database {
                 lag_lsns: current_lsn.saturating_sub(info.confirmed_lsn),
                 lag_bytes: retention::lag_bytes(&segments, info.restart_lsn),
                 pinned_bytes: if info.state.is_valid() {
-                    retention::pinned_bytes(&segments, info.restart_lsn)
+                    retention::pinned_bytes(&segments, slot_pin(info.restart_lsn, state.archived_lsn))
                 } else {
                     0
                 },
@@ -715,10 +762,28 @@ impl Database {
             segment_bytes: segments.iter().map(|s| s.size_bytes).sum(),
             checkpoint_lsn: state.checkpoint_lsn,
             retain_from: state.retain_from,
+            archived_lsn: state.archived_lsn,
             retention_horizon: horizon,
             oldest_segment_held_by,
             slots,
         }
+    }
+}
+
+/// The first LSN a slot with restart LSN `restart_lsn` keeps in the WAL: the archive serves what
+/// lies at or below `archived_lsn`.
+fn slot_pin(restart_lsn: Lsn, archived_lsn: Option<Lsn>) -> Lsn {
+    match archived_lsn {
+        Some(archived) => restart_lsn.max(archived.saturating_add(1)),
+        None => restart_lsn,
+    }
+}
+
+/// The oldest LSN a consumer can read: the WAL's oldest, or 1 when the archive reaches the WAL.
+fn readable_from(wal_oldest_lsn: Lsn, archived_lsn: Option<Lsn>) -> Lsn {
+    match archived_lsn {
+        Some(archived) if archived.saturating_add(1) >= wal_oldest_lsn => 1,
+        _ => wal_oldest_lsn,
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! A sealed segment is removed only when all its records lie below the horizon
 //! `min(restart LSN of every valid slot, retain_from, checkpoint_lsn + 1)` (terms that are unset
-//! do not restrict). The active segment is never removed.
+//! do not restrict). With an archived LSN set, a slot's term is
+//! `max(restart LSN, archived_lsn + 1)`: the archive serves what it holds. The active segment is
+//! never removed.
 
 use std::fmt;
 
@@ -96,6 +98,9 @@ pub struct Status {
     pub checkpoint_lsn: Option<Lsn>,
     /// The retain-from horizon, if set.
     pub retain_from: Option<Lsn>,
+    /// Every LSN up to this one is in the archive ([`crate::Database::set_archived_lsn`]); slots
+    /// do not pin the WAL below it.
+    pub archived_lsn: Option<Lsn>,
     /// The first LSN a checkpoint would keep now (before guard rails), if anything restricts it.
     pub retention_horizon: Option<Lsn>,
     /// What keeps the oldest segment from being removed.

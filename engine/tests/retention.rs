@@ -150,6 +150,8 @@ fn byte_cap_invalidates_the_laggard_and_frees_its_segments() {
     db.drop_slot("laggard").unwrap();
 }
 
+/// An acquired slot is exempt from the idle timeout however long it idles; an inactive one is
+/// not. Deterministic: sleeping only ever makes the idle time longer than the timeout.
 #[test]
 fn idle_timeout_invalidates_inactive_slots_only() {
     let dir = tempfile::tempdir().unwrap();
@@ -157,11 +159,8 @@ fn idle_timeout_invalidates_inactive_slots_only() {
     let db = Database::open(dir.path(), config.clone()).unwrap();
     db.create_slot("idle", SlotOptions::default()).unwrap();
     db.create_slot("busy", SlotOptions::default()).unwrap();
-    db.create_slot("fresh", SlotOptions::default()).unwrap();
     let guard = db.acquire_slot("busy").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(80));
-    let c = commit_n(&db, 1, 10);
-    db.advance("fresh", c).unwrap(); // activity resets the clock
     let report = db.checkpoint().unwrap();
     assert_eq!(report.invalidated_slots.len(), 1, "{report:?}");
     assert_eq!(report.invalidated_slots[0].name, "idle");
@@ -177,7 +176,56 @@ fn idle_timeout_invalidates_inactive_slots_only() {
         db.slot("idle").unwrap().state,
         SlotState::Lost(inv) if inv.reason == InvalidationReason::IdleTimeout { idle_ms, timeout_ms: 40 }
     ));
-    assert!(db.slot("busy").unwrap().state.is_valid() && db.slot("fresh").unwrap().state.is_valid());
+    assert!(db.slot("busy").unwrap().state.is_valid());
+}
+
+/// Idle time is measured from the persisted last activity, so time the database was closed
+/// counts, and any activity (here an advance) resets it. The timeout is ten minutes and two slots
+/// were last active an hour ago (their files are rewritten while the database is closed, as if
+/// it had been down for an hour), so only a ten-minute stall could make this test flaky.
+#[test]
+fn idle_time_counts_from_the_persisted_last_activity_and_activity_resets_it() {
+    const TIMEOUT_MS: u64 = 10 * 60 * 1000;
+    const HOUR_US: u64 = 3600 * 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { slot_idle_timeout_ms: Some(TIMEOUT_MS), ..small_config(SyncMode::Group) };
+    let db = Database::open(dir.path(), config.clone()).unwrap();
+    for name in ["stale", "revived", "fresh"] {
+        db.create_slot(name, SlotOptions::default()).unwrap();
+    }
+    db.close().unwrap();
+    let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
+    let hour_ago_us = now_us - HOUR_US;
+    for name in ["stale", "revived"] {
+        let path = dir.path().join("slots").join(format!("{name}.slot"));
+        let mut rec = SlotRecord::decode(&std::fs::read(&path).unwrap()).unwrap();
+        rec.last_active_at_us = hour_ago_us;
+        std::fs::write(&path, rec.encode()).unwrap();
+    }
+
+    let db = Database::open(dir.path(), config.clone()).unwrap();
+    assert_eq!(db.slot("stale").unwrap().last_active_at_us, hour_ago_us, "opening is not activity");
+    let c = commit_n(&db, 1, 10);
+    db.advance("revived", c).unwrap();
+    assert!(db.slot("revived").unwrap().last_active_at_us >= now_us, "an advance is activity");
+    let report = db.checkpoint().unwrap();
+    let names: Vec<_> = report.invalidated_slots.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["stale"], "{report:?}");
+    let reason = report.invalidated_slots[0].reason;
+    let InvalidationReason::IdleTimeout { idle_ms, timeout_ms: TIMEOUT_MS } = reason else { panic!("{report:?}") };
+    assert!(idle_ms >= HOUR_US / 1000, "idle for {idle_ms} ms");
+    assert!(reason.to_string().contains("idle"), "{reason}");
+    // The lost slot no longer holds WAL or accepts advances.
+    assert!(matches!(db.advance("stale", c), Err(EngineError::SlotInvalidated { .. })));
+    db.close().unwrap();
+
+    // The reason is readable after reopening; the others are still valid.
+    let db = Database::open(dir.path(), config).unwrap();
+    let SlotState::Lost(inv) = db.slot("stale").unwrap().state else { panic!("stale is not lost") };
+    assert_eq!(inv.reason, reason);
+    assert!(inv.invalidated_at_us >= now_us);
+    assert!(db.slot("revived").unwrap().state.is_valid() && db.slot("fresh").unwrap().state.is_valid());
+    assert!(db.checkpoint().unwrap().invalidated_slots.is_empty(), "an invalidation happens once");
 }
 
 #[test]
@@ -266,14 +314,31 @@ const SEGMENT_BYTES: u64 = 4096;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Commit { changes: u8, value_len: u16 },
-    CreateSlot { slot: usize, oldest: bool, temporary: bool },
-    Advance { slot: usize, permille: u16, past_end: bool },
-    DropSlot { slot: usize },
+    Commit {
+        changes: u8,
+        value_len: u16,
+    },
+    CreateSlot {
+        slot: usize,
+        oldest: bool,
+        temporary: bool,
+    },
+    Advance {
+        slot: usize,
+        permille: u16,
+        past_end: bool,
+    },
+    DropSlot {
+        slot: usize,
+    },
     SetRetainFrom(Option<u16>),
     SetCheckpoint(u16),
+    /// The archiver's "everything up to here is in the lake" (slots stop pinning it).
+    SetArchived(Option<u16>),
     Checkpoint,
-    PowerLoss { seed: Option<u64> },
+    PowerLoss {
+        seed: Option<u64>,
+    },
     Reopen,
 }
 
@@ -287,6 +352,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (0..SLOT_NAMES.len()).prop_map(|slot| Op::DropSlot { slot }),
         1 => prop::option::of(0u16..=1100).prop_map(Op::SetRetainFrom),
         1 => (0u16..=1000).prop_map(Op::SetCheckpoint),
+        1 => prop::option::of(0u16..=1000).prop_map(Op::SetArchived),
         3 => Just(Op::Checkpoint),
         1 => prop::option::of(any::<u64>()).prop_map(|seed| Op::PowerLoss { seed }),
         1 => Just(Op::Reopen),
@@ -308,8 +374,19 @@ struct Model {
     slots: BTreeMap<String, ModelSlot>,
     retain_from: Option<Lsn>,
     checkpoint: Option<Lsn>,
+    archived: Option<Lsn>,
     /// Oldest LSN in the log: moves only at a checkpoint.
     oldest: Lsn,
+}
+
+impl Model {
+    /// The oldest LSN a consumer can read: the WAL's, or 1 when the archive reaches the WAL.
+    fn readable_from(&self) -> Lsn {
+        match self.archived {
+            Some(a) if a + 1 >= self.oldest => 1,
+            _ => self.oldest,
+        }
+    }
 }
 
 struct Harness {
@@ -342,8 +419,27 @@ impl Harness {
     }
 
     fn reopen(&mut self) {
-        self.db = Some(Database::open_with_storage("/db", self.config.clone(), self.storage.clone()).unwrap());
+        let db = Database::open_with_storage("/db", self.config.clone(), self.storage.clone()).unwrap();
         self.model.slots.retain(|_, s| !s.temporary);
+        // A slot whose restart LSN neither the WAL nor the archive still has is invalidated.
+        let readable_from = self.model.readable_from();
+        for inv in &db.open_report().slots_invalidated {
+            let InvalidationReason::WalRemoved { restart_lsn, oldest_lsn } = inv.reason else {
+                panic!("unexpected invalidation at open {inv:?}")
+            };
+            assert!(restart_lsn < readable_from && oldest_lsn == self.model.oldest, "{inv:?}");
+            let s = self.model.slots.get_mut(&inv.name).expect("invalidated a slot that does not exist");
+            assert!(!s.lost);
+            s.lost = true;
+        }
+        for (name, s) in &self.model.slots {
+            assert!(
+                s.lost || s.confirmed + 1 >= readable_from,
+                "slot {name} at {} should have been invalidated at open",
+                s.confirmed + 1
+            );
+        }
+        self.db = Some(db);
     }
 
     fn apply(&mut self, op: &Op) {
@@ -411,6 +507,22 @@ impl Harness {
                 self.db().set_retain_from(lsn).unwrap();
                 self.model.retain_from = lsn;
             }
+            Op::SetArchived(p) => {
+                let lsn = p.map(scale);
+                self.db().set_archived_lsn(lsn).unwrap();
+                self.model.archived = lsn;
+                let readable_from = self.model.readable_from();
+                for (name, s) in self.model.slots.iter_mut() {
+                    if !s.lost && s.confirmed + 1 < readable_from {
+                        s.lost = true;
+                        let info = self.db.as_ref().unwrap().slot(name).unwrap();
+                        assert!(
+                            matches!(info.state, SlotState::Lost(inv) if matches!(inv.reason, InvalidationReason::WalRemoved { .. })),
+                            "{info:?}"
+                        );
+                    }
+                }
+            }
             Op::SetCheckpoint(p) => {
                 let lsn = scale(p);
                 let in_force = self.db().set_checkpoint_lsn(lsn).unwrap();
@@ -428,13 +540,14 @@ impl Harness {
                     assert!(!s.lost, "invalidated twice");
                     s.lost = true;
                 }
-                // The horizon is exactly min(valid slots' restart LSNs, retain_from, checkpoint + 1).
+                // The horizon is exactly min(valid slots' pins, retain_from, checkpoint + 1), a
+                // slot's pin being its restart LSN, or the first unarchived LSN if that is later.
                 let m = &self.model;
                 let horizon = m
                     .slots
                     .values()
                     .filter(|s| !s.lost)
-                    .map(|s| s.confirmed + 1)
+                    .map(|s| (s.confirmed + 1).max(m.archived.map_or(0, |a| a + 1)))
                     .chain(m.retain_from)
                     .chain(m.checkpoint.map(|c| c + 1))
                     .min();
@@ -508,12 +621,18 @@ impl Harness {
             assert_eq!(info.restart_lsn, s.confirmed + 1);
             assert_eq!(info.temporary, s.temporary);
             if !s.lost {
-                assert!(oldest <= info.restart_lsn, "retention removed WAL slot {} still needs", info.name);
+                assert!(
+                    m.readable_from() <= info.restart_lsn,
+                    "retention removed WAL slot {} still needs and the archive does not hold",
+                    info.name
+                );
             }
         }
         assert_eq!(oldest, m.oldest, "segments may only be removed by a checkpoint, and removals are durable");
         assert!(oldest <= end);
         assert_eq!((db.retain_from(), db.checkpoint_lsn()), (m.retain_from, m.checkpoint));
+        assert_eq!(db.archived_lsn(), m.archived);
+        assert_eq!(db.status().archived_lsn, m.archived);
     }
 }
 

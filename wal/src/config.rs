@@ -42,6 +42,10 @@ pub enum RecoveryMode {
     SkipCorrupted,
 }
 
+/// Upper bound of [`WalConfig::group_commit_gather_max_us`] (1 s): a longer wait would only
+/// add latency.
+pub const MAX_GROUP_COMMIT_GATHER_US: u64 = 1_000_000;
+
 /// WAL configuration. `WalConfig::default()` is sized for a laptop.
 #[derive(Debug, Clone)]
 pub struct WalConfig {
@@ -69,6 +73,29 @@ pub struct WalConfig {
     pub index_interval_bytes: u64,
     /// Buffered bytes after which non-durable modes hand records to the OS (default 256 KiB).
     pub write_buffer_bytes: usize,
+    /// Group commit: longest a leader waits, in microseconds, for appenders that are already
+    /// committing to queue their batches before it writes and `fdatasync`s (default 2,000 µs;
+    /// 0 turns the wait off: the leader syncs at once).
+    ///
+    /// The leader waits only while fewer batches are queued than appenders are in flight
+    /// (between entering `append_batch` and returning from it), and never longer than half the
+    /// recent `fdatasync` duration, so a lone writer never waits and the wait costs at most a
+    /// fraction of the sync it shares. It sleeps on a condition variable (no spinning) and is
+    /// woken as soon as every in-flight appender has queued or left. Acknowledgements still
+    /// follow the `fdatasync` (only `SyncMode::Group` gathers). Like PostgreSQL's
+    /// `commit_delay`/`commit_siblings`.
+    pub group_commit_gather_max_us: u64,
+    /// Non-durable modes (`None`, `IntervalMs`): after this many bytes written to the active
+    /// segment since the last time, ask the OS to start writing them back
+    /// ([`StorageFile::start_writeback`](crate::StorageFile::start_writeback),
+    /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the `fdatasync` that seals a full segment
+    /// has little left to write and stalls the appender less (default 1 MiB; 0 = off). Makes
+    /// nothing durable and changes no guarantee.
+    pub writeback_interval_bytes: u64,
+    /// Whether `Wal::close` leaves a clean-close record that the next `open` may trust instead
+    /// of scanning the active segment (default true; `docs/FORMAT.md`, "Clean-close record").
+    /// With `false`, close writes none and open trusts none (it still clears one it finds).
+    pub clean_close_record: bool,
 }
 
 impl Default for WalConfig {
@@ -85,6 +112,9 @@ impl Default for WalConfig {
             verify_checksums_on_read: true,
             index_interval_bytes: 32 << 10,
             write_buffer_bytes: 256 << 10,
+            group_commit_gather_max_us: 2_000,
+            writeback_interval_bytes: 1 << 20,
+            clean_close_record: true,
         }
     }
 }
@@ -110,6 +140,9 @@ impl WalConfig {
         }
         if self.index_interval_bytes == 0 {
             return bad("index_interval_bytes must be positive");
+        }
+        if self.group_commit_gather_max_us > MAX_GROUP_COMMIT_GATHER_US {
+            return bad("group_commit_gather_max_us must be at most 1,000,000 (1 s)");
         }
         Ok(())
     }

@@ -304,25 +304,52 @@ pub fn verify_record(bytes: &[u8], max_stored_len: u32) -> Result<(RecordHeader,
         return Err(FrameError::Truncated { needed_bytes: total, available_bytes: bytes.len() as u64 });
     }
     let payload = RECORD_HEADER_LEN..RECORD_HEADER_LEN + header.stored_len as usize;
-    let mut h = crc32fast::Hasher::new();
-    h.update(&bytes[4..RECORD_HEADER_LEN]);
-    h.update(&bytes[payload.clone()]);
-    let computed = h.finalize();
+    // Header tail and payload are contiguous: one pass (faster than two updates for small records).
+    let computed = crc32(&bytes[4..payload.end]);
     if computed != header.crc {
         return Err(FrameError::BadChecksum { stored: header.crc, computed });
     }
     Ok((header, payload))
 }
 
+/// Largest stored payload whose record CRC [`encode_record`] computes in one pass over the
+/// header tail and the payload. Above it, the payload's own CRC is computed beforehand (outside
+/// the WAL's append lock) and combined with the header's ([`RecordHeader::compute_crc`]).
+///
+/// Combining costs ~0.3–0.4 µs whatever the payload size, while hashing runs at several GB/s
+/// (~0.1 µs for 128 bytes), so hashing again is cheaper up to about 2 KiB; 1 KiB keeps the work
+/// done under the lock small. Either way the CRC value is the same (the format does not depend
+/// on this choice).
+pub const DIRECT_CRC_MAX_PAYLOAD_BYTES: usize = 1024;
+
+/// Whether [`encode_record`] needs the payload's own CRC for a stored payload of
+/// `stored_len` bytes (true above [`DIRECT_CRC_MAX_PAYLOAD_BYTES`]).
+pub fn payload_crc_needed(stored_len: usize) -> bool {
+    stored_len > DIRECT_CRC_MAX_PAYLOAD_BYTES
+}
+
 /// Appends one encoded record (header + payload) to `out`; returns the record's CRC.
-/// `payload_crc` must be `crc32(payload)`.
+///
+/// When [`payload_crc_needed`]`(payload.len())`, `payload_crc` must be `crc32(payload)` and is
+/// combined with the header's CRC; otherwise it is ignored (pass 0) and the CRC is computed over
+/// the encoded header tail and payload in one pass.
 pub fn encode_record(out: &mut Vec<u8>, mut header: RecordHeader, payload: &[u8], payload_crc: u32) -> u32 {
     debug_assert_eq!(payload.len(), header.stored_len as usize);
-    debug_assert_eq!(payload_crc, crc32(payload));
-    header.crc = header.compute_crc(payload_crc);
+    if payload_crc_needed(payload.len()) {
+        debug_assert_eq!(payload_crc, crc32(payload));
+        header.crc = header.compute_crc(payload_crc);
+        out.extend_from_slice(&header.encode());
+        out.extend_from_slice(payload);
+        return header.crc;
+    }
+    // Encode with a placeholder CRC, hash the contiguous bytes it covers (4..end), patch it in.
+    let start = out.len();
+    header.crc = 0;
     out.extend_from_slice(&header.encode());
     out.extend_from_slice(payload);
-    header.crc
+    let crc = crc32(&out[start + 4..]);
+    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+    crc
 }
 
 /// Decompresses a compressed stored payload (`u32` raw length + zstd frame), refusing anything
@@ -543,6 +570,183 @@ impl Footer {
     }
 }
 
+/// Magic at the start of a clean-close record (the contents of `LOCK` after a clean close).
+pub const CLEAN_CLOSE_MAGIC: [u8; 8] = *b"WALDCLOS";
+/// Version of the clean-close record layout this crate writes and reads.
+pub const CLEAN_CLOSE_VERSION: u16 = 1;
+/// Size of the fixed part of a clean-close record in bytes (before its index entries).
+pub const CLEAN_CLOSE_FIXED_LEN: usize = 80;
+/// Size of the CRC that ends a clean-close record.
+pub const CLEAN_CLOSE_CRC_LEN: usize = 4;
+/// Largest clean-close record: the fixed part, [`MAX_FOOTER_ENTRIES`] index entries and the CRC.
+/// Anything longer is rejected before it is read.
+pub const MAX_CLEAN_CLOSE_LEN: usize =
+    CLEAN_CLOSE_FIXED_LEN + MAX_FOOTER_ENTRIES as usize * INDEX_ENTRY_LEN + CLEAN_CLOSE_CRC_LEN;
+
+/// What a clean `close` knew about the active segment, so that the next `open` can trust it
+/// instead of scanning it (`docs/FORMAT.md`, "Clean-close record").
+///
+/// Decoding checks only the record itself; `open` also checks it against the segment file
+/// (its length, and the last record at `last_record_offset`) before trusting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanClose {
+    /// The log's identifier (as in every segment header).
+    pub log_id: u64,
+    /// First LSN of the active segment this record describes (its file name).
+    pub segment_first_lsn: Lsn,
+    /// Length of the segment file at close: where its last complete batch ends.
+    pub data_end_offset: u64,
+    /// Offset of the segment's last record (0 when it holds none).
+    pub last_record_offset: u64,
+    /// Records in the segment (`last_lsn - segment_first_lsn + 1`).
+    pub record_count: u64,
+    /// LSN of the segment's last record (`segment_first_lsn - 1` when it holds none).
+    pub last_lsn: Lsn,
+    /// CRC of the segment's last record (the header's `prev_crc` when it holds none).
+    pub last_crc: u32,
+    /// Close time, microseconds since the Unix epoch (informational).
+    pub closed_at_us: u64,
+    /// The segment's sparse index, as a footer would hold it (empty when it holds no record).
+    pub index: Vec<IndexEntry>,
+}
+
+impl CleanClose {
+    /// Encoded size in bytes.
+    pub fn encoded_len(&self) -> usize {
+        CLEAN_CLOSE_FIXED_LEN + self.index.len() * INDEX_ENTRY_LEN + CLEAN_CLOSE_CRC_LEN
+    }
+
+    /// Appends the encoded record to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.reserve(self.encoded_len());
+        out.extend_from_slice(&CLEAN_CLOSE_MAGIC);
+        out.extend_from_slice(&CLEAN_CLOSE_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&(self.index.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.log_id.to_le_bytes());
+        out.extend_from_slice(&self.segment_first_lsn.to_le_bytes());
+        out.extend_from_slice(&self.data_end_offset.to_le_bytes());
+        out.extend_from_slice(&self.last_record_offset.to_le_bytes());
+        out.extend_from_slice(&self.record_count.to_le_bytes());
+        out.extend_from_slice(&self.last_lsn.to_le_bytes());
+        out.extend_from_slice(&self.last_crc.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&self.closed_at_us.to_le_bytes());
+        debug_assert_eq!(out.len() - start, CLEAN_CLOSE_FIXED_LEN);
+        for e in &self.index {
+            out.extend_from_slice(&e.lsn.to_le_bytes());
+            out.extend_from_slice(&e.offset.to_le_bytes());
+        }
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_le_bytes());
+    }
+
+    /// Decodes a whole clean-close record (exactly these bytes, nothing after it) and checks its
+    /// checksum and internal consistency.
+    pub fn decode(bytes: &[u8]) -> Result<CleanClose, FrameError> {
+        need(bytes, CLEAN_CLOSE_FIXED_LEN + CLEAN_CLOSE_CRC_LEN)?;
+        if bytes.len() > MAX_CLEAN_CLOSE_LEN {
+            return Err(FrameError::Invalid("clean-close record length"));
+        }
+        if bytes.iter().all(|&x| x == 0) {
+            return Err(FrameError::Zeroed);
+        }
+        if bytes[0..8] != CLEAN_CLOSE_MAGIC {
+            return Err(FrameError::BadMagic);
+        }
+        let version = u16_at(bytes, 8);
+        if version != CLEAN_CLOSE_VERSION {
+            return Err(FrameError::UnsupportedVersion(version));
+        }
+        let body_len = bytes.len() - CLEAN_CLOSE_CRC_LEN;
+        let stored = u32_at(bytes, body_len);
+        let computed = crc32(&bytes[..body_len]);
+        if stored != computed {
+            return Err(FrameError::BadChecksum { stored, computed });
+        }
+        let b = &bytes[..body_len];
+        if u16_at(b, 10) != 0 || u32_at(b, 68) != 0 {
+            return Err(FrameError::Invalid("clean-close record reserved bits"));
+        }
+        let index_count = u32_at(b, 12);
+        if index_count > MAX_FOOTER_ENTRIES {
+            return Err(FrameError::Invalid("clean-close record entry count"));
+        }
+        if CLEAN_CLOSE_FIXED_LEN as u64 + u64::from(index_count) * INDEX_ENTRY_LEN as u64 != body_len as u64 {
+            return Err(FrameError::Invalid("clean-close record entry count does not match its length"));
+        }
+        let mut record = CleanClose {
+            log_id: u64_at(b, 16),
+            segment_first_lsn: u64_at(b, 24),
+            data_end_offset: u64_at(b, 32),
+            last_record_offset: u64_at(b, 40),
+            record_count: u64_at(b, 48),
+            last_lsn: u64_at(b, 56),
+            last_crc: u32_at(b, 64),
+            closed_at_us: u64_at(b, 72),
+            index: Vec::with_capacity(index_count as usize),
+        };
+        let mut at = CLEAN_CLOSE_FIXED_LEN;
+        for _ in 0..index_count {
+            record.index.push(IndexEntry { lsn: u64_at(b, at), offset: u64_at(b, at + 8) });
+            at += INDEX_ENTRY_LEN;
+        }
+        record.validate()?;
+        Ok(record)
+    }
+
+    fn validate(&self) -> Result<(), FrameError> {
+        let first = self.segment_first_lsn;
+        if first == 0 || first > MAX_LSN {
+            return Err(FrameError::Invalid("clean-close segment first LSN"));
+        }
+        if self.last_lsn > MAX_LSN || self.last_lsn < first - 1 {
+            return Err(FrameError::Invalid("clean-close last LSN"));
+        }
+        if self.record_count != self.last_lsn - (first - 1) {
+            return Err(FrameError::Invalid("clean-close record count does not match its LSN range"));
+        }
+        let header_end = SEGMENT_HEADER_LEN as u64;
+        if self.record_count == 0 {
+            if self.data_end_offset != header_end || self.last_record_offset != 0 || !self.index.is_empty() {
+                return Err(FrameError::Invalid("clean-close record of an empty segment"));
+            }
+            return Ok(());
+        }
+        if self.last_record_offset < header_end
+            || self.data_end_offset < self.last_record_offset.saturating_add(RECORD_HEADER_LEN as u64)
+            || self.data_end_offset - self.last_record_offset
+                > RECORD_HEADER_LEN as u64 + u64::from(MAX_STORED_RECORD_BYTES)
+        {
+            return Err(FrameError::Invalid("clean-close last record offset"));
+        }
+        // Every record takes at least its 32-byte header.
+        if self.record_count > (self.data_end_offset - header_end) / RECORD_HEADER_LEN as u64 {
+            return Err(FrameError::Invalid("clean-close record count does not fit the data"));
+        }
+        let first_entry = self.index.first().ok_or(FrameError::Invalid("clean-close index is empty"))?;
+        if first_entry.lsn != first || first_entry.offset != header_end {
+            return Err(FrameError::Invalid("clean-close index does not start at the first record"));
+        }
+        for pair in self.index.windows(2) {
+            if pair[1].lsn <= pair[0].lsn || pair[1].offset <= pair[0].offset {
+                return Err(FrameError::Invalid("clean-close index not ascending"));
+            }
+        }
+        for e in &self.index {
+            let last = e.lsn == self.last_lsn;
+            if e.lsn > self.last_lsn
+                || e.offset > self.last_record_offset
+                || last != (e.offset == self.last_record_offset)
+            {
+                return Err(FrameError::Invalid("clean-close index entry out of range"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// File name of the segment whose first LSN is `first_lsn`: 20 zero-padded digits + `.wal`.
 pub fn segment_file_name(first_lsn: Lsn) -> String {
     format!("{first_lsn:020}.wal")
@@ -588,6 +792,28 @@ mod tests {
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&out[4..]);
         assert_eq!(hasher.finalize(), crc);
+    }
+
+    #[test]
+    fn direct_and_combined_crc_paths_agree_at_every_size_around_the_threshold() {
+        let sizes = [0, 1, 27, 28, 63, 64, 100, 1023, 1024, 1025, 2048, 4096, 65_536];
+        for len in sizes {
+            let payload: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(37).wrapping_add(11)).collect();
+            let h = header(77, len as u32);
+            // `encode_record` appends after whatever `out` already holds.
+            let mut out = vec![0xAB; 5];
+            let crc_arg = if payload_crc_needed(len) { crc32(&payload) } else { 0 };
+            let crc = encode_record(&mut out, h, &payload, crc_arg);
+            let record = &out[5..];
+            assert_eq!(record.len(), RECORD_HEADER_LEN + len, "len {len}");
+            assert_eq!(crc, crc32(&record[4..]), "len {len}: CRC over header tail ‖ payload");
+            assert_eq!(crc, h.compute_crc(crc32(&payload)), "len {len}: combined CRC is the same value");
+            let (decoded, range) = verify_record(record, 1 << 20).expect("valid");
+            assert_eq!(decoded.crc, crc);
+            assert_eq!(&record[range], &payload[..]);
+        }
+        assert!(!payload_crc_needed(DIRECT_CRC_MAX_PAYLOAD_BYTES));
+        assert!(payload_crc_needed(DIRECT_CRC_MAX_PAYLOAD_BYTES + 1));
     }
 
     #[test]

@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use crate::fault::FaultStorage;
 use crate::format::{
-    self, FOOTER_FIXED_LEN, Footer, FrameError, Hole, INDEX_ENTRY_LEN, IndexEntry, KNOWN_FLAGS, MAX_LSN,
-    RECORD_HEADER_LEN, RECORD_MARKER, RecordHeader, SEGMENT_HEADER_LEN, SegmentHeader, TRAILER_LEN, TRAILER_MAGIC,
+    self, CLEAN_CLOSE_CRC_LEN, CLEAN_CLOSE_FIXED_LEN, CleanClose, FLAG_BATCH_END, FOOTER_FIXED_LEN, Footer, FrameError,
+    Hole, INDEX_ENTRY_LEN, IndexEntry, KNOWN_FLAGS, MAX_LSN, RECORD_HEADER_LEN, RECORD_MARKER, RecordHeader,
+    SEGMENT_HEADER_LEN, SegmentHeader, TRAILER_LEN, TRAILER_MAGIC,
 };
 use crate::recovery::{self, ScanOutcome, ScanResult};
 use crate::{Lsn, Record, RecoveryMode, SyncMode, Wal, WalConfig, WalError};
@@ -631,6 +632,247 @@ fn repair_segment(file: &mut [u8], prev: Option<(Lsn, u32)>) -> Option<(Lsn, u32
     Some((footer_last_lsn, last_crc))
 }
 
+// ---------------------------------------------------------------------------------------------
+// clean-close record
+// ---------------------------------------------------------------------------------------------
+
+/// Records per segment in the clean-close harness's log.
+const CLEAN_CLOSE_SEGMENT_RECORDS: u64 = 4;
+
+/// Fuzzes [`CleanClose::decode`] and `open`'s decision to trust a clean-close record.
+///
+/// Input: a control byte, then bytes.
+/// - The bytes are decoded as a record, raw and (bit 0) with the entry count and CRC repaired;
+///   a record that decodes must satisfy its invariants and re-encode to the same bytes.
+/// - With bit 1, a real log (one sealed segment, an active one of `1 + (ctl >> 5)` records) is
+///   closed cleanly and then changed as bits 2–4 say, using the bytes: 0 `LOCK` replaced by them
+///   (repaired as above with bit 0), 1 them appended to the active segment, 2 the segment cut
+///   short by 1 + their first byte, 3 a bit flipped in the segment at their first two bytes, 4 a
+///   bit flipped in `LOCK`, 5 `LOCK` cut short, 6 a valid next record appended to the segment,
+///   7 nothing. Then `open` must either trust the record, and then the record must describe
+///   the segment as it was closed and reading must return the original records (or a prefix of
+///   them and a `Corruption` error), or not trust it, and then give exactly what a scanning open
+///   gives and leave `LOCK` empty. Changes that make the record stale must never be trusted; no
+///   change must never be distrusted.
+pub fn clean_close(data: &[u8]) {
+    let Some((&ctl, bytes)) = data.split_first() else { return };
+    check_clean_close(bytes);
+    let repaired = repair_clean_close(bytes);
+    if let Some(fixed) = &repaired {
+        check_clean_close(fixed);
+    }
+    if ctl & 2 == 0 {
+        return;
+    }
+    let active_records = 1 + u64::from(ctl >> 5);
+    let (fs, records) = clean_close_log(active_records);
+    let dir = Path::new("/wal");
+    let lock = dir.join(recovery::LOCK_FILE_NAME);
+    let active = dir.join(format::segment_file_name(CLEAN_CLOSE_SEGMENT_RECORDS + 1));
+    let genuine_bytes = fs.file_bytes(&lock).expect("LOCK");
+    let genuine = CleanClose::decode(&genuine_bytes).expect("a clean close leaves a valid record");
+    let segment = fs.file_bytes(&active).expect("active segment");
+    let first_u16 =
+        usize::from(u16::from_le_bytes([bytes.first().copied().unwrap_or(0), bytes.get(1).copied().unwrap_or(0)]));
+    let mutation = (ctl >> 2) & 7;
+    // Whether the change makes the record stale (or broken): it must not be trusted then.
+    let mut stale = true;
+    // Where a flipped segment bit is, if one is.
+    let mut flipped_at = None;
+    match mutation {
+        0 => {
+            let new = if ctl & 1 != 0 { repaired.unwrap_or_else(|| bytes.to_vec()) } else { bytes.to_vec() };
+            stale = new != genuine_bytes && CleanClose::decode(&new).is_err();
+            fs.set_file_bytes(&lock, new);
+        }
+        1 => {
+            stale = !bytes.is_empty();
+            let mut grown = segment.clone();
+            grown.extend_from_slice(bytes);
+            fs.set_file_bytes(&active, grown);
+        }
+        2 => {
+            let cut = (1 + usize::from(bytes.first().copied().unwrap_or(0))).min(segment.len());
+            fs.set_file_bytes(&active, segment[..segment.len() - cut].to_vec());
+        }
+        3 => {
+            let at = first_u16 % segment.len();
+            fs.flip_bit(&active, at as u64, bytes.get(2).copied().unwrap_or(0) & 7);
+            flipped_at = Some(at as u64);
+            stale = false; // may or may not be noticed at open; checked below
+        }
+        4 => {
+            let at = first_u16 % genuine_bytes.len();
+            fs.flip_bit(&lock, at as u64, bytes.get(2).copied().unwrap_or(0) & 7);
+        }
+        5 => {
+            let keep = first_u16 % genuine_bytes.len();
+            fs.set_file_bytes(&lock, genuine_bytes[..keep].to_vec());
+        }
+        6 => {
+            let payload = &bytes[..bytes.len().min(256)];
+            let header = format::RecordHeader {
+                crc: 0,
+                kind: 9,
+                flags: FLAG_BATCH_END,
+                stored_len: payload.len() as u32,
+                prev_crc: genuine.last_crc,
+                lsn: genuine.last_lsn + 1,
+                timestamp_us: 1,
+            };
+            let mut grown = segment.clone();
+            format::encode_record(&mut grown, header, payload, format::crc32(payload));
+            fs.set_file_bytes(&active, grown);
+        }
+        _ => stale = false,
+    }
+    let config = clean_close_config();
+    let scan = copy_storage(&fs, Some(&lock));
+    let expected = match Wal::open_with_storage(dir, config.clone(), Arc::new(scan)) {
+        Ok(wal) => Ok((wal.recovery_report().last_lsn, read_all(&wal, wal.recovery_report().last_lsn))),
+        Err(e) => Err(format!("{e:?}")),
+    };
+    let wal = match Wal::open_with_storage(dir, config.clone(), Arc::new(fs.clone())) {
+        Ok(wal) => wal,
+        Err(e) => {
+            assert_eq!(
+                Err(format!("{e:?}")),
+                expected.as_ref().map(|_| ()).map_err(Clone::clone),
+                "open failed unlike a scan"
+            );
+            return;
+        }
+    };
+    let report = wal.recovery_report().clone();
+    if report.active_segment_trusted {
+        assert!(!stale, "mutation {mutation}: a stale or damaged record was trusted: {report:?}");
+        let now = CleanClose::decode(&fs.file_bytes(&lock).expect("LOCK")).expect("a trusted record decodes");
+        let core = |r: &CleanClose| {
+            (
+                r.log_id,
+                r.segment_first_lsn,
+                r.data_end_offset,
+                r.last_record_offset,
+                r.record_count,
+                r.last_lsn,
+                r.last_crc,
+            )
+        };
+        assert_eq!(core(&now), core(&genuine), "trusted a record that describes another segment");
+        let segment_now = fs.file_bytes(&active).expect("active segment");
+        assert_eq!(segment_now.len(), segment.len());
+        let last = genuine.last_record_offset as usize;
+        assert_eq!(segment_now[last..], segment[last..], "trusted a segment whose last record changed");
+        if let Some(at) = flipped_at {
+            assert!((SEGMENT_HEADER_LEN as u64..genuine.last_record_offset).contains(&at), "flip at {at} trusted");
+        }
+        let (got, err) = read_all(&wal, report.last_lsn);
+        assert!(got.len() <= records.len() && got[..] == records[..got.len()], "trusted open returned other data");
+        if got.len() < records.len() {
+            assert!(matches!(err, Some(WalError::Corruption { .. })), "trusted open stopped early: {err:?}");
+        }
+    } else {
+        assert!(mutation != 7, "an unchanged clean close was not trusted: {report:?}");
+        assert_eq!(fs.file_bytes(&lock).as_deref(), Some(&[][..]), "an untrusted record was left in LOCK");
+        let got = (report.last_lsn, read_all(&wal, report.last_lsn));
+        let want = expected.as_ref().unwrap_or_else(|e| panic!("open succeeded where a scan failed: {e}"));
+        assert_eq!(
+            (got.0, &got.1.0, got.1.1.is_some()),
+            (want.0, &want.1.0, want.1.1.is_some()),
+            "differs from a scan"
+        );
+    }
+    if report.last_lsn >= MAX_LSN {
+        return;
+    }
+    // The log goes on, and its next clean close is trusted.
+    let lsn = wal.append(3, b"after").unwrap_or_else(|e| panic!("append after open: {e}"));
+    wal.close().unwrap_or_else(|e| panic!("close: {e}"));
+    let wal = Wal::open_with_storage(dir, config, Arc::new(fs.clone())).unwrap_or_else(|e| panic!("reopen: {e}"));
+    assert!(wal.recovery_report().active_segment_trusted, "{:?}", wal.recovery_report());
+    assert_eq!(wal.recovery_report().last_lsn, lsn);
+    let _ = wal.close();
+}
+
+fn clean_close_config() -> WalConfig {
+    WalConfig {
+        target_segment_size_bytes: 4096,
+        max_records_per_segment: CLEAN_CLOSE_SEGMENT_RECORDS,
+        index_interval_bytes: 64,
+        sync_mode: SyncMode::Always,
+        ..WalConfig::default()
+    }
+}
+
+/// A log of one sealed segment and an active one of `active_records` records, closed cleanly;
+/// with its records.
+fn clean_close_log(active_records: u64) -> (FaultStorage, Vec<Record>) {
+    let fs = FaultStorage::new();
+    let wal = Wal::open_with_storage("/wal", clean_close_config(), Arc::new(fs.clone())).expect("open");
+    for i in 0..CLEAN_CLOSE_SEGMENT_RECORDS + active_records {
+        let payload = vec![b'a' + (i % 26) as u8; 10 + (i as usize * 7) % 50];
+        wal.append(1, &payload).expect("append");
+    }
+    let (records, err) = read_all(&wal, CLEAN_CLOSE_SEGMENT_RECORDS + active_records);
+    assert!(err.is_none());
+    wal.close().expect("close");
+    (fs, records)
+}
+
+/// A new storage holding the same files (`empty`: that one emptied).
+fn copy_storage(fs: &FaultStorage, empty: Option<&Path>) -> FaultStorage {
+    let copy = FaultStorage::new();
+    for path in fs.list_all_files() {
+        let bytes = if Some(path.as_path()) == empty { Vec::new() } else { fs.file_bytes(&path).expect("listed") };
+        copy.set_file_bytes(&path, bytes);
+    }
+    copy
+}
+
+/// Decodes `bytes` as a clean-close record; on success checks its invariants and that it
+/// re-encodes to the same bytes.
+fn check_clean_close(bytes: &[u8]) {
+    let Ok(r) = CleanClose::decode(bytes) else { return };
+    let mut out = Vec::new();
+    r.encode(&mut out);
+    assert_eq!(out, bytes, "clean-close record does not re-encode to its bytes: {r:?}");
+    assert_eq!(r.encoded_len(), bytes.len());
+    let first = r.segment_first_lsn;
+    assert!((1..=MAX_LSN).contains(&first) && r.last_lsn <= MAX_LSN && r.last_lsn + 1 >= first);
+    assert_eq!(r.record_count, r.last_lsn + 1 - first);
+    let header_end = SEGMENT_HEADER_LEN as u64;
+    if r.record_count == 0 {
+        assert!(r.index.is_empty() && r.data_end_offset == header_end && r.last_record_offset == 0);
+    } else {
+        assert!(r.last_record_offset >= header_end);
+        assert!(r.last_record_offset + RECORD_HEADER_LEN as u64 <= r.data_end_offset);
+        assert_eq!(r.index.first(), Some(&IndexEntry { lsn: first, offset: header_end }));
+        assert!(r.index.windows(2).all(|w| w[0].lsn < w[1].lsn && w[0].offset < w[1].offset));
+        assert!(r.index.iter().all(|e| e.lsn <= r.last_lsn && e.offset <= r.last_record_offset));
+    }
+    // Torn: no proper prefix decodes.
+    for cut in [1, CLEAN_CLOSE_CRC_LEN, bytes.len() / 2] {
+        if cut <= bytes.len() {
+            assert!(CleanClose::decode(&bytes[..bytes.len() - cut]).is_err(), "a record cut by {cut} decodes");
+        }
+    }
+}
+
+/// Makes the entry count match the length and the CRC match the content, so decoding reaches
+/// the field checks. `None` if too short to be a record.
+fn repair_clean_close(bytes: &[u8]) -> Option<Vec<u8>> {
+    if bytes.len() < CLEAN_CLOSE_FIXED_LEN + CLEAN_CLOSE_CRC_LEN {
+        return None;
+    }
+    let mut fixed = bytes.to_vec();
+    let entries = (fixed.len() - CLEAN_CLOSE_FIXED_LEN - CLEAN_CLOSE_CRC_LEN) / INDEX_ENTRY_LEN;
+    fixed.truncate(CLEAN_CLOSE_FIXED_LEN + entries * INDEX_ENTRY_LEN);
+    fixed[12..16].copy_from_slice(&u32::try_from(entries).ok()?.to_le_bytes());
+    let crc = format::crc32(&fixed);
+    fixed.extend_from_slice(&crc.to_le_bytes());
+    Some(fixed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -662,6 +904,7 @@ mod tests {
             footer(input);
             scan(input);
             open(input);
+            clean_close(input);
         }
     }
 

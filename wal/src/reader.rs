@@ -35,6 +35,9 @@ struct Cursor {
     offset: u64,
     /// CRC of the record just read (chain check for the next one), when known.
     last_crc: Option<u32>,
+    /// The sealed segment's mapping up to its data end, taken once per cursor (sealed segments
+    /// never change); `None` while the segment is active.
+    mapped: Option<Bytes>,
     /// Cached bytes of the active segment, starting at file offset `buf_start`.
     buf: Bytes,
     buf_start: u64,
@@ -134,7 +137,7 @@ impl Reader {
 
     fn corruption(&self, offset: u64, detail: String) -> WalError {
         let segment = self.cursor.as_ref().map(|c| c.segment.path.clone()).unwrap_or_else(|| self.shared.dir.clone());
-        WalError::Corruption { segment, offset, lsn: Some(self.next_lsn), detail }
+        corruption_at(segment, offset, self.next_lsn, detail)
     }
 
     fn locate(&mut self) -> Result<()> {
@@ -162,6 +165,7 @@ impl Reader {
             segment: segment.clone(),
             offset,
             last_crc: None,
+            mapped: None,
             buf: Bytes::new(),
             buf_start: 0,
             after_hole: false,
@@ -171,51 +175,67 @@ impl Reader {
 
     /// Reads records at the cursor until the one with `next_lsn`; `None` when the segment has no
     /// more visible data (the caller relocates).
+    ///
+    /// Per record this costs one reference-count increment (the payload slice): the sealed
+    /// segment's mapping is taken once per cursor, the active segment's bytes once per read-ahead
+    /// chunk, and nothing else is cloned.
     fn read_at_cursor(&mut self) -> Result<Option<Record>> {
-        let shared = self.shared.clone();
         let max_len = format::MAX_STORED_RECORD_BYTES;
-        let verify = shared.config.verify_checksums_on_read;
+        let verify = self.shared.config.verify_checksums_on_read;
         loop {
-            let cursor = self.cursor.as_mut().expect("located");
-            let segment = cursor.segment.clone();
-            let sealed = segment.footer.get();
-            if let Some(footer) = sealed
-                && let Some(hole) = footer.holes.iter().find(|h| h.start_offset == cursor.offset)
-            {
-                cursor.offset = hole.end_offset;
-                cursor.last_crc = None;
-                cursor.after_hole = true;
-            }
-            let end = segment.data_end_offset();
-            if cursor.offset >= end {
-                return Ok(None);
-            }
-            let offset = cursor.offset;
-            // Get the bytes of the record at `offset`.
-            let (window, base): (Bytes, u64) = if sealed.is_some() {
-                let map = segment.mapped(shared.storage.as_ref())?;
-                if (map.len() as u64) < end {
-                    return Err(self.corruption(
-                        offset,
-                        format!("sealed segment is {} bytes, footer says data ends at {end}", map.len()),
-                    ));
+            // 1. Make the bytes of the record at the cursor available (mutable phase).
+            let offset = {
+                let Reader { shared, cursor, next_lsn, .. } = &mut *self;
+                let cursor = cursor.as_mut().expect("located");
+                let footer = cursor.segment.footer.get();
+                if let Some(footer) = footer
+                    && let Some(hole) = footer.holes.iter().find(|h| h.start_offset == cursor.offset)
+                {
+                    cursor.offset = hole.end_offset;
+                    cursor.last_crc = None;
+                    cursor.after_hole = true;
                 }
-                (map.slice(..end as usize), 0)
-            } else {
-                let needed = RECORD_HEADER_LEN as u64;
-                fill(cursor, &shared, offset, needed, end)?;
-                let header_bytes = &cursor.buf[(offset - cursor.buf_start) as usize..];
-                let total = match RecordHeader::decode(header_bytes, max_len) {
-                    Ok(h) => h.total_len(),
-                    Err(e) => return Err(self.corruption(offset, format!("bad record header: {e}"))),
-                };
-                if offset + total > end {
-                    return Err(
-                        self.corruption(offset, format!("record of {total} bytes runs past the visible end {end}"))
-                    );
+                let sealed = footer.is_some();
+                let end = cursor.segment.data_end_offset();
+                if cursor.offset >= end {
+                    return Ok(None);
                 }
-                fill(cursor, &shared, offset, total, end)?;
-                (cursor.buf.clone(), cursor.buf_start)
+                let offset = cursor.offset;
+                if sealed {
+                    if cursor.mapped.is_none() {
+                        let map = cursor.segment.mapped(shared.storage.as_ref())?;
+                        if (map.len() as u64) < end {
+                            let path = cursor.segment.path.clone();
+                            let detail =
+                                format!("sealed segment is {} bytes, footer says data ends at {end}", map.len());
+                            return Err(corruption_at(path, offset, *next_lsn, detail));
+                        }
+                        cursor.mapped = Some(map.slice(..end as usize));
+                    }
+                } else {
+                    fill(cursor, shared, offset, RECORD_HEADER_LEN as u64, end)?;
+                    let header_bytes = &cursor.buf[(offset - cursor.buf_start) as usize..];
+                    let total = match RecordHeader::decode(header_bytes, max_len) {
+                        Ok(h) => h.total_len(),
+                        Err(e) => {
+                            let path = cursor.segment.path.clone();
+                            return Err(corruption_at(path, offset, *next_lsn, format!("bad record header: {e}")));
+                        }
+                    };
+                    if offset + total > end {
+                        let path = cursor.segment.path.clone();
+                        let detail = format!("record of {total} bytes runs past the visible end {end}");
+                        return Err(corruption_at(path, offset, *next_lsn, detail));
+                    }
+                    fill(cursor, shared, offset, total, end)?;
+                }
+                offset
+            };
+            // 2. Parse and check it (shared phase).
+            let cursor = self.cursor.as_ref().expect("located");
+            let (window, base): (&Bytes, u64) = match &cursor.mapped {
+                Some(map) => (map, 0),
+                None => (&cursor.buf, cursor.buf_start),
             };
             let at = (offset - base) as usize;
             let bytes = &window[at..];
@@ -234,18 +254,21 @@ impl Reader {
                 Ok(x) => x,
                 Err(e) => return Err(self.corruption(offset, format!("bad record: {e}"))),
             };
-            let cursor = self.cursor.as_mut().expect("located");
             if let Some(prev) = cursor.last_crc
                 && header.prev_crc != prev
             {
                 return Err(self.corruption(offset, "record does not chain to its predecessor".to_string()));
             }
+            let wanted = header.lsn >= self.next_lsn;
+            let stored = wanted.then(|| window.slice(at + payload_range.start..at + payload_range.end));
+            // 3. Advance the cursor (mutable phase).
+            let cursor = self.cursor.as_mut().expect("located");
             cursor.offset = offset + header.total_len();
             cursor.last_crc = Some(header.crc);
             let after_hole = std::mem::replace(&mut cursor.after_hole, false);
-            if header.lsn < self.next_lsn {
+            let Some(stored) = stored else {
                 continue; // scanning forward from an index entry
-            }
+            };
             if header.lsn > self.next_lsn {
                 if after_hole {
                     self.next_lsn = header.lsn; // salvage recovery lost the LSNs in the hole
@@ -254,7 +277,6 @@ impl Reader {
                         .corruption(offset, format!("found LSN {} where {} was expected", header.lsn, self.next_lsn)));
                 }
             }
-            let stored = window.slice(at + payload_range.start..at + payload_range.end);
             let payload = if header.is_compressed() {
                 match format::decompress_payload(&stored, max_len) {
                     Ok(raw) => Bytes::from(raw),
@@ -273,6 +295,11 @@ impl Reader {
             }));
         }
     }
+}
+
+/// A corruption error at `offset` of the segment at `segment`, met while looking for `lsn`.
+fn corruption_at(segment: std::path::PathBuf, offset: u64, lsn: Lsn, detail: String) -> WalError {
+    WalError::Corruption { segment, offset, lsn: Some(lsn), detail }
 }
 
 /// Makes sure `cursor.buf` holds file bytes `[offset, offset + needed)` of the active segment,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::config::{RecoveryMode, WalConfig};
 use crate::format::{
-    self, Footer, FrameError, Hole, IndexEntry, RECORD_HEADER_LEN, RECORD_MARKER, RecordHeader, SEGMENT_HEADER_LEN,
-    SegmentHeader, TRAILER_LEN,
+    self, CleanClose, Footer, FrameError, Hole, IndexEntry, MAX_CLEAN_CLOSE_LEN, RECORD_HEADER_LEN, RECORD_MARKER,
+    RecordHeader, SEGMENT_HEADER_LEN, SegmentHeader, TRAILER_LEN,
 };
 use crate::segment::Segment;
 use crate::storage::{Storage, StorageFile};
@@ -27,8 +27,15 @@ pub struct RecoveryReport {
     pub segment_count: usize,
     /// Sealed segments trusted by their footer without a scan.
     pub sealed_segments_trusted: usize,
-    /// Records found valid by scanning the active segment.
+    /// Records in the active segment: found valid by scanning it, or (when
+    /// `active_segment_trusted`) as the clean-close record describes them.
     pub records_recovered: u64,
+    /// Whether the active segment was taken from a valid clean-close record (left by the last
+    /// `close`) instead of being scanned.
+    pub active_segment_trusted: bool,
+    /// A clean-close record was found but not trusted, and why; the active segment was scanned
+    /// and the record cleared before anything was written.
+    pub clean_close_rejected: Option<String>,
     /// Oldest LSN in the log after recovery (the first segment's first LSN).
     pub oldest_lsn: Lsn,
     /// Last LSN in the log after recovery (0 for an empty log).
@@ -112,6 +119,8 @@ pub struct ScanResult {
     pub last_crc: u32,
     /// Timestamp of the last kept record (0 if none).
     pub last_timestamp_us: u64,
+    /// Offset of the last kept record (0 if none).
+    pub last_record_offset: u64,
     /// Sparse index of the kept records.
     pub index: Vec<IndexEntry>,
     /// Ranges skipped in salvage mode.
@@ -127,6 +136,7 @@ struct Committed {
     last_lsn: Lsn,
     last_crc: u32,
     last_ts: u64,
+    last_offset: u64,
     index_len: usize,
 }
 
@@ -152,6 +162,7 @@ pub fn scan_segment(
         last_lsn: header.first_lsn - 1,
         last_crc: header.prev_crc,
         last_ts: 0,
+        last_offset: 0,
         index_len: 0,
     };
     let mut pos = start;
@@ -180,6 +191,7 @@ pub fn scan_segment(
             last_lsn: committed.last_lsn,
             last_crc: committed.last_crc,
             last_timestamp_us: committed.last_ts,
+            last_record_offset: committed.last_offset,
             index: std::mem::take(index),
             holes,
             outcome,
@@ -217,6 +229,7 @@ pub fn scan_segment(
                     index.push(IndexEntry { lsn: h.lsn, offset: pos });
                     last_index_offset = pos;
                 }
+                let record_offset = pos;
                 pos += h.total_len();
                 expected_lsn = h.lsn + 1;
                 chain = h.crc;
@@ -228,6 +241,7 @@ pub fn scan_segment(
                         last_lsn: h.lsn,
                         last_crc: h.crc,
                         last_ts: h.timestamp_us,
+                        last_offset: record_offset,
                         index_len: index.len(),
                     };
                 }
@@ -334,6 +348,8 @@ pub(crate) struct RecoveredActive {
     pub(crate) last_crc: u32,
     pub(crate) record_count: u64,
     pub(crate) last_timestamp_us: u64,
+    /// Offset of the last record in the segment (0 if none).
+    pub(crate) last_record_offset: u64,
 }
 
 /// Everything `open` needs to start the writer and readers.
@@ -342,6 +358,11 @@ pub(crate) struct Recovered {
     pub(crate) sealed: Vec<Arc<Segment>>,
     pub(crate) active: RecoveredActive,
     pub(crate) report: RecoveryReport,
+    /// `LOCK`, open for writing: where `close` leaves the clean-close record.
+    pub(crate) lock_file: Box<dyn StorageFile>,
+    /// Whether `LOCK` holds a clean-close record that is still valid (it was trusted and nothing
+    /// has been written since); the writer clears it durably before its first write.
+    pub(crate) clean_close_on_disk: bool,
 }
 
 /// Largest stored payload a record may have under `config`.
@@ -446,6 +467,154 @@ pub(crate) fn write_footer(path: &Path, file: &dyn StorageFile, footer: &Footer)
     Ok(())
 }
 
+/// `LOCK` open for writing, and what it held at open (`None` if it was empty).
+type LockFile = (Box<dyn StorageFile>, Option<Vec<u8>>);
+
+/// Opens `LOCK` for reading and writing (creating it if this storage's lock did not) and reads
+/// what it holds: empty normally, a clean-close record after a clean close. Contents longer
+/// than any valid record are not read (`Some` of an empty vector: invalid).
+fn open_lock_file(storage: &dyn Storage, dir: &Path) -> Result<LockFile, WalError> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let file = if storage.exists(&path).map_err(|e| WalError::io("stat", &path, e))? {
+        storage.open(&path, true).map_err(|e| WalError::io("open", &path, e))?
+    } else {
+        storage.create_new(&path).map_err(|e| WalError::io("create", &path, e))?
+    };
+    let len = file.len().map_err(|e| WalError::io("stat", &path, e))?;
+    if len == 0 {
+        return Ok((file, None));
+    }
+    if len > MAX_CLEAN_CLOSE_LEN as u64 {
+        return Ok((file, Some(Vec::new())));
+    }
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, 0).map_err(|e| WalError::io("read", &path, e))?;
+    Ok((file, Some(buf)))
+}
+
+/// Empties `LOCK` durably (`set_len(0)` + `fdatasync`): a clean-close record is invalid from now
+/// on, also after a crash or power loss. Called before anything that could change the active
+/// segment.
+pub(crate) fn clear_clean_close(dir: &Path, file: &dyn StorageFile) -> Result<(), WalError> {
+    let path = dir.join(LOCK_FILE_NAME);
+    file.set_len(0).map_err(|e| WalError::io("truncate", &path, e))?;
+    file.sync_data().map_err(|e| WalError::io("fdatasync", &path, e))?;
+    Ok(())
+}
+
+/// Writes `record` into `LOCK` and `fdatasync`s it. The caller has made every byte of the active
+/// segment durable first.
+pub(crate) fn write_clean_close(dir: &Path, file: &dyn StorageFile, record: &CleanClose) -> Result<(), WalError> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let mut buf = Vec::with_capacity(record.encoded_len());
+    record.encode(&mut buf);
+    file.set_len(0).map_err(|e| WalError::io("truncate", &path, e))?;
+    file.write_all_at(&buf, 0).map_err(|e| WalError::io("write", &path, e))?;
+    file.sync_data().map_err(|e| WalError::io("fdatasync", &path, e))?;
+    Ok(())
+}
+
+/// A clean-close record that passed every check, with what `open` needs beyond it.
+struct TrustedClean {
+    record: CleanClose,
+    last_timestamp_us: u64,
+}
+
+/// Decides whether the clean-close record `bytes` may stand in for a scan of the last segment
+/// (`last`: its path and header). `Ok(Err(reason))`: not trusted. I/O errors are errors.
+///
+/// Trusted only if the record decodes (magic, version, CRC, consistency); names this log and
+/// the last segment; the segment has no footer and is exactly `data_end_offset` bytes long; the
+/// record at `last_record_offset` is valid, ends exactly there, ends its batch and carries
+/// `last_lsn` and `last_crc`; and the records at the first and last index entries carry the
+/// LSNs the index says (the first also the header's chain seed).
+fn check_clean_close(
+    storage: &dyn Storage,
+    config: &WalConfig,
+    bytes: &[u8],
+    last: Option<(&Path, &SegmentHeader)>,
+) -> Result<Result<TrustedClean, String>, WalError> {
+    if !config.clean_close_record {
+        return Ok(Err("clean-close records are turned off (WalConfig::clean_close_record)".to_string()));
+    }
+    if !matches!(config.recovery_mode, RecoveryMode::TolerateTornTail | RecoveryMode::AbsoluteConsistency) {
+        return Ok(Err(format!("recovery mode {:?} always scans the active segment", config.recovery_mode)));
+    }
+    let record = match CleanClose::decode(bytes) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(format!("record does not decode: {e}"))),
+    };
+    let Some((path, header)) = last else { return Ok(Err("the log has no segment".to_string())) };
+    if record.log_id != header.log_id {
+        return Ok(Err(format!("record is of log {:#x}, not {:#x}", record.log_id, header.log_id)));
+    }
+    if record.segment_first_lsn != header.first_lsn {
+        return Ok(Err(format!(
+            "record describes segment {}, the last segment is {}",
+            record.segment_first_lsn, header.first_lsn
+        )));
+    }
+    let file = storage.open(path, false).map_err(|e| WalError::io("open", path, e))?;
+    let len = file.len().map_err(|e| WalError::io("stat", path, e))?;
+    if len != record.data_end_offset {
+        return Ok(Err(format!("segment is {len} bytes, the record says {}", record.data_end_offset)));
+    }
+    if read_footer(path, file.as_ref())?.is_ok() {
+        return Ok(Err("segment is sealed".to_string()));
+    }
+    if record.record_count == 0 {
+        if record.last_crc != header.prev_crc {
+            return Ok(Err("empty segment, but the record's last CRC is not the header's chain seed".to_string()));
+        }
+        return Ok(Ok(TrustedClean { record, last_timestamp_us: 0 }));
+    }
+    let read = |offset: u64, n: u64| -> Result<Vec<u8>, WalError> {
+        let mut buf = vec![0u8; n as usize];
+        file.read_exact_at(&mut buf, offset).map_err(|e| WalError::io("read", path, e))?;
+        Ok(buf)
+    };
+    let max_len = format::MAX_STORED_RECORD_BYTES;
+    // `decode` bounds this by the largest record the format allows, and the file is this long.
+    let last_bytes = read(record.last_record_offset, record.data_end_offset - record.last_record_offset)?;
+    let last_header = match format::verify_record(&last_bytes, max_len) {
+        Ok((h, _)) => h,
+        Err(e) => return Ok(Err(format!("last record at offset {}: {e}", record.last_record_offset))),
+    };
+    if last_header.total_len() != last_bytes.len() as u64
+        || last_header.lsn != record.last_lsn
+        || last_header.crc != record.last_crc
+        || !last_header.is_batch_end()
+    {
+        return Ok(Err(format!(
+            "last record at offset {} (LSN {}, CRC {:#010x}, {} bytes) is not the one the record names (LSN {}, CRC {:#010x}, {} bytes, batch end)",
+            record.last_record_offset,
+            last_header.lsn,
+            last_header.crc,
+            last_header.total_len(),
+            record.last_lsn,
+            record.last_crc,
+            last_bytes.len()
+        )));
+    }
+    let header_at = |offset: u64| -> Result<Result<RecordHeader, FrameError>, WalError> {
+        Ok(RecordHeader::decode(&read(offset, RECORD_HEADER_LEN as u64)?, max_len))
+    };
+    match header_at(SEGMENT_HEADER_LEN as u64)? {
+        Ok(h) if h.lsn == header.first_lsn && h.prev_crc == header.prev_crc => {}
+        Ok(h) => return Ok(Err(format!("first record has LSN {} and chain seed {:#010x}", h.lsn, h.prev_crc))),
+        Err(e) => return Ok(Err(format!("first record: {e}"))),
+    }
+    let Some(last_entry) = record.index.last() else {
+        return Ok(Err("index is empty".to_string()));
+    };
+    match header_at(last_entry.offset)? {
+        Ok(h) if h.lsn == last_entry.lsn => {}
+        Ok(h) => return Ok(Err(format!("index entry {last_entry:?} points at LSN {}", h.lsn))),
+        Err(e) => return Ok(Err(format!("index entry {last_entry:?}: {e}"))),
+    }
+    Ok(Ok(TrustedClean { last_timestamp_us: last_header.timestamp_us, record }))
+}
+
 struct Listed {
     segments: Vec<(Lsn, PathBuf)>,
     temps: Vec<PathBuf>,
@@ -477,11 +646,14 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
     let mode = config.recovery_mode;
     let max_len = max_stored_len(config);
     let listed = list(storage, dir)?;
+    let (lock_file, clean_close_bytes) = open_lock_file(storage, dir)?;
     let mut report = RecoveryReport {
         mode,
         segment_count: 0,
         sealed_segments_trusted: 0,
         records_recovered: 0,
+        active_segment_trusted: false,
+        clean_close_rejected: None,
         oldest_lsn: 1,
         last_lsn: 0,
         bytes_truncated: 0,
@@ -514,6 +686,21 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
         }
         headers.push(header);
     }
+    // A clean-close record is trusted in full or not at all, and one not trusted is cleared
+    // durably before anything in the directory changes.
+    let mut trusted_clean = None;
+    if let Some(bytes) = &clean_close_bytes {
+        let last = listed.segments.last().map(|(_, path)| path.as_path()).zip(headers.last());
+        match check_clean_close(storage, config, bytes, last)? {
+            Ok(t) => trusted_clean = Some(t),
+            Err(reason) => {
+                tracing::warn!(dir = %dir.display(), reason, "not trusting the clean-close record; scanning");
+                report.clean_close_rejected = Some(reason);
+                clear_clean_close(dir, lock_file.as_ref())?;
+            }
+        }
+    }
+    let clean_close_on_disk = trusted_clean.is_some();
     for tmp in &listed.temps {
         storage.remove_file(tmp).map_err(|e| WalError::io("remove", tmp, e))?;
         report.temp_files_removed.push(tmp.clone());
@@ -544,8 +731,11 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
                 last_crc: 0,
                 record_count: 0,
                 last_timestamp_us: 0,
+                last_record_offset: 0,
             },
             report,
+            lock_file,
+            clean_close_on_disk,
         });
     }
 
@@ -585,6 +775,32 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
                     ),
                 });
             }
+        }
+        if i == last_index
+            && let Some(TrustedClean { record, last_timestamp_us }) = trusted_clean.take()
+        {
+            // Closed cleanly and unchanged since: no scan, nothing to truncate or sync.
+            let file = storage.open(path, true).map_err(|e| WalError::io("open", path, e))?;
+            report.active_segment_trusted = true;
+            report.records_recovered += record.record_count;
+            let segment = Arc::new(Segment::new_active(
+                header.first_lsn,
+                path.clone(),
+                record.index,
+                record.data_end_offset,
+                record.last_lsn,
+            ));
+            active = Some(RecoveredActive {
+                segment,
+                file,
+                write_offset: record.data_end_offset,
+                last_lsn: record.last_lsn,
+                last_crc: record.last_crc,
+                record_count: record.record_count,
+                last_timestamp_us,
+                last_record_offset: record.last_record_offset,
+            });
+            continue;
         }
         let file = storage.open(path, i == last_index).map_err(|e| WalError::io("open", path, e))?;
         let footer = read_footer(path, file.as_ref())?;
@@ -724,6 +940,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
             last_crc: scan.last_crc,
             record_count: scan.record_count,
             last_timestamp_us: scan.last_timestamp_us,
+            last_record_offset: scan.last_record_offset,
         });
     }
 
@@ -755,11 +972,12 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
                 last_crc: last.last_crc,
                 record_count: 0,
                 last_timestamp_us: last.sealed_at_us.min(now_us()),
+                last_record_offset: 0,
             }
         }
     };
     report.segment_count = sealed.len() + 1;
     report.oldest_lsn = sealed.first().map(|s| s.first_lsn).unwrap_or(active.segment.first_lsn);
     report.last_lsn = active.last_lsn;
-    Ok(Recovered { log_id, sealed, active, report })
+    Ok(Recovered { log_id, sealed, active, report, lock_file, clean_close_on_disk })
 }

@@ -6,6 +6,11 @@
 //! - `io` guards the active segment file; its holder (the leader) drains the pending queue,
 //!   writes it, seals and creates segments, and fsyncs — so fsyncs run outside `append` and
 //!   concurrent appenders keep queueing while one sync is in flight.
+//!
+//! A group-commit leader may first *gather* (`Shared::gather`): holding `io`, it sleeps on the
+//! `gather` condvar (with the `append` guard, released while asleep) until every appender in
+//! flight has queued its batch, for at most half the recent fsync time and
+//! `WalConfig::group_commit_gather_max_us`. Appenders that complete the group wake it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::RangeInclusive;
@@ -18,8 +23,8 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::{SyncMode, WalConfig};
 use crate::format::{
-    self, FLAG_BATCH_END, FLAG_COMPRESSED, Footer, IndexEntry, RECORD_HEADER_LEN, RecordHeader, SEGMENT_HEADER_LEN,
-    SegmentHeader,
+    self, CleanClose, FLAG_BATCH_END, FLAG_COMPRESSED, Footer, IndexEntry, RECORD_HEADER_LEN, RecordHeader,
+    SEGMENT_HEADER_LEN, SegmentHeader,
 };
 use crate::reader::Reader;
 use crate::recovery::{self, RecoveryReport};
@@ -31,6 +36,8 @@ use crate::{Lsn, Result, WalError};
 const SPARE_BUFFER_MAX_BYTES: usize = 4 << 20;
 /// How many chunk buffers are kept for reuse.
 const SPARE_BUFFERS_MAX: usize = 4;
+/// A gathering group-commit leader waits at most the recent fdatasync time divided by this.
+const GATHER_SYNC_DIVISOR: u64 = 2;
 
 /// Called (outside the log's locks) each time a segment is sealed. The engine implements it to
 /// tell the archiver; the WAL knows nothing of who listens.
@@ -52,6 +59,11 @@ pub struct WalStats {
     pub bytes_written: u64,
     /// Segments sealed since open.
     pub segments_sealed: u64,
+    /// Group-commit leaders that waited for in-flight appenders before writing
+    /// ([`WalConfig::group_commit_gather_max_us`]).
+    pub group_commit_gathers: u64,
+    /// Total time those leaders waited, in microseconds.
+    pub group_commit_gather_us: u64,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +73,8 @@ struct Counters {
     data_syncs: AtomicU64,
     bytes_written: AtomicU64,
     segments_sealed: AtomicU64,
+    group_commit_gathers: AtomicU64,
+    group_commit_gather_us: AtomicU64,
 }
 
 impl Counters {
@@ -71,6 +85,8 @@ impl Counters {
             data_syncs: self.data_syncs.load(Ordering::Relaxed),
             bytes_written: self.bytes_written.load(Ordering::Relaxed),
             segments_sealed: self.segments_sealed.load(Ordering::Relaxed),
+            group_commit_gathers: self.group_commit_gathers.load(Ordering::Relaxed),
+            group_commit_gather_us: self.group_commit_gather_us.load(Ordering::Relaxed),
         }
     }
 }
@@ -84,6 +100,8 @@ struct Chunk {
     last_lsn: Lsn,
     last_crc: u32,
     records: u64,
+    /// Where the last record starts within `bytes`.
+    last_record_start: usize,
 }
 
 #[derive(Debug)]
@@ -98,6 +116,8 @@ struct AppendState {
     last_index_offset: u64,
     pending: VecDeque<Chunk>,
     pending_bytes: usize,
+    /// `SyncMode::Group` batches queued since the pending queue was last drained.
+    group_queued: usize,
     /// Emptied chunk buffers handed back by the writer, reused to keep allocation off the hot path.
     spare_buffers: Vec<Vec<u8>>,
 }
@@ -109,8 +129,17 @@ struct IoState {
     last_lsn: Lsn,
     last_crc: u32,
     record_count: u64,
+    /// Offset of the last record written to the active segment (0 if none).
+    last_record_offset: u64,
     /// Whether bytes were written since the last fdatasync.
     unsynced: bool,
+    /// Offset up to which write-back was started or synced (`writeback_interval_bytes`).
+    writeback_from: u64,
+    /// `LOCK`, where `close` leaves the clean-close record.
+    lock_file: Box<dyn StorageFile>,
+    /// Whether `LOCK` holds a clean-close record that is still valid. Cleared durably before
+    /// the first write to any segment ([`Shared::clear_clean_close`]).
+    clean_close_on_disk: bool,
 }
 
 /// State shared by the `Wal` handle, readers and the background syncer.
@@ -136,9 +165,20 @@ pub(crate) struct Shared {
     notify_lock: Mutex<()>,
     notify: Condvar,
     waiters: AtomicUsize,
+    /// `SyncMode::Group` appenders between queueing (about to) and returning.
+    group_in_flight: AtomicUsize,
+    /// Whether a leader is gathering (set and cleared under the `append` lock).
+    gathering: AtomicBool,
+    /// Wakes a gathering leader (waited on with the `append` guard).
+    gather: Condvar,
+    /// Moving average of data fdatasync durations, µs (0 until the first).
+    sync_avg_us: AtomicU64,
     stats: Counters,
     seal_listener: RwLock<Option<Arc<dyn SealListener>>>,
     sealed_queue: Mutex<Vec<SegmentInfo>>,
+    /// Whether `sealed_queue` may be non-empty: set and cleared only while holding its lock, read
+    /// without it so that appends do not take that lock when nothing was sealed.
+    seals_pending: AtomicBool,
     report: RecoveryReport,
     /// Directory lock; released on close even while readers still hold `Shared`.
     dir_lock: Mutex<Option<Box<dyn std::any::Any + Send + Sync>>>,
@@ -211,6 +251,7 @@ impl Wal {
             last_index_offset: active.segment.active_index.read().last().map(|e| e.offset).unwrap_or(0),
             pending: VecDeque::new(),
             pending_bytes: 0,
+            group_queued: 0,
             spare_buffers: Vec::new(),
         };
         let io = IoState {
@@ -220,7 +261,11 @@ impl Wal {
             last_lsn,
             last_crc: active.last_crc,
             record_count: active.record_count,
+            last_record_offset: active.last_record_offset,
             unsynced: false,
+            writeback_from: active.write_offset,
+            lock_file: rec.lock_file,
+            clean_close_on_disk: rec.clean_close_on_disk,
         };
         tracing::info!(dir = %dir.display(), last_lsn, segments = segments.len(), "opened WAL");
         let shared = Arc::new(Shared {
@@ -241,9 +286,14 @@ impl Wal {
             notify_lock: Mutex::new(()),
             notify: Condvar::new(),
             waiters: AtomicUsize::new(0),
+            group_in_flight: AtomicUsize::new(0),
+            gathering: AtomicBool::new(false),
+            gather: Condvar::new(),
+            sync_avg_us: AtomicU64::new(0),
             stats: Counters::default(),
             seal_listener: RwLock::new(None),
             sealed_queue: Mutex::new(Vec::new()),
+            seals_pending: AtomicBool::new(false),
             report: rec.report,
             dir_lock: Mutex::new(Some(lock)),
         });
@@ -324,7 +374,12 @@ impl Wal {
                     p.compressed = true;
                 }
             }
-            p.payload_crc = format::crc32(&p.stored);
+            // Large payloads: CRC here, outside the append lock, combined with the header's
+            // there. Small ones are hashed with their header under the lock (cheaper than the
+            // combination; see `format::DIRECT_CRC_MAX_PAYLOAD_BYTES`).
+            if format::payload_crc_needed(p.stored.len()) {
+                p.payload_crc = format::crc32(&p.stored);
+            }
             batch_bytes += (RECORD_HEADER_LEN + p.stored.len()) as u64;
             prepared.push(p);
         }
@@ -346,18 +401,31 @@ impl Wal {
                 range
             }
             SyncMode::Group => {
-                let range = shared.append.lock().encode_batch(cfg, &prepared, batch_bytes);
+                let _in_flight = GroupInFlight::enter(shared);
+                let range = {
+                    let mut st = shared.append.lock();
+                    let range = st.encode_batch(cfg, &prepared, batch_bytes);
+                    st.group_queued += 1;
+                    shared.wake_gatherer_if_complete(&st);
+                    range
+                };
                 shared.assigned_lsn.fetch_max(*range.end(), Ordering::AcqRel);
                 shared.wait_group_commit(*range.end())?;
                 range
             }
             SyncMode::IntervalMs(_) | SyncMode::None => {
-                let (range, flush) = {
+                let (range, buffer_full) = {
                     let mut st = shared.append.lock();
                     let range = st.encode_batch(cfg, &prepared, batch_bytes);
-                    (range, st.pending_bytes >= cfg.write_buffer_bytes || shared.waiters.load(Ordering::SeqCst) > 0)
+                    (range, st.pending_bytes >= cfg.write_buffer_bytes)
                 };
-                shared.assigned_lsn.fetch_max(*range.end(), Ordering::AcqRel);
+                // Publish the LSN, then look for waiting readers (both SeqCst): a reader in
+                // `wait_for` registers, then looks at the LSN (also SeqCst), so at least one side
+                // sees the other and flushes. Looking for waiters before publishing could miss a
+                // reader that registered in between and found the LSN not yet assigned: the
+                // record would then stay buffered until the next append or the reader's timeout.
+                shared.assigned_lsn.fetch_max(*range.end(), Ordering::SeqCst);
+                let flush = buffer_full || shared.waiters.load(Ordering::SeqCst) > 0;
                 if flush {
                     let mut io = shared.io.lock();
                     shared.check_usable()?;
@@ -483,9 +551,16 @@ impl Wal {
         self.shared.failed.load(Ordering::Acquire)
     }
 
-    /// Flushes and fsyncs everything, then closes the log. Dropping a `Wal` only flushes.
+    /// Flushes and fsyncs everything, leaves a clean-close record (unless
+    /// [`WalConfig::clean_close_record`] is off) so the next open need not scan the active
+    /// segment, then closes the log. Dropping a `Wal` only flushes (and leaves no record).
+    ///
+    /// An error writing the record is returned, but everything appended is durable by then.
     pub fn close(mut self) -> Result<()> {
-        let result = if self.is_failed() { self.shared.check_usable() } else { self.shared.flush(true) };
+        if let Some(syncer) = self.syncer.take() {
+            syncer.stop();
+        }
+        let result = if self.is_failed() { self.shared.check_usable() } else { self.shared.close_clean() };
         self.shutdown();
         result
     }
@@ -507,6 +582,29 @@ impl Drop for Wal {
                 let _ = self.shared.flush(false);
             }
             self.shutdown();
+        }
+    }
+}
+
+/// Counts a `SyncMode::Group` appender in [`Shared::group_in_flight`] from before it queues
+/// until it returns (also on error), and on leaving wakes a gathering leader whose group is
+/// now complete.
+struct GroupInFlight<'a>(&'a Shared);
+
+impl<'a> GroupInFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        shared.group_in_flight.fetch_add(1, Ordering::SeqCst);
+        GroupInFlight(shared)
+    }
+}
+
+impl Drop for GroupInFlight<'_> {
+    fn drop(&mut self) {
+        let shared = self.0;
+        shared.group_in_flight.fetch_sub(1, Ordering::SeqCst);
+        if shared.gathering.load(Ordering::SeqCst) {
+            let st = shared.append.lock();
+            shared.wake_gatherer_if_complete(&st);
         }
     }
 }
@@ -535,10 +633,12 @@ impl AppendState {
                 last_lsn: 0,
                 last_crc: 0,
                 records: 0,
+                last_record_start: 0,
             });
         }
         let chunk = self.pending.back_mut().expect("just ensured");
         let first = self.next_lsn;
+        let mut last_record_start = chunk.bytes.len();
         for (i, p) in batch.iter().enumerate() {
             let lsn = self.next_lsn;
             if self.seg_records == 0 || self.seg_bytes - self.last_index_offset >= cfg.index_interval_bytes {
@@ -561,6 +661,7 @@ impl AppendState {
                 lsn,
                 timestamp_us,
             };
+            last_record_start = chunk.bytes.len();
             let crc = format::encode_record(&mut chunk.bytes, header, &p.stored, p.payload_crc);
             self.prev_crc = crc;
             self.next_lsn += 1;
@@ -570,6 +671,7 @@ impl AppendState {
             chunk.last_crc = crc;
             chunk.records += 1;
         }
+        chunk.last_record_start = last_record_start;
         self.pending_bytes += batch_bytes as usize;
         first..=self.next_lsn - 1
     }
@@ -631,9 +733,13 @@ impl Shared {
         let chunks = {
             let mut st = self.append.lock();
             st.pending_bytes = 0;
+            st.group_queued = 0;
             std::mem::take(&mut st.pending)
         };
         let durable_mode = self.config.sync_mode.is_durable();
+        if !chunks.is_empty() {
+            self.clear_clean_close(io)?;
+        }
         let mut emptied = Vec::new();
         for chunk in chunks {
             if chunk.segment_first_lsn != io.segment.first_lsn {
@@ -643,6 +749,7 @@ impl Shared {
             if let Err(e) = io.file.write_all_at(&chunk.bytes, io.write_offset) {
                 return Err(self.fail(WalError::io("write", &io.segment.path, e)));
             }
+            io.last_record_offset = io.write_offset + chunk.last_record_start as u64;
             io.write_offset += chunk.bytes.len() as u64;
             io.last_lsn = chunk.last_lsn;
             io.last_crc = chunk.last_crc;
@@ -662,6 +769,15 @@ impl Shared {
                 emptied.push(buffer);
             }
         }
+        let interval = self.config.writeback_interval_bytes;
+        if !durable_mode && interval > 0 && io.write_offset - io.writeback_from >= interval {
+            // A hint only (see `StorageFile::start_writeback`); the seal's fdatasync still
+            // writes and reports everything.
+            if let Err(e) = io.file.start_writeback(io.writeback_from, io.write_offset - io.writeback_from) {
+                tracing::debug!(error = %e, "start_writeback failed (ignored)");
+            }
+            io.writeback_from = io.write_offset;
+        }
         if !emptied.is_empty() {
             let mut st = self.append.lock();
             while st.spare_buffers.len() < SPARE_BUFFERS_MAX
@@ -671,10 +787,13 @@ impl Shared {
             }
         }
         if durable && io.unsynced {
+            let started = Instant::now();
             if let Err(e) = io.file.sync_data() {
                 return Err(self.fail(WalError::io("fdatasync", &io.segment.path, e)));
             }
+            self.record_sync_duration(started.elapsed());
             io.unsynced = false;
+            io.writeback_from = io.write_offset;
             self.stats.data_syncs.fetch_add(1, Ordering::Relaxed);
         }
         if !io.unsynced {
@@ -686,6 +805,111 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// Clears a clean-close record still on disk, durably, before the first write to any
+    /// segment after open: from then on the active segment differs from what it describes.
+    /// An error fails the log (nothing has been written, so the record stays true).
+    fn clear_clean_close(&self, io: &mut IoState) -> Result<()> {
+        if io.clean_close_on_disk {
+            if let Err(e) = recovery::clear_clean_close(&self.dir, io.lock_file.as_ref()) {
+                return Err(self.fail(e));
+            }
+            io.clean_close_on_disk = false;
+        }
+        Ok(())
+    }
+
+    /// `Wal::close` for a log that has not failed: writes and fdatasyncs everything, then
+    /// leaves a clean-close record describing the active segment, all under the `io` lock, and
+    /// marks the log closed before releasing it, so nothing can be written in between.
+    fn close_clean(&self) -> Result<()> {
+        let mut io = self.io.lock();
+        self.check_usable()?;
+        let mut result = self.write_pending(&mut io, true);
+        if result.is_ok() && self.config.clean_close_record && !io.clean_close_on_disk && !io.unsynced {
+            let record = CleanClose {
+                log_id: self.log_id,
+                segment_first_lsn: io.segment.first_lsn,
+                data_end_offset: io.write_offset,
+                last_record_offset: io.last_record_offset,
+                record_count: io.record_count,
+                last_lsn: io.last_lsn,
+                last_crc: io.last_crc,
+                closed_at_us: recovery::now_us(),
+                index: io.segment.active_index.read().clone(),
+            };
+            // The data is durable already: a record that is lost or torn here only makes the
+            // next open scan. The error is still returned (the disk is failing).
+            match recovery::write_clean_close(&self.dir, io.lock_file.as_ref(), &record) {
+                Ok(()) => io.clean_close_on_disk = true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not leave a clean-close record; the next open will scan");
+                    result = Err(e);
+                }
+            }
+        }
+        self.closed.store(true, Ordering::Release);
+        drop(io);
+        self.wake_all();
+        result?;
+        self.fire_seal_notifications();
+        Ok(())
+    }
+
+    /// Folds one data fdatasync's duration into the moving average the gather bound uses.
+    fn record_sync_duration(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let avg = self.sync_avg_us.load(Ordering::Relaxed);
+        // Only the `io` holder writes it; a weight of 1/4 smooths single outliers.
+        let next = if avg == 0 { us } else { avg - avg / 4 + us / 4 };
+        self.sync_avg_us.store(next.max(1), Ordering::Relaxed);
+    }
+
+    /// Whether every group-commit appender in flight has queued its batch. `st` is the locked
+    /// append state (`group_queued` changes only under it).
+    fn gather_complete(&self, st: &AppendState) -> bool {
+        st.group_queued >= self.group_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Called with the append lock held after a group-commit batch was queued or an appender
+    /// left: wakes a gathering leader once its group is complete.
+    fn wake_gatherer_if_complete(&self, st: &AppendState) {
+        if self.gathering.load(Ordering::SeqCst) && self.gather_complete(st) {
+            self.gather.notify_one();
+        }
+    }
+
+    /// Group-commit leader, holding `io`, before it drains the queue: while fewer batches are
+    /// queued than appenders are in flight (the others are on their way in, typically just
+    /// woken by the previous sync), sleep until they have queued or left, for at most half the
+    /// recent fdatasync duration and `group_commit_gather_max_us`. Returns at once for a lone
+    /// writer (its own batch is the only one in flight) and when gathering is off.
+    fn gather(&self) {
+        let max_us = self.config.group_commit_gather_max_us;
+        let budget_us = (self.sync_avg_us.load(Ordering::Relaxed) / GATHER_SYNC_DIVISOR).min(max_us);
+        if budget_us == 0 {
+            return;
+        }
+        let mut st = self.append.lock();
+        if self.gather_complete(&st) {
+            return;
+        }
+        let started = Instant::now();
+        let deadline = started + Duration::from_micros(budget_us);
+        // Set before the condition is re-checked (both SeqCst): an appender leaving decrements
+        // `group_in_flight`, then looks at `gathering`; one of the two sides sees the other.
+        self.gathering.store(true, Ordering::SeqCst);
+        while !self.gather_complete(&st) {
+            if self.gather.wait_until(&mut st, deadline).timed_out() {
+                break;
+            }
+        }
+        self.gathering.store(false, Ordering::SeqCst);
+        drop(st);
+        let waited_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stats.group_commit_gathers.fetch_add(1, Ordering::Relaxed);
+        self.stats.group_commit_gather_us.fetch_add(waited_us, Ordering::Relaxed);
     }
 
     /// Group commit: returns once `lsn` is durable. Whoever finds the I/O lock free becomes the
@@ -701,6 +925,7 @@ impl Shared {
                 let result = if self.durable_lsn.load(Ordering::Acquire) >= lsn {
                     Ok(())
                 } else {
+                    self.gather();
                     self.write_pending(&mut io, true)
                 };
                 drop(io);
@@ -724,6 +949,7 @@ impl Shared {
     fn rotate(&self, io: &mut IoState, new_first_lsn: Lsn) -> Result<()> {
         assert!(io.record_count > 0, "never seal an empty segment");
         assert_eq!(new_first_lsn, io.last_lsn + 1, "segments must be contiguous");
+        self.clear_clean_close(io)?;
         let path = io.segment.path.clone();
         let footer = Footer {
             first_lsn: io.segment.first_lsn,
@@ -770,16 +996,28 @@ impl Shared {
         self.segments.write().insert(new_first_lsn, new_segment);
         io.file = file;
         io.write_offset = SEGMENT_HEADER_LEN as u64;
+        io.writeback_from = io.write_offset;
         io.record_count = 0;
+        io.last_record_offset = 0;
         self.stats.segments_sealed.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(segment = %path.display(), last_lsn = io.last_lsn, "sealed segment");
-        self.sealed_queue.lock().push(old.info());
+        {
+            let mut queue = self.sealed_queue.lock();
+            queue.push(old.info());
+            self.seals_pending.store(true, Ordering::Release);
+        }
         Ok(())
     }
 
     fn fire_seal_notifications(&self) {
+        // Fast path for every append: nothing sealed since the last call. A thread that sealed
+        // a segment set the flag itself before calling this, so it always sees it.
+        if !self.seals_pending.load(Ordering::Acquire) {
+            return;
+        }
         let sealed = {
             let mut q = self.sealed_queue.lock();
+            self.seals_pending.store(false, Ordering::Release);
             if q.is_empty() {
                 return;
             }
@@ -813,8 +1051,9 @@ impl Shared {
         let deadline = Instant::now() + timeout;
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let result = (|| {
-            // Buffered (non-durable) records the reader wants: push them out now.
-            if !self.config.sync_mode.is_durable() && self.assigned_lsn() >= lsn {
+            // Buffered (non-durable) records the reader wants: push them out now. SeqCst pairs
+            // with the append path, which publishes the LSN and then looks for waiters.
+            if !self.config.sync_mode.is_durable() && self.assigned_lsn.load(Ordering::SeqCst) >= lsn {
                 self.flush(false)?;
             }
             let mut guard = self.notify_lock.lock();

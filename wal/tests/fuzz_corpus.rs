@@ -66,10 +66,15 @@ fn wal_open_corpus() {
 }
 
 #[test]
+fn wal_clean_close_corpus() {
+    assert!(replay("wal_clean_close", fuzzing::clean_close) > 0);
+}
+
+#[test]
 fn every_wal_fuzz_target_has_a_replay() {
     // A new `wal_*` target in fuzz/fuzz_targets must be added here too, or its corpus would go
     // unreplayed. (Other crates' targets are replayed by their own tests.)
-    let replayed = ["wal_footer", "wal_open", "wal_record", "wal_scan", "wal_segment_header"];
+    let replayed = ["wal_clean_close", "wal_footer", "wal_open", "wal_record", "wal_scan", "wal_segment_header"];
     let targets: Vec<String> = files_in(&fuzz_dir().join("fuzz_targets"))
         .iter()
         .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))

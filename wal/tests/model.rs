@@ -179,6 +179,9 @@ struct Harness {
     config: WalConfig,
     wal: Option<Wal>,
     model: Model,
+    /// Last LSN when the log was last opened (a clean-close record may be trusted after a crash
+    /// only if nothing was written since).
+    opened_at: Lsn,
 }
 
 fn open(fs: &FaultStorage, dir: &Path, config: &WalConfig) -> Wal {
@@ -195,7 +198,7 @@ impl Harness {
         let config = config(sync_mode, compress);
         let wal = open(&fs, &dir, &config);
         let model = Model { records: Vec::new(), oldest: 1, durable: 0 };
-        Harness { fs, dir, config, wal: Some(wal), model }
+        Harness { fs, dir, config, wal: Some(wal), model, opened_at: 0 }
     }
 
     fn wal(&self) -> &Wal {
@@ -411,11 +414,18 @@ impl Harness {
         assert!(recovered >= durable_claim, "lost records the WAL claimed durable: {recovered} < {durable_claim}");
         assert!(report.skipped_ranges.is_empty(), "{report:?}");
         assert_eq!(report.bytes_truncated, report.torn_tail.as_ref().map_or(0, |t| t.bytes), "{report:?}");
+        // A clean-close record is cleared before the first write after open, so one trusted after
+        // a crash or power loss means nothing was written since the open (the log is unchanged).
+        assert!(report.clean_close_rejected.is_none(), "the WAL left an untrustworthy record: {report:?}");
+        if report.active_segment_trusted && !matches!(how, Restart::Clean) {
+            assert_eq!(recovered, self.opened_at, "trusted a clean-close record after writes: {report:?}");
+        }
         match how {
             Restart::Clean => {
                 assert_eq!(recovered, last);
                 assert_eq!(report.bytes_truncated, 0, "{report:?}");
                 assert_eq!(report.sealed_segments_trusted, report.segment_count - 1, "{report:?}");
+                assert!(report.active_segment_trusted, "a clean close was not trusted: {report:?}");
             }
             Restart::Crash => {
                 // The page cache survives: everything handed to the OS is there.
@@ -433,6 +443,7 @@ impl Harness {
         if self.durable_mode() {
             assert_eq!(recovered, last, "an acknowledged append was lost");
         }
+        self.opened_at = recovered;
         self.model.records.truncate(recovered as usize);
         match how {
             // After a power loss what survived is on disk; a clean close synced everything.

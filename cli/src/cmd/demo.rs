@@ -1,10 +1,12 @@
 //! `walden demo`: the README's first command. A shop workload (users, orders, payments: inserts,
 //! updates, deletes, a schema change, rolled-back transactions) from several threads with group
-//! commit, followed live by a slot-backed subscriber that acknowledges what it processed; then a
-//! checkpoint and a short summary.
+//! commit, followed live by a slot-backed subscriber that acknowledges what it processed; then
+//! every sealed segment is archived to the lake beside the data directory (`<data-dir>.lake`,
+//! Parquet in an Iceberg table), a checkpoint removes the archived segments, and a short summary
+//! says how to query the lake with pyiceberg and DuckDB.
 //!
-//! The directory is created, or reset when an earlier `walden demo` left it (it carries a marker
-//! file); a directory the demo did not create is never touched.
+//! The directory and its lake are created, or reset when an earlier `walden demo` left them
+//! (they carry a marker file); a directory the demo did not create is never touched.
 
 use std::fs;
 use std::io;
@@ -16,6 +18,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
+use walden_archive::config::CATALOG_FILE_NAME;
+use walden_archive::{ArchiveReport, Archiver, LakeConfig};
 use walden_cdc::{Cdc, Event, SubscriptionOptions, TransactionEventKind};
 use walden_engine::record::Column;
 use walden_engine::{
@@ -24,9 +28,10 @@ use walden_engine::{
 };
 use walden_wal::Lsn;
 
+use crate::cmd::archive::RunJson;
 use crate::datadir::{self, DEMO_MARKER};
 use crate::exit::{CliError, CliResult, Code};
-use crate::inspect::ARCHIVE_NOT_YET;
+use crate::lake::{self, LakeJson, TableInfo};
 use crate::outln;
 use crate::output::{self, bytes};
 
@@ -309,59 +314,96 @@ fn subscribe(
     Ok(stats)
 }
 
-/// Prepares the directory; says what it did.
-fn prepare(data_dir: &Path) -> CliResult<String> {
-    let said = match fs::metadata(data_dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => format!("creating {}", data_dir.display()),
-        Err(e) => return Err(CliError::io("cannot access", data_dir, &e)),
+/// What to do with a directory the demo writes (its data directory, and the lake beside it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// It does not exist: create it.
+    Create,
+    /// It exists and is empty: use it.
+    UseEmpty,
+    /// An earlier `walden demo` left it (it holds the marker): reset it.
+    Reset,
+}
+
+/// Decides what to do with `dir` without changing anything: a directory the demo did not create
+/// (no marker) and that is not empty is refused.
+fn plan(dir: &Path) -> CliResult<Plan> {
+    match fs::metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Plan::Create),
+        Err(e) => Err(CliError::io("cannot access", dir, &e)),
         Ok(m) if !m.is_dir() => {
-            return Err(CliError::new(Code::Foreign, format!("{} exists and is not a directory", data_dir.display())));
+            Err(CliError::new(Code::Foreign, format!("{} exists and is not a directory", dir.display())))
         }
         Ok(_) => {
             let mut names = Vec::new();
-            for entry in fs::read_dir(data_dir).map_err(|e| CliError::io("cannot list", data_dir, &e))? {
-                let entry = entry.map_err(|e| CliError::io("cannot list", data_dir, &e))?;
+            for entry in fs::read_dir(dir).map_err(|e| CliError::io("cannot list", dir, &e))? {
+                let entry = entry.map_err(|e| CliError::io("cannot list", dir, &e))?;
                 names.push(entry.file_name().to_string_lossy().into_owned());
             }
             if names.is_empty() {
-                format!("using the empty directory {}", data_dir.display())
+                Ok(Plan::UseEmpty)
             } else if names.iter().any(|n| n == DEMO_MARKER) {
-                // Hold the database's lock while deleting it, so a running process keeps its files.
-                let _lock = datadir::try_lock(&data_dir.join(WAL_DIR_NAME))?;
-                for name in [WAL_DIR_NAME, SLOTS_DIR_NAME] {
-                    let p = data_dir.join(name);
-                    match fs::remove_dir_all(&p) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(CliError::io("cannot remove", &p, &e)),
-                    }
-                }
-                for name in [
-                    walden_engine::state::STATE_FILE_NAME.to_string(),
-                    format!("{}.tmp", walden_engine::state::STATE_FILE_NAME),
-                ] {
-                    let p = data_dir.join(name);
-                    match fs::remove_file(&p) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(CliError::io("cannot remove", &p, &e)),
-                    }
-                }
-                format!("resetting {} (left by an earlier `walden demo`)", data_dir.display())
+                Ok(Plan::Reset)
             } else {
-                return Err(CliError::new(
+                Err(CliError::new(
                     Code::Foreign,
-                    format!("{} exists and was not created by `walden demo`; refusing to reset it", data_dir.display()),
+                    format!("{} exists and was not created by `walden demo`; refusing to reset it", dir.display()),
                 )
-                .with_hint("pass --data-dir with a new or empty directory"));
+                .with_hint("pass --data-dir with a new or empty directory (the lake goes beside it, in <dir>.lake)"))
             }
         }
-    };
-    fs::create_dir_all(data_dir).map_err(|e| CliError::io("cannot create", data_dir, &e))?;
-    let marker = data_dir.join(DEMO_MARKER);
+    }
+}
+
+fn remove(path: &Path, dir: bool) -> CliResult {
+    let result = if dir { fs::remove_dir_all(path) } else { fs::remove_file(path) };
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CliError::io("cannot remove", path, &e)),
+    }
+}
+
+fn mark(dir: &Path) -> CliResult {
+    fs::create_dir_all(dir).map_err(|e| CliError::io("cannot create", dir, &e))?;
+    let marker = dir.join(DEMO_MARKER);
     fs::write(&marker, "created by `walden demo`; the demo resets this directory when run again\n")
-        .map_err(|e| CliError::io("cannot write", &marker, &e))?;
-    Ok(said)
+        .map_err(|e| CliError::io("cannot write", &marker, &e))
+}
+
+/// Prepares the data directory and the lake beside it (both are checked before either is
+/// touched); says what it did.
+fn prepare(data_dir: &Path, lake_dir: &Path) -> CliResult<String> {
+    let data_plan = plan(data_dir)?;
+    let lake_plan = plan(lake_dir)?;
+    let said = match data_plan {
+        Plan::Create => format!("creating {}", data_dir.display()),
+        Plan::UseEmpty => format!("using the empty directory {}", data_dir.display()),
+        Plan::Reset => format!("resetting {} (left by an earlier `walden demo`)", data_dir.display()),
+    };
+    let lake_said = match lake_plan {
+        Plan::Create => format!("creating its lake {}", lake_dir.display()),
+        Plan::UseEmpty => format!("using the empty directory {} as its lake", lake_dir.display()),
+        Plan::Reset => format!("resetting its lake {}", lake_dir.display()),
+    };
+    // Hold the database's lock while deleting it, so a running process keeps its files.
+    let _lock = match data_plan {
+        Plan::Reset => datadir::try_lock(&data_dir.join(WAL_DIR_NAME))?,
+        _ => None,
+    };
+    if data_plan == Plan::Reset {
+        remove(&data_dir.join(WAL_DIR_NAME), true)?;
+        remove(&data_dir.join(SLOTS_DIR_NAME), true)?;
+        remove(&data_dir.join(walden_engine::state::STATE_FILE_NAME), false)?;
+        remove(&data_dir.join(format!("{}.tmp", walden_engine::state::STATE_FILE_NAME)), false)?;
+    }
+    mark(data_dir)?;
+    if lake_plan == Plan::Reset {
+        // The lake of the earlier run archived LSNs of a log that no longer exists.
+        remove(lake_dir, true)?;
+    }
+    mark(lake_dir)?;
+    Ok(format!("{said}; {lake_said}"))
 }
 
 #[derive(Debug, Serialize)]
@@ -390,12 +432,29 @@ struct DemoSummary {
     segment_bytes: u64,
     checkpoint_removed_segments: usize,
     checkpoint_held_by: String,
-    archive: &'static str,
+    /// Segments left in the local WAL after archiving and the checkpoint.
+    segments_after_checkpoint: usize,
+    archive: DemoArchive,
+}
+
+/// What the demo archived, and how to query it.
+#[derive(Debug, Serialize)]
+struct DemoArchive {
+    lake: LakeJson,
+    #[serde(flatten)]
+    run: RunJson,
+    table: TableInfo,
+    elapsed_ms: u64,
+    /// Python (pyiceberg) that reads the table through the lake's sqlite catalog.
+    pyiceberg: String,
+    /// DuckDB SQL that reads the current metadata JSON (after `INSTALL iceberg; LOAD iceberg;`).
+    duckdb_sql: String,
 }
 
 /// Runs `walden demo`.
 pub fn run(data_dir: &Path, json: bool, args: &DemoArgs) -> CliResult {
-    let said = prepare(data_dir)?;
+    let lake_dir = lake::default_lake_dir(data_dir)?;
+    let said = prepare(data_dir, &lake_dir)?;
     if !json {
         eprintln!("walden demo: {said}");
     }
@@ -411,7 +470,7 @@ pub fn run(data_dir: &Path, json: bool, args: &DemoArgs) -> CliResult {
         Database::open(data_dir, config)
             .map_err(|e| CliError::from_error(format!("cannot open {}", data_dir.display()), &e))?,
     );
-    let summary = workload(&db, data_dir, args, json).map(|s| DemoSummary { prepared: said, ..s });
+    let summary = workload(&db, data_dir, &lake_dir, args, json).map(|s| DemoSummary { prepared: said, ..s });
     let closed = datadir::close_database(db);
     let summary = summary?;
     closed?;
@@ -428,7 +487,13 @@ fn engine_err(context: &str) -> impl Fn(walden_engine::EngineError) -> CliError 
     move |e| CliError::from_error(context, &e)
 }
 
-fn workload(db: &Arc<Database>, data_dir: &Path, args: &DemoArgs, json: bool) -> CliResult<DemoSummary> {
+fn workload(
+    db: &Arc<Database>,
+    data_dir: &Path,
+    lake_dir: &Path,
+    args: &DemoArgs,
+    json: bool,
+) -> CliResult<DemoSummary> {
     db.create_slot("demo", SlotOptions { start: StartPosition::Oldest, ..SlotOptions::default() })
         .map_err(engine_err("cannot create slot \"demo\""))?;
     let audit = SlotFilter {
@@ -553,7 +618,12 @@ fn workload(db: &Arc<Database>, data_dir: &Path, args: &DemoArgs, json: bool) ->
     let subscriber = subscriber
         .map_err(|_| CliError::new(Code::Failure, "the subscriber thread panicked"))?
         .map_err(|e| CliError::from_error("the subscriber failed", &e))?;
+    db.flush().map_err(engine_err("flushing the log failed"))?;
+    let written = db.status();
+    let sealed_segments = db.segments().iter().filter(|s| s.sealed).count();
+    let archived = archive(db, lake_dir, json)?;
     let checkpoint = db.checkpoint().map_err(engine_err("the checkpoint failed"))?;
+    let archive = archived.summary(&checkpoint);
     let status = db.status();
     let slot = |name: &str| status.slots.iter().find(|s| s.info.name == name);
     let secs = elapsed.as_secs_f64().max(1e-9);
@@ -574,15 +644,107 @@ fn workload(db: &Arc<Database>, data_dir: &Path, args: &DemoArgs, json: bool) ->
         slot_demo_lag_lsns: slot("demo").map_or(0, |s| s.lag_lsns),
         slot_audit_lag_lsns: slot("audit").map_or(0, |s| s.lag_lsns),
         slot_audit_pinned_bytes: slot("audit").map_or(0, |s| s.pinned_bytes),
-        first_lsn: status.oldest_lsn,
-        last_lsn: status.current_lsn,
-        segments: status.segment_count,
-        sealed_segments: db.segments().iter().filter(|s| s.sealed).count(),
-        segment_bytes: status.segment_bytes,
+        first_lsn: written.oldest_lsn,
+        last_lsn: written.current_lsn,
+        segments: written.segment_count,
+        sealed_segments,
+        segment_bytes: written.segment_bytes,
         checkpoint_removed_segments: checkpoint.removed_segments.len(),
         checkpoint_held_by: checkpoint.held_by.to_string(),
-        archive: ARCHIVE_NOT_YET,
+        segments_after_checkpoint: status.segment_count,
+        archive,
     })
+}
+
+/// What [`archive`] did.
+struct Archived {
+    report: ArchiveReport,
+    lake: LakeJson,
+    table: TableInfo,
+    elapsed_ms: u64,
+}
+
+impl Archived {
+    /// The summary, with the checkpoint that followed the archive run.
+    fn summary(self, checkpoint: &walden_engine::CheckpointReport) -> DemoArchive {
+        let metadata = self.table.metadata_location.as_deref().unwrap_or_default();
+        let metadata_path = metadata.strip_prefix("file://").unwrap_or(metadata);
+        DemoArchive {
+            pyiceberg: pyiceberg_snippet(&self.lake),
+            duckdb_sql: duckdb_snippet(metadata_path),
+            run: RunJson::new(&self.report, checkpoint),
+            lake: self.lake,
+            table: self.table,
+            elapsed_ms: self.elapsed_ms,
+        }
+    }
+}
+
+/// Archives every sealed segment into the lake beside the data directory.
+fn archive(db: &Arc<Database>, lake_dir: &Path, json: bool) -> CliResult<Archived> {
+    let started = Instant::now();
+    let config = LakeConfig::local_dir(lake_dir)
+        .map_err(|e| CliError::from_error(format!("no lake URL for {}", lake_dir.display()), &e))?;
+    let location = config.location().map_err(|e| CliError::from_error("bad lake location", &e))?;
+    let lake = lake::LakeJson {
+        url: config.url.clone(),
+        dir: Some(lake_dir.to_path_buf()),
+        catalog: lake_dir.join(CATALOG_FILE_NAME),
+        warehouse: location.warehouse_url(),
+        table: format!("{}.{}", config.namespace, config.table),
+    };
+    let spinner = if json {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}  {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(format!("archiving the sealed segments to {} (Parquet, Iceberg)", lake_dir.display()));
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    };
+    let result = (|| {
+        let archiver = Archiver::open(db.clone(), config)
+            .map_err(|e| CliError::from_error(format!("cannot open the lake {}", lake_dir.display()), &e))?;
+        let report = archiver.archive_sealed().map_err(|e| CliError::from_error("archiving failed", &e))?;
+        let table = lake::table_info(&archiver)?;
+        Ok::<_, CliError>((report, table))
+    })();
+    spinner.finish_and_clear();
+    let (report, table) = result?;
+    Ok(Archived { report, lake, table, elapsed_ms: started.elapsed().as_millis() as u64 })
+}
+
+/// A Python string literal (double-quoted).
+fn py_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Python that opens the lake's sqlite catalog with pyiceberg and counts the events by table and
+/// operation.
+fn pyiceberg_snippet(lake: &LakeJson) -> String {
+    let uri = format!("sqlite:///{}", lake.catalog.display());
+    format!(
+        "from pyiceberg.catalog.sql import SqlCatalog\n\
+         catalog = SqlCatalog(\"walden\", uri={}, warehouse={})\n\
+         events = catalog.load_table({}).scan().to_arrow()\n\
+         print(events.num_rows, \"events\")\n\
+         for row in events.group_by([\"table_name\", \"op\"]).aggregate([(\"lsn\", \"count\")]).sort_by([(\"table_name\", \"ascending\"), (\"op\", \"ascending\")]).to_pylist():\n\
+         \x20   print(f'{{row[\"table_name\"]:<9}} {{row[\"op\"]:<7}} {{row[\"lsn_count\"]}}')\n",
+        py_str(&uri),
+        py_str(&lake.warehouse),
+        py_str(&lake.table)
+    )
+}
+
+/// DuckDB SQL that reads the table from its current metadata JSON.
+fn duckdb_snippet(metadata_path: &str) -> String {
+    format!(
+        "SELECT table_name, op, count(*) AS events FROM iceberg_scan('{}') GROUP BY ALL ORDER BY ALL;",
+        metadata_path.replace('\'', "''")
+    )
 }
 
 fn print_summary(out: &mut output::Out, s: &DemoSummary) -> CliResult {
@@ -624,7 +786,7 @@ fn print_summary(out: &mut output::Out, s: &DemoSummary) -> CliResult {
     )?;
     outln!(
         out,
-        "slot audit   payment inserts only, never consumed: lag {} LSNs, pins {} of WAL",
+        "slot audit   payment inserts only, never consumed: lag {} LSNs; it pins {} of WAL (the archive serves the rest)",
         s.slot_audit_lag_lsns,
         bytes(s.slot_audit_pinned_bytes)
     )?;
@@ -637,18 +799,41 @@ fn print_summary(out: &mut output::Out, s: &DemoSummary) -> CliResult {
         s.sealed_segments,
         bytes(s.segment_bytes)
     )?;
+    let a = &s.archive;
+    match (a.run.first_lsn, a.run.last_lsn) {
+        (Some(first), Some(last)) => outln!(
+            out,
+            "archive      LSN {first}-{last} ({} segments) -> {} Parquet file{} ({}, {} rows) in {:.2} s, in {}",
+            a.run.segments,
+            a.run.data_files,
+            if a.run.data_files == 1 { "" } else { "s" },
+            bytes(a.run.data_bytes),
+            a.run.rows,
+            a.elapsed_ms as f64 / 1000.0,
+            a.lake.dir.as_deref().unwrap_or(Path::new("?")).display()
+        )?,
+        _ => outln!(out, "archive      nothing sealed to archive (try a smaller --segment-kib)")?,
+    }
+    for file in a.run.batches.iter().flat_map(|b| &b.data_files) {
+        outln!(out, "             {file}")?;
+    }
     outln!(
         out,
-        "checkpoint   removed {} segments; the oldest is held by {}",
+        "checkpoint   removed {} archived segments; the oldest remaining is held by {} ({} left)",
         s.checkpoint_removed_segments,
-        s.checkpoint_held_by
+        s.checkpoint_held_by,
+        s.segments_after_checkpoint
     )?;
-    outln!(out, "archive      {ARCHIVE_NOT_YET}")?;
+    outln!(out)?;
+    outln!(out, "query the lake with pyiceberg (pip install \"pyiceberg[sql-sqlite,pyarrow]\"):")?;
+    outln!(out, "python3 - <<'EOF'\n{}EOF", a.pyiceberg)?;
+    outln!(out, "or with DuckDB (its current metadata file):")?;
+    outln!(out, "duckdb <<'EOF'\nINSTALL iceberg; LOAD iceberg;\n{}\nEOF", a.duckdb_sql)?;
     let dir = if s.data_dir == "walden-data" { String::new() } else { format!(" --data-dir {}", s.data_dir) };
     outln!(out)?;
     outln!(out, "next:  walden status{dir}")?;
     outln!(out, "       walden slots list{dir}")?;
-    outln!(out, "       walden dump{dir} --start-lsn 1 --end-lsn 12")?;
+    outln!(out, "       walden replay{dir} --from-lsn 1 --end-lsn 12 --transactions   # from the lake, then the WAL")?;
     outln!(out, "       walden dump{dir} --stats")?;
     outln!(out, "       walden tail{dir} --slot audit --drain")?;
     outln!(out, "       walden verify{dir}")

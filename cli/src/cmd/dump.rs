@@ -313,10 +313,17 @@ pub fn run(data_dir: &Path, json: bool, args: &DumpArgs) -> CliResult {
         return Err(CliError::new(Code::Usage, format!("--end-lsn {end} is before the start LSN {start}")));
     }
     if start < log.oldest_lsn {
-        return Err(CliError::new(
+        let err = CliError::new(
             Code::LsnUnavailable,
             format!("LSN {start} is no longer retained; the oldest retained LSN is {}", log.oldest_lsn),
-        ));
+        );
+        let archived = offline::read_state(&dir.root)?.ok().flatten().and_then(|s| s.archived_lsn);
+        return Err(match archived {
+            Some(a) if a >= start => err.with_hint(format!(
+                "LSNs up to {a} are in the archive lake: `walden replay --from-lsn {start}` reads them from there"
+            )),
+            _ => err,
+        });
     }
     if start > log.last_lsn + 1 {
         return Err(CliError::new(

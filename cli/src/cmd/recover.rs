@@ -83,7 +83,7 @@ struct RecoverJson {
 /// Runs `walden recover`.
 pub fn run(data_dir: &Path, json: bool, args: &RecoverArgs) -> CliResult {
     let mode = RecoveryMode::from(args.mode);
-    let db = datadir::open_database(data_dir, mode).map_err(|e| {
+    let db = datadir::open_for_recovery(data_dir, mode).map_err(|e| {
         if e.code == Code::Damaged {
             let hint = match mode {
                 RecoveryMode::AbsoluteConsistency => {

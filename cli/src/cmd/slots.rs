@@ -274,6 +274,20 @@ fn list(data_dir: &Path, json: bool) -> CliResult {
             outln!(&mut out, "slot {:?} will be invalidated at the next open: {reason}", r.name)?;
         }
     }
+    if let Some(archived) = inspection.state.archived_lsn {
+        let readers: Vec<String> =
+            rows.iter().filter(|r| r.reads_archive && r.state == "valid").map(|r| format!("{:?}", r.name)).collect();
+        outln!(&mut out, "archive horizon: LSN {archived}; slots pin only the WAL after it")?;
+        if !readers.is_empty() {
+            outln!(
+                &mut out,
+                "slot{} {} start{} in the archive: archived LSNs are read from the lake once the WAL no longer holds them",
+                if readers.len() == 1 { "" } else { "s" },
+                readers.join(", "),
+                if readers.len() == 1 { "s" } else { "" }
+            )?;
+        }
+    }
     outln!(&mut out, "oldest segment held by {}", inspection.oldest_segment_held_by())?;
     output::finish(out)
 }

@@ -80,6 +80,34 @@ pub fn run(data_dir: &Path, json: bool) -> CliResult {
             s.invalid_at_next_open.as_deref().unwrap_or_default()
         )?;
     }
-    outln!(o, "archive           {}", report.archive)?;
+    let a = &report.archive;
+    match a.archived_lsn {
+        None => outln!(o, "archive           nothing archived (`walden archive` archives sealed segments to a lake)")?,
+        Some(lsn) => {
+            outln!(
+                o,
+                "archive           archived up to LSN {lsn}; slots pin only the WAL after it; consumers can read from LSN {}",
+                a.readable_from
+            )?;
+            if a.archived_segments > 0 {
+                outln!(
+                    o,
+                    "                  {} archived segments still local ({}): the next checkpoint removes them unless held",
+                    a.archived_segments,
+                    bytes(a.archived_bytes)
+                )?;
+            }
+            if a.unarchived_sealed_segments > 0 {
+                outln!(
+                    o,
+                    "                  {} sealed segments not archived yet ({})",
+                    a.unarchived_sealed_segments,
+                    bytes(a.unarchived_sealed_bytes)
+                )?;
+            } else {
+                outln!(o, "                  every sealed segment is archived")?;
+            }
+        }
+    }
     output::finish(out)
 }

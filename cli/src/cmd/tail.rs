@@ -24,6 +24,7 @@ use walden_wal::Lsn;
 use crate::cmd::slots::{self, OpArg};
 use crate::datadir;
 use crate::exit::{CliError, CliResult, Code};
+use crate::lake::LakeArgs;
 use crate::output;
 
 /// An event envelope.
@@ -85,6 +86,10 @@ pub struct TailArgs {
     /// With --create: only this kind of change (repeatable).
     #[arg(long = "op", value_enum, value_name = "OP", requires = "create")]
     pub ops: Vec<OpArg>,
+    /// Where archived LSNs are read from when the slot needs LSNs the local WAL no longer holds
+    /// (used only if a lake exists there).
+    #[command(flatten)]
+    pub lake: LakeArgs,
 }
 
 /// Events written but not yet flushed before a flush is forced.
@@ -263,12 +268,18 @@ pub fn run(data_dir: &Path, json: bool, args: &TailArgs) -> CliResult {
     {
         return Err(CliError::new(Code::Usage, format!("--end-lsn {end} is before --start-lsn {start}")));
     }
+    let lake = args.lake.resolve(data_dir)?;
     // The output first: an unwritable --file fails before anything changes.
     let sink = Sink::open(args.file.as_deref())?;
     ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst))
         .map_err(|e| CliError::new(Code::Failure, format!("cannot install the signal handler: {e}")))?;
     let db = datadir::open_database(data_dir, RecoveryMode::TolerateTornTail)?;
-    let result = stream(&db, args, sink, json);
+    let result = (|| {
+        // With an archive, a slot behind the local WAL reads the archived LSNs from the lake.
+        let archiver = lake.open_for_reading(&db)?;
+        let cdc = archiver.as_ref().map_or_else(|| Cdc::new(db.clone()), |a| a.cdc());
+        stream(&db, &cdc, args, sink, json)
+    })();
     let closed = datadir::close_database(db);
     let summary = result?;
     closed?;
@@ -283,7 +294,7 @@ pub fn run(data_dir: &Path, json: bool, args: &TailArgs) -> CliResult {
     Ok(())
 }
 
-fn stream(db: &Arc<walden_engine::Database>, args: &TailArgs, sink: Sink, json: bool) -> CliResult<Summary> {
+fn stream(db: &Arc<walden_engine::Database>, cdc: &Cdc, args: &TailArgs, sink: Sink, json: bool) -> CliResult<Summary> {
     let name = args.slot.as_str();
     let slot = match db.slot(name) {
         Ok(info) => info,
@@ -324,7 +335,7 @@ fn stream(db: &Arc<walden_engine::Database>, args: &TailArgs, sink: Sink, json: 
     };
     let options =
         SubscriptionOptions { end_lsn: args.end_lsn, include_transaction_control: true, ..Default::default() };
-    let sub = Cdc::new(db.clone())
+    let sub = cdc
         .subscribe_slot(name, options)
         .map_err(|e| CliError::from_error(format!("cannot stream from slot {name:?}"), &e))?;
     let acked = slot.confirmed_lsn;

@@ -338,7 +338,10 @@ pub fn run(data_dir: &Path, json: bool) -> CliResult {
         problems.push(Problem::error(&dir.wal, None, Some(begin), "the log ends inside a transaction (no COMMIT)"));
     }
 
-    // Slots.
+    // Slots. LSNs the WAL no longer holds are still readable when the archive holds them.
+    let state = offline::read_state(&dir.root)?;
+    let archived_lsn = state.as_ref().ok().and_then(|s| s.as_ref()).and_then(|s| s.archived_lsn);
+    let readable_from = crate::inspect::readable_from(oldest_lsn, archived_lsn);
     let slot_view = offline::read_slots(&dir)?;
     problems.extend(slot_view.problems.iter().cloned());
     for tmp in &slot_view.temp_files {
@@ -369,15 +372,17 @@ pub fn run(data_dir: &Path, json: bool) -> CliResult {
                         rec.name, rec.confirmed_lsn
                     ),
                 ));
-            } else if rec.restart_lsn < oldest_lsn {
+            } else if rec.restart_lsn < readable_from {
                 problems.push(Problem::error(
                     path,
                     None,
                     Some(rec.restart_lsn),
                     format!(
-                        "slot {:?} needs the WAL from LSN {} but the oldest retained LSN is {oldest_lsn}: it will be \
+                        "slot {:?} needs the WAL from LSN {} but the oldest retained LSN is {oldest_lsn}{}: it will be \
                          invalidated at the next open",
-                        rec.name, rec.restart_lsn
+                        rec.name,
+                        rec.restart_lsn,
+                        archived_lsn.map(|a| format!(" and the archive ends at LSN {a}")).unwrap_or_default()
                     ),
                 ));
             }
@@ -386,16 +391,41 @@ pub fn run(data_dir: &Path, json: bool) -> CliResult {
     }
 
     // engine.state and the root.
-    match offline::read_state(&dir.root)? {
+    match state {
         Ok(Some(state)) => {
+            let path = dir.root.join(walden_engine::state::STATE_FILE_NAME);
             if let Some(c) = state.checkpoint_lsn
                 && c > last_lsn
             {
                 problems.push(Problem::warning(
-                    &dir.root.join(walden_engine::state::STATE_FILE_NAME),
+                    &path,
                     None,
                     Some(c),
                     format!("checkpoint LSN {c} is beyond the end of the log ({last_lsn})"),
+                ));
+            }
+            if let Some(a) = state.archived_lsn
+                && a > last_lsn
+            {
+                problems.push(Problem::error(
+                    &path,
+                    None,
+                    Some(a),
+                    format!("archived LSN {a} is beyond the end of the log ({last_lsn})"),
+                ));
+            }
+            if let Some(a) = state.archived_lsn
+                && a.saturating_add(1) < oldest_lsn
+            {
+                problems.push(Problem::warning(
+                    &path,
+                    None,
+                    Some(a),
+                    format!(
+                        "the archive ends at LSN {a} but the WAL starts at LSN {oldest_lsn}: LSNs {}-{} are in neither",
+                        a + 1,
+                        oldest_lsn - 1
+                    ),
                 ));
             }
         }

@@ -1,0 +1,207 @@
+//! Walden itself: commits through `walden-engine` transactions (one WAL batch each: BEGIN, the
+//! rows, COMMIT), replay through the WAL's reader and through the engine's decoded log.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use walden_engine::{Config, Database, EngineRecord, SyncMode};
+use walden_wal::{Wal, WalConfig};
+
+use crate::error::Context;
+use crate::store::{Durability, Modes, Peer, Purpose, ReplayCheck, Replayed, Row, Store, fixture_rows};
+use crate::{PeerError, Result};
+
+const NAME: &str = "walden";
+/// The table every row goes to.
+const TABLE: &str = "t";
+/// WAL record kind of the raw-log replay fixture.
+const LOG_KIND: u8 = 9;
+
+/// Walden: `walden-engine` with `SyncMode::Group` (durable) or `SyncMode::None` (buffered).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Walden;
+
+/// An open Walden database.
+struct WaldenStore {
+    db: Database,
+}
+
+fn config(durability: Durability) -> Config {
+    Config::with_sync_mode(match durability {
+        Durability::Durable => SyncMode::Group,
+        Durability::Buffered => SyncMode::None,
+    })
+}
+
+impl Store for WaldenStore {
+    fn commit(&self, rows: &[Row<'_>]) -> Result<()> {
+        let mut txn = self.db.begin();
+        for row in rows {
+            txn.insert(TABLE, &row.key.to_be_bytes(), row.value).ctx(NAME, "insert")?;
+        }
+        txn.commit().ctx(NAME, "commit")?;
+        Ok(())
+    }
+
+    fn check(&self, rows: u64) -> Result<()> {
+        self.db.flush().ctx(NAME, "flush")?;
+        let mut seen = 0u64;
+        for entry in self.db.read_log(1).ctx(NAME, "read_log")? {
+            if let EngineRecord::Change(change) = entry.ctx(NAME, "read")?.record {
+                if change.key.len() != 8 || change.after.is_none() {
+                    return Err(PeerError::check(NAME, format!("change {seen} is malformed")));
+                }
+                seen += 1;
+            }
+        }
+        if seen != rows {
+            return Err(PeerError::check(NAME, format!("log holds {seen} rows, committed {rows}")));
+        }
+        Ok(())
+    }
+
+    fn data_syncs(&self) -> Option<u64> {
+        Some(self.db.wal().stats().data_syncs)
+    }
+}
+
+impl Walden {
+    /// Bytes one committed transaction of `rows` rows of `record_bytes` adds to the WAL
+    /// (BEGIN, the INSERTs and COMMIT, with their 32-byte record headers): what the raw-disk
+    /// limits write per operation so that they move the same bytes.
+    pub fn commit_bytes(scratch: &Path, rows: usize, record_bytes: usize) -> Result<u64> {
+        let dir = scratch.join("walden-commit-bytes");
+        let db = Database::open(&dir, config(Durability::Buffered)).ctx(NAME, "open")?;
+        let store = WaldenStore { db };
+        let mut values = Vec::new();
+        let mut written = Vec::new();
+        for txn in 0..3u64 {
+            store.commit(&fixture_rows(txn * rows as u64, rows, record_bytes, &mut values))?;
+            store.db.flush().ctx(NAME, "flush")?;
+            written.push(store.db.wal().stats().bytes_written);
+        }
+        let per_txn = written[2] - written[1];
+        if per_txn != written[1] - written[0] || per_txn == 0 {
+            return Err(PeerError::check(NAME, format!("commit sizes differ: {written:?}")));
+        }
+        store.db.close().ctx(NAME, "close")?;
+        std::fs::remove_dir_all(&dir).ctx(NAME, "remove scratch dir")?;
+        Ok(per_txn)
+    }
+}
+
+impl Peer for Walden {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn modes(&self) -> Modes {
+        Modes {
+            durable: "engine txn, SyncMode::Group",
+            buffered: Some("engine txn, SyncMode::None"),
+            durable_caveat: None,
+        }
+    }
+
+    fn open(&self, dir: &Path, durability: Durability) -> Result<Box<dyn Store>> {
+        let db = Database::open(dir, config(durability)).ctx(NAME, "open")?;
+        Ok(Box::new(WaldenStore { db }))
+    }
+
+    fn load(
+        &self,
+        dir: &Path,
+        purpose: Purpose,
+        records: u64,
+        record_bytes: usize,
+        txn_rows: usize,
+    ) -> Result<Duration> {
+        let mut values = Vec::new();
+        if purpose == Purpose::Replay {
+            // The raw log: one WAL record per row, `key ‖ value`, read back by `replay_log`.
+            let wal = Wal::open(dir.join("log"), WalConfig { sync_mode: SyncMode::None, ..WalConfig::default() })
+                .ctx(NAME, "open wal")?;
+            let mut payloads: Vec<Vec<u8>> = Vec::new();
+            let mut first = 0u64;
+            while first < records {
+                let n = txn_rows.min((records - first) as usize);
+                let rows = fixture_rows(first, n, record_bytes, &mut values);
+                payloads.resize_with(n, || Vec::with_capacity(record_bytes));
+                for (p, row) in payloads.iter_mut().zip(&rows) {
+                    p.clear();
+                    p.extend_from_slice(&row.key.to_be_bytes());
+                    p.extend_from_slice(row.value);
+                }
+                wal.append_batch(payloads.iter().map(|p| (LOG_KIND, &p[..]))).ctx(NAME, "append_batch")?;
+                first += n as u64;
+            }
+            wal.close().ctx(NAME, "close wal")?;
+        }
+        let start = Instant::now();
+        let db = Database::open(dir.join("db"), config(Durability::Buffered)).ctx(NAME, "open")?;
+        let store = WaldenStore { db };
+        let mut first = 0u64;
+        while first < records {
+            let n = txn_rows.min((records - first) as usize);
+            store.commit(&fixture_rows(first, n, record_bytes, &mut values))?;
+            first += n as u64;
+        }
+        store.db.sync().ctx(NAME, "sync")?;
+        let elapsed = start.elapsed();
+        store.db.close().ctx(NAME, "close")?;
+        Ok(elapsed)
+    }
+
+    fn replay_log(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Option<Replayed>> {
+        let wal = Wal::open(dir.join("log"), WalConfig::default()).ctx(NAME, "open wal")?;
+        let mut check = ReplayCheck::new(NAME, record_bytes);
+        let start = Instant::now();
+        for record in wal.reader(1).ctx(NAME, "reader")? {
+            let record = record.ctx(NAME, "read")?;
+            if record.kind != LOG_KIND {
+                return Err(PeerError::check(NAME, format!("record {} has kind {}", record.lsn, record.kind)));
+            }
+            check.record(&record.payload)?;
+        }
+        let elapsed = start.elapsed();
+        let bytes = check.finish(records)?;
+        wal.close().ctx(NAME, "close wal")?;
+        Ok(Some(Replayed { elapsed, records, bytes, note: None }))
+    }
+
+    fn replay_rows(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Option<Replayed>> {
+        let db = Database::open(dir.join("db"), Config::default()).ctx(NAME, "open")?;
+        let mut check = ReplayCheck::new(NAME, record_bytes);
+        let start = Instant::now();
+        for entry in db.read_log(1).ctx(NAME, "read_log")? {
+            if let EngineRecord::Change(change) = entry.ctx(NAME, "read")?.record {
+                let after = change.after.as_deref().unwrap_or_default();
+                check.row_bytes(&change.key, after)?;
+            }
+        }
+        let elapsed = start.elapsed();
+        let bytes = check.finish(records)?;
+        db.close().ctx(NAME, "close")?;
+        Ok(Some(Replayed { elapsed, records, bytes, note: None }))
+    }
+
+    fn reopen(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Duration> {
+        let start = Instant::now();
+        let db = Database::open(dir.join("db"), Config::default()).ctx(NAME, "open")?;
+        // The last transaction's last row sits just before its COMMIT, the newest record.
+        let last_row_lsn = db.wal().next_lsn().saturating_sub(2);
+        let entry = db.read_log(last_row_lsn).ctx(NAME, "read_log")?.next();
+        let elapsed = start.elapsed();
+        let Some(Ok(entry)) = entry else {
+            return Err(PeerError::check(NAME, format!("no record at LSN {last_row_lsn} after reopen")));
+        };
+        let EngineRecord::Change(change) = entry.record else {
+            return Err(PeerError::check(NAME, format!("LSN {last_row_lsn} is not a row")));
+        };
+        let mut check = ReplayCheck::starting_at(NAME, record_bytes, records - 1);
+        check.row_bytes(&change.key, change.after.as_deref().unwrap_or_default())?;
+        check.finish(records)?;
+        db.close().ctx(NAME, "close")?;
+        Ok(elapsed)
+    }
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs Walden side by side with its peers (okaywal, RocksDB, SQLite in WAL mode, fjall, sled) on
+# the same disk, in one run, beside the machine's own limits, and prints one table
+# (BENCHMARKS.md, "Side by side with peers").
+#
+#   scripts/bench_peers.sh                 full run with every peer (~10 min of measurement, plus a
+#                                          ~5 min first release build)
+#   scripts/bench_peers.sh --smoke         tiny sizes: proves every workload runs and checks itself (seconds)
+#   scripts/bench_peers.sh --only rates    only workloads 1-3 (also: replay, reopen)
+#
+#   scripts/bench_peers.sh --filter "64 concurrent" --peers rocksdb   one rate workload, two contenders
+#
+# RocksDB: the rocksdb crate (0.19) is linked to the system's librocksdb (Debian's
+# librocksdb-dev, RocksDB 7.8.3, installed here if missing), because compiling the bundled C++
+# takes hours on this shared 2-core machine. WALDEN_PEERS_ROCKSDB_FROM_SOURCE=1 builds the
+# crate's bundled RocksDB (7.4.4) instead.
+#
+# Environment: WALDEN_BENCH_DIR (where to write; a real disk, not tmpfs), WALDEN_PEERS_FEATURES
+# (default all-peers; e.g. "okaywal sqlite"), WALDEN_PEERS_SLICE_MS (250), WALDEN_PEERS_ROUNDS (8),
+# WALDEN_PEERS_REPLAY_RECORDS (1000000), WALDEN_PEERS_REOPEN_MIB (1024).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+case "${1:-}" in
+  -h | --help)
+    sed -n '2,22p' "$0"
+    exit 0
+    ;;
+esac
+
+features="${WALDEN_PEERS_FEATURES:-all-peers}"
+if [[ " $features " == *" all-peers "* || " $features " == *" rocksdb "* ]]; then
+  # librocksdb-sys generates its bindings with bindgen, which loads libclang at build time.
+  need=()
+  compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null || compgen -G '/usr/lib/*/libclang*.so*' >/dev/null ||
+    need+=(libclang-dev)
+  if [ "${WALDEN_PEERS_ROCKSDB_FROM_SOURCE:-0}" = 0 ]; then
+    [ -f /usr/include/rocksdb/c.h ] || need+=(librocksdb-dev)
+    export ROCKSDB_LIB_DIR="${ROCKSDB_LIB_DIR:-/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)}"
+    export ROCKSDB_INCLUDE_DIR="${ROCKSDB_INCLUDE_DIR:-/usr/include}"
+  fi
+  if [ "${#need[@]}" -gt 0 ]; then
+    echo "==> apt-get install ${need[*]} (to build the rocksdb crate)" >&2
+    apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+fi
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+out_dir="$target_dir/walden-peers"
+mkdir -p "$out_dir"
+echo "==> cargo build --release -p walden-peers --features \"$features\"" >&2
+cargo build --release -p walden-peers --features "$features"
+
+summary="$out_dir/summary.md"
+echo "==> $target_dir/release/walden-peers $*  (table also in $summary)" >&2
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)   commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+"$target_dir/release/walden-peers" --out "$summary" "$@"
