@@ -4,30 +4,19 @@
 //! gap.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::{Array, Int64Array, LargeBinaryArray, RecordBatch, StringArray};
-use futures::TryStreamExt;
+use arrow_array::{Array, Int64Array, LargeBinaryArray, StringArray};
 use std::time::{Duration, Instant};
 
 use walden_archive::{
     ArchiveError, ArchivedRange, Archiver, AutoArchiveOptions, FIRST_LSN_PROPERTY, Fault, FaultPoint,
     LAST_LSN_PROPERTY, LakeConfig,
 };
-use walden_engine::{Column, Config, Database, EngineRecord, Lsn, SyncMode, WalConfig};
+use walden_engine::{Column, Database, Lsn};
 
-fn small_config() -> Config {
-    Config {
-        wal: WalConfig {
-            target_segment_size_bytes: 4096,
-            index_interval_bytes: 512,
-            sync_mode: SyncMode::None,
-            ..WalConfig::default()
-        },
-        ..Config::default()
-    }
-}
+mod common;
+use common::{change_lsns, parquet_files, scan, scanned_lsns, small_db_config};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -37,7 +26,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), small_config()).unwrap());
+    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
     let lake_dir = dir.path().join("lake");
     Fixture { _dir: dir, db, lake_dir }
 }
@@ -75,42 +64,9 @@ fn commit_mixed(db: &Database, start: u32, n: u32) -> Lsn {
     last
 }
 
-/// LSNs of all row and schema changes in `lsns`.
-fn change_lsns(db: &Database, from: Lsn, to: Lsn) -> Vec<Lsn> {
-    db.read_log(from)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .take_while(|e| e.lsn <= to)
-        .filter(|e| matches!(e.record, EngineRecord::Change(_) | EngineRecord::Schema(_)))
-        .map(|e| e.lsn)
-        .collect()
-}
-
 /// Last LSN of the last sealed segment.
 fn sealed_end(db: &Database) -> Lsn {
     db.segments().iter().filter(|s| s.sealed).map(|s| s.last_lsn).max().unwrap()
-}
-
-/// Reads the whole table back through the iceberg crate's scan (and thus our storage backend).
-fn scan(archiver: &Archiver) -> Vec<RecordBatch> {
-    archiver.block_on(async {
-        let table = archiver.lake().load_table().await.unwrap();
-        if table.metadata().current_snapshot().is_none() {
-            return Vec::new();
-        }
-        let stream = table.scan().select_all().build().unwrap().to_arrow().await.unwrap();
-        stream.try_collect::<Vec<_>>().await.unwrap()
-    })
-}
-
-fn scanned_lsns(archiver: &Archiver) -> Vec<Lsn> {
-    let mut lsns = Vec::new();
-    for batch in scan(archiver) {
-        let col = batch.column_by_name("lsn").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
-        lsns.extend(col.values().iter().map(|&v| v as Lsn));
-    }
-    lsns.sort_unstable();
-    lsns
 }
 
 fn snapshot_ranges(archiver: &Archiver) -> Vec<ArchivedRange> {
@@ -120,23 +76,6 @@ fn snapshot_ranges(archiver: &Archiver) -> Vec<ArchivedRange> {
         snaps.sort_by_key(|s| s.sequence_number());
         snaps.iter().map(|s| ArchivedRange::of_snapshot(s).unwrap().unwrap()).collect()
     })
-}
-
-fn parquet_files(dir: &Path) -> BTreeSet<std::path::PathBuf> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                out.insert(p);
-            }
-        }
-    }
-    out
 }
 
 /// Files referenced by the table's current snapshot.

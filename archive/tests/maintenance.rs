@@ -3,7 +3,6 @@
 //! commit left behind. Every result is read back through the iceberg scan and through hot+cold
 //! replay, which must not change.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,19 +11,10 @@ use arrow_array::{Array, Int64Array};
 use futures::TryStreamExt;
 use walden_archive::{Archiver, CompactOptions, ExpireOptions, LakeConfig, OPERATION_COMPACT, OPERATION_PROPERTY};
 use walden_cdc::{Event, SubscriptionOptions};
-use walden_engine::{Config, Database, Lsn, SyncMode, WalConfig};
+use walden_engine::{Database, Lsn};
 
-fn config() -> Config {
-    Config {
-        wal: WalConfig {
-            target_segment_size_bytes: 4096,
-            index_interval_bytes: 512,
-            sync_mode: SyncMode::None,
-            ..WalConfig::default()
-        },
-        ..Config::default()
-    }
-}
+mod common;
+use common::{files_under, small_db_config};
 
 fn commit(db: &Database, from: u32, n: u32) -> Lsn {
     let mut last = 0;
@@ -39,22 +29,6 @@ fn commit(db: &Database, from: u32, n: u32) -> Lsn {
     }
     db.wal().seal_active_segment().unwrap();
     last
-}
-
-fn files_under(dir: &Path, suffix: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(suffix) {
-                out.insert(p.to_string_lossy().into_owned());
-            }
-        }
-    }
-    out
 }
 
 /// LSNs of every row, in scan order per file, plus the number of data files the scan planned.
@@ -97,7 +71,7 @@ fn replay_all(archiver: &Archiver, end: Lsn) -> Vec<Event> {
 #[test]
 fn compaction_rewrites_small_files_into_one_and_changes_no_row() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), config()).unwrap());
+    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
     let lake_dir = dir.path().join("lake");
     let mut lake = LakeConfig::local_dir(&lake_dir).unwrap();
     lake.target_batch_bytes = 1; // one snapshot (and one small file) per segment
@@ -157,7 +131,7 @@ fn compaction_rewrites_small_files_into_one_and_changes_no_row() {
 #[test]
 fn expiry_keeps_the_last_snapshots_and_removes_what_nothing_references() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), config()).unwrap());
+    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
     let lake_dir = dir.path().join("lake");
     let mut lake = LakeConfig::local_dir(&lake_dir).unwrap();
     lake.target_batch_bytes = 1;
@@ -206,7 +180,7 @@ fn expiry_keeps_the_last_snapshots_and_removes_what_nothing_references() {
 #[test]
 fn an_added_column_is_metadata_only_and_old_files_read_under_it() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), config()).unwrap());
+    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
     let lake_dir = dir.path().join("lake");
     let archiver = Archiver::open(db.clone(), LakeConfig::local_dir(&lake_dir).unwrap()).unwrap();
     commit(&db, 0, 40);
@@ -243,7 +217,7 @@ fn an_added_column_is_metadata_only_and_old_files_read_under_it() {
 #[test]
 fn files_of_a_commit_that_never_happened_are_swept_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), config()).unwrap());
+    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
     let lake_dir = dir.path().join("lake");
     let archiver = Archiver::open(db.clone(), LakeConfig::local_dir(&lake_dir).unwrap()).unwrap();
     commit(&db, 0, 20);

@@ -9,6 +9,7 @@
 //! With `WALDEN_REQUIRE_LAKE_VENV=1` (the test command sets it) a missing venv fails the test;
 //! without it the test says it skipped.
 
+mod common;
 #[path = "py/readers.rs"]
 mod readers;
 

@@ -8,19 +8,10 @@ use std::time::Duration;
 
 use walden_archive::{Archiver, LakeConfig};
 use walden_cdc::{Cdc, CdcError, ColdSource, Event, Filter, SubscriptionOptions};
-use walden_engine::{Column, Config, Database, Lsn, SlotOptions, StartPosition, SyncMode, WalConfig};
+use walden_engine::{Column, Config, Database, Lsn, SlotOptions, StartPosition};
 
-fn config() -> Config {
-    Config {
-        wal: WalConfig {
-            target_segment_size_bytes: 4096,
-            index_interval_bytes: 512,
-            sync_mode: SyncMode::None,
-            ..WalConfig::default()
-        },
-        ..Config::default()
-    }
-}
+mod common;
+use common::{collect, small_db_config};
 
 /// Transactions of every shape: JSON and binary images, empty images, updates and deletes,
 /// schema changes, metadata, empty transactions and a transaction larger than a segment.
@@ -62,16 +53,6 @@ fn workload(db: &Database, start: u32, n: u32) -> Lsn {
     last
 }
 
-fn collect(cdc: &Cdc, options: SubscriptionOptions) -> Vec<Event> {
-    let mut stream = cdc.subscribe(options).unwrap();
-    let mut events = Vec::new();
-    while let Some(event) = stream.next_timeout(Duration::from_millis(200)) {
-        events.push(event.unwrap());
-    }
-    assert!(stream.is_ended(), "stream did not reach its end LSN");
-    events
-}
-
 /// The subscriptions compared hot vs hot + cold, all ending at `end`.
 fn option_sets(end: Lsn, boundary: Lsn) -> Vec<(&'static str, SubscriptionOptions)> {
     let bounded = |from: Lsn| SubscriptionOptions { from_lsn: from, end_lsn: Some(end), ..Default::default() };
@@ -95,7 +76,7 @@ fn option_sets(end: Lsn, boundary: Lsn) -> Vec<(&'static str, SubscriptionOption
 #[test]
 fn hot_and_cold_replay_equals_a_pure_hot_replay() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), config()).unwrap());
+    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
     let end = workload(&db, 0, 400);
     let archiver = Archiver::open(db.clone(), LakeConfig::local_dir(dir.path().join("lake")).unwrap()).unwrap();
     let report = archiver.archive_sealed().unwrap();
@@ -138,7 +119,7 @@ fn hot_and_cold_replay_equals_a_pure_hot_replay() {
 #[test]
 fn a_cold_stream_follows_the_archive_as_it_grows_and_then_tails_the_wal() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), config()).unwrap());
+    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
     workload(&db, 0, 150);
     let archiver = Archiver::open(db.clone(), LakeConfig::local_dir(dir.path().join("lake")).unwrap()).unwrap();
     archiver.archive_sealed().unwrap();
@@ -189,7 +170,7 @@ fn a_slot_behind_the_trimmed_wal_reads_the_archive_and_is_not_invalidated() {
     let db_dir = dir.path().join("db");
     let lake = LakeConfig::local_dir(dir.path().join("lake")).unwrap();
     // A byte cap far below what the slot will lag by.
-    let config = || Config { max_slot_wal_keep_bytes: Some(16 << 10), ..config() };
+    let config = || Config { max_slot_wal_keep_bytes: Some(16 << 10), ..small_db_config() };
     let db = Arc::new(Database::open(&db_dir, config()).unwrap());
     db.create_slot("laggard", SlotOptions { start: StartPosition::Oldest, ..SlotOptions::default() }).unwrap();
     let end = workload(&db, 0, 400);
@@ -241,7 +222,7 @@ fn a_slot_behind_the_trimmed_wal_reads_the_archive_and_is_not_invalidated() {
 #[test]
 fn the_cold_source_reports_its_range_and_refuses_gaps() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), config()).unwrap());
+    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
     let archiver = Archiver::open(db.clone(), LakeConfig::local_dir(dir.path().join("lake")).unwrap()).unwrap();
     let cold = archiver.cold_source();
     assert_eq!(cold.range().unwrap(), None);

@@ -11,7 +11,6 @@
 //! `WALDEN_REQUIRE_LAKE_VENV=1` a missing venv fails the test instead of skipping it. The server is killed when the test ends, also on failure (and
 //! exits by itself when its standard input closes, should the test process die).
 
-use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -19,14 +18,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::Int64Array;
-use futures::TryStreamExt;
 use walden_archive::{
     ArchiveError, Archiver, CatalogConfig, CatalogKind, CompactOptions, ExpireOptions, LakeConfig, RestCatalogOptions,
     S3Options,
 };
 use walden_cdc::{Cdc, CdcError, Event, SubscriptionOptions};
-use walden_engine::{Column, Config, Database, EngineRecord, Lsn, SyncMode, WalConfig};
+use walden_engine::{Column, Database, Lsn};
+
+mod common;
+use common::{change_lsns, collect, parquet_files, scanned_lsns, small_db_config};
 
 const TOKEN: &str = "test-bearer-token-4b1d";
 const CREDENTIAL: &str = "walden-client:test-client-secret-9c2e";
@@ -141,18 +141,6 @@ impl Server {
     }
 }
 
-fn db_config() -> Config {
-    Config {
-        wal: WalConfig {
-            target_segment_size_bytes: 4096,
-            index_interval_bytes: 512,
-            sync_mode: SyncMode::None,
-            ..WalConfig::default()
-        },
-        ..Config::default()
-    }
-}
-
 /// Mixed transactions (JSON and binary images, deletes, metadata, schema changes, empty ones);
 /// seals the active segment at the end. Returns the last LSN.
 fn workload(db: &Database, start: u32, n: u32) -> Lsn {
@@ -185,61 +173,6 @@ fn workload(db: &Database, start: u32, n: u32) -> Lsn {
     db.wal().next_lsn() - 1
 }
 
-/// LSNs of the rows the archive holds for `from..=to` (changes and schema changes).
-fn change_lsns(db: &Database, from: Lsn, to: Lsn) -> Vec<Lsn> {
-    db.read_log(from)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .take_while(|e| e.lsn <= to)
-        .filter(|e| matches!(e.record, EngineRecord::Change(_) | EngineRecord::Schema(_)))
-        .map(|e| e.lsn)
-        .collect()
-}
-
-/// Every LSN in the table, through the iceberg crate's scan (so through the REST catalog's
-/// table metadata and our object store).
-fn scanned_lsns(archiver: &Archiver) -> Vec<Lsn> {
-    let batches = archiver.block_on(async {
-        let table = archiver.lake().load_table().await.unwrap();
-        let stream = table.scan().select_all().build().unwrap().to_arrow().await.unwrap();
-        stream.try_collect::<Vec<_>>().await.unwrap()
-    });
-    let mut lsns = Vec::new();
-    for batch in batches {
-        let col = batch.column_by_name("lsn").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
-        lsns.extend(col.values().iter().map(|&v| v as Lsn));
-    }
-    lsns.sort_unstable();
-    lsns
-}
-
-fn parquet_files(dir: &Path) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                out.insert(p);
-            }
-        }
-    }
-    out
-}
-
-fn collect(cdc: &Cdc, options: SubscriptionOptions) -> Vec<Event> {
-    let mut stream = cdc.subscribe(options).unwrap();
-    let mut events = Vec::new();
-    while let Some(event) = stream.next_timeout(Duration::from_millis(200)) {
-        events.push(event.unwrap());
-    }
-    assert!(stream.is_ended(), "stream did not reach its end LSN");
-    events
-}
-
 fn rest_lake(server: &Server, lake_dir: &Path) -> LakeConfig {
     LakeConfig {
         catalog: CatalogConfig::Rest(RestCatalogOptions::with_token(server.uri(), WAREHOUSE, TOKEN)),
@@ -254,7 +187,7 @@ fn archives_replays_and_reads_back_through_a_rest_catalog() {
     let lake_dir = dir.path().join("lake");
     let lake_url = LakeConfig::local_dir(&lake_dir).unwrap().url;
     let server = Server::start(&python, dir.path(), &lake_url);
-    let db = Arc::new(Database::open(dir.path().join("db"), db_config()).unwrap());
+    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
     let lake = rest_lake(&server, &lake_dir);
     assert!(!format!("{lake:?}").contains(TOKEN));
 
@@ -403,8 +336,9 @@ fn rest_catalog_authentication_and_misconfiguration() {
     let lake_url = LakeConfig::local_dir(&lake_dir).unwrap().url;
     let server = Server::start(&python, dir.path(), &lake_url);
     let open = |lake: LakeConfig| {
-        let db =
-            Arc::new(Database::open(dir.path().join(format!("db-{}", uuid::Uuid::new_v4())), db_config()).unwrap());
+        let db = Arc::new(
+            Database::open(dir.path().join(format!("db-{}", uuid::Uuid::new_v4())), small_db_config()).unwrap(),
+        );
         Archiver::open(db, lake)
     };
     let with = |options: RestCatalogOptions| LakeConfig {

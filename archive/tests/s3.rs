@@ -24,11 +24,8 @@ mod readers;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use arrow_array::Int64Array;
 use bytes::Bytes;
-use futures::TryStreamExt;
 use iceberg::ErrorKind;
 use iceberg::io::Storage;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -37,6 +34,9 @@ use walden_archive::storage::ObjectStoreStorage;
 use walden_archive::{Archiver, CompactOptions, ExpireOptions, LakeConfig};
 use walden_cdc::{Cdc, Event, Filter, SubscriptionOptions};
 use walden_engine::{Config, Database, EngineRecord, Lsn, SyncMode, WalConfig};
+
+mod common;
+use common::{collect, scanned_lsns, small_db_config};
 
 const BUCKET: &str = "walden-lake";
 const PART_BYTES: usize = 5 << 20;
@@ -62,24 +62,6 @@ fn start(what: &str) -> Option<(Env, Moto)> {
     Some((env, moto))
 }
 
-/// Every LSN in the table, through the iceberg scan (and so through S3).
-fn scanned(archiver: &Archiver) -> Vec<Lsn> {
-    archiver.block_on(async {
-        let table = archiver.lake().load_table().await.unwrap();
-        let batches: Vec<_> =
-            table.scan().select_all().build().unwrap().to_arrow().await.unwrap().try_collect().await.unwrap();
-        let mut lsns: Vec<Lsn> = batches
-            .iter()
-            .flat_map(|b| {
-                let col = b.column_by_name("lsn").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
-                col.values().iter().map(|&v| v as Lsn).collect::<Vec<_>>()
-            })
-            .collect();
-        lsns.sort_unstable();
-        lsns
-    })
-}
-
 #[test]
 fn pyiceberg_and_duckdb_read_an_s3_lake_through_its_life_cycle() {
     let Some((env, moto)) = start("the pyiceberg / DuckDB check of an S3 lake") else { return };
@@ -90,21 +72,11 @@ fn pyiceberg_and_duckdb_read_an_s3_lake_through_its_life_cycle() {
     readers::life_cycle(&env, dir.path(), lake);
 }
 
-fn collect(cdc: &Cdc, options: SubscriptionOptions) -> Vec<Event> {
-    let mut stream = cdc.subscribe(options).unwrap();
-    let mut events = Vec::new();
-    while let Some(event) = stream.next_timeout(Duration::from_millis(200)) {
-        events.push(event.unwrap());
-    }
-    assert!(stream.is_ended(), "stream did not reach its end LSN");
-    events
-}
-
 #[test]
 fn hot_and_cold_replay_from_s3_equals_a_pure_hot_replay() {
     let Some((_env, moto)) = start("hot + cold replay from S3") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), readers::db_config()).unwrap());
+    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
     readers::commit_rows(&db, 0, 300);
     // A few more in the active segment: the replay ends in the live WAL.
     let mut end = 0;
@@ -240,7 +212,7 @@ fn archives_to_s3_with_multipart_uploads() {
         .filter(|e| matches!(e.record, EngineRecord::Change(_)))
         .map(|e| e.lsn)
         .collect();
-    assert_eq!(scanned(&archiver), expected);
+    assert_eq!(scanned_lsns(&archiver), expected);
     assert!(archiver.archive_sealed().unwrap().batches.is_empty());
 
     // Both independent readers read the multipart file from S3.
@@ -266,7 +238,7 @@ fn archives_to_s3_with_multipart_uploads() {
     let archiver = Archiver::open(db.clone(), lake).unwrap();
     assert_eq!(archiver.last_archived_lsn().unwrap(), Some(end));
     assert!(archiver.archive_sealed().unwrap().batches.is_empty());
-    assert_eq!(scanned(&archiver), expected);
+    assert_eq!(scanned_lsns(&archiver), expected);
 }
 
 /// The error a second create must give: typed, with object_store's `AlreadyExists` as source.
@@ -281,12 +253,12 @@ fn assert_already_exists(result: iceberg::Result<()>, what: &str) {
 fn every_lake_file_is_created_once() {
     let Some((_env, moto)) = start("the S3 conditional-put test") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), readers::db_config()).unwrap());
+    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
     readers::commit_rows(&db, 0, 40);
     let lake = s3_lake(&moto, dir.path(), "once");
     let archiver = Archiver::open(db.clone(), lake.clone()).unwrap();
     let report = archiver.archive_sealed().unwrap();
-    let lsns = scanned(&archiver);
+    let lsns = scanned_lsns(&archiver);
     assert_eq!(lsns.len() as u64, report.rows());
     let store: Arc<dyn ObjectStore> = archiver.lake().store().clone();
 
@@ -333,11 +305,11 @@ fn every_lake_file_is_created_once() {
         assert_already_exists(out.write(Bytes::from_static(b"PAR1")).await, "data file");
         assert_eq!(table.file_io().new_input(&metadata).unwrap().read().await.unwrap(), before);
     });
-    assert_eq!(scanned(&archiver), lsns);
+    assert_eq!(scanned_lsns(&archiver), lsns);
     // Archiving goes on (every new file has a fresh name).
     let end = readers::commit_rows(&db, 40, 10);
     assert_eq!(archiver.archive_sealed().unwrap().batches.len(), 1);
     let all: Vec<Lsn> = readers::expected_rows(&db, end).iter().map(|r| r.lsn).collect();
     assert!(all.len() > lsns.len());
-    assert_eq!(scanned(&archiver), all);
+    assert_eq!(scanned_lsns(&archiver), all);
 }

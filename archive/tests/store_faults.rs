@@ -3,14 +3,10 @@
 //! table, the engine's horizon and the lake directory as they were (no orphaned data file), and
 //! the rerun archives every change exactly once.
 
-use std::collections::BTreeSet;
 use std::fmt;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use arrow_array::Int64Array;
 use async_trait::async_trait;
-use futures::TryStreamExt;
 use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -20,6 +16,9 @@ use object_store::{
 };
 use walden_archive::{ArchiveError, Archiver, LakeConfig};
 use walden_engine::{Config, Database, EngineRecord, Lsn, SyncMode, WalConfig};
+
+mod common;
+use common::{parquet_files, scanned_lsns};
 
 /// Picks the object keys whose next write fails.
 type KeyMatcher = fn(&str) -> bool;
@@ -94,43 +93,6 @@ impl ObjectStore for FailingStore {
     async fn copy_opts(&self, from: &ObjectPath, to: &ObjectPath, options: CopyOptions) -> object_store::Result<()> {
         self.inner.copy_opts(from, to, options).await
     }
-}
-
-fn parquet_files(dir: &Path) -> BTreeSet<std::path::PathBuf> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                out.insert(p);
-            }
-        }
-    }
-    out
-}
-
-fn scanned_lsns(archiver: &Archiver) -> Vec<Lsn> {
-    archiver.block_on(async {
-        let table = archiver.lake().load_table().await.unwrap();
-        if table.metadata().current_snapshot().is_none() {
-            return Vec::new();
-        }
-        let batches: Vec<_> =
-            table.scan().select_all().build().unwrap().to_arrow().await.unwrap().try_collect().await.unwrap();
-        let mut lsns: Vec<Lsn> = batches
-            .iter()
-            .flat_map(|b| {
-                let col = b.column_by_name("lsn").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
-                col.values().iter().map(|&v| v as Lsn).collect::<Vec<_>>()
-            })
-            .collect();
-        lsns.sort_unstable();
-        lsns
-    })
 }
 
 fn is_data_file(key: &str) -> bool {

@@ -29,7 +29,7 @@ use walden_archive::{
     ARCHIVE_FIRST_LSN_PROPERTY, Archiver, CompactOptions, ExpireOptions, FIRST_LSN_PROPERTY, LAST_LSN_PROPERTY,
     LakeConfig, OPERATION_ARCHIVE, OPERATION_COMPACT, OPERATION_PROPERTY, S3Options,
 };
-use walden_engine::{Column, Config, Database, EngineRecord, Lsn, SyncMode, WalConfig};
+use walden_engine::{Column, Database, EngineRecord, Lsn};
 
 /// Set (to anything but `0`) by the test command: a missing venv is a failure, not a skip.
 pub const REQUIRE_ENV: &str = "WALDEN_REQUIRE_LAKE_VENV";
@@ -145,22 +145,9 @@ pub fn faked_clock_child() {
     let Ok(dir) = std::env::var(CHILD_DB_ENV) else { return };
     let rows = std::env::var(CHILD_ROWS_ENV).unwrap();
     let (from, n) = rows.split_once(',').unwrap();
-    let db = Database::open(dir, db_config()).unwrap();
+    let db = Database::open(dir, crate::common::small_db_config()).unwrap();
     commit_rows(&db, from.parse().unwrap(), n.parse().unwrap());
     db.close().unwrap();
-}
-
-/// Small segments, so a few hundred rows make several of them.
-pub fn db_config() -> Config {
-    Config {
-        wal: WalConfig {
-            target_segment_size_bytes: 4096,
-            index_interval_bytes: 512,
-            sync_mode: SyncMode::None,
-            ..WalConfig::default()
-        },
-        ..Config::default()
-    }
 }
 
 /// One transaction per row number: a JSON insert, a binary update (even), a delete (every
@@ -343,7 +330,7 @@ pub fn life_cycle(env: &Env, dir: &Path, lake: SuiteLake) {
     let db_dir = dir.join("db");
     env.write_on_day(&db_dir, DAY_1, 0, 30);
     env.write_on_day(&db_dir, DAY_2, 30, 30);
-    let db = Arc::new(Database::open(&db_dir, db_config()).unwrap());
+    let db = Arc::new(Database::open(&db_dir, crate::common::small_db_config()).unwrap());
     let archiver = Archiver::open(db.clone(), lake.config.clone()).unwrap();
 
     commit_rows(&db, 60, 30);
