@@ -17,7 +17,7 @@ use crate::codec::PayloadDecoder;
 use crate::envelope::NativeEvent;
 use crate::error::{CdcError, Result};
 use crate::event::{ChangeEvent, Event, SchemaChangeEvent, TransactionEvent};
-use crate::stream::{ChangeStream, DecodeErrorPolicy};
+use crate::stream::{ChangeStream, DecodeErrorPolicy, OverflowPolicy};
 
 /// How long a background reader waits for new commits before re-checking whether its consumer
 /// has gone away. Wake-ups for new commits are immediate; this only bounds shutdown latency.
@@ -218,27 +218,33 @@ impl BackpressureSignal {
 }
 
 /// An async `futures::Stream` of events, fed by a reader thread through a bounded channel; when
-/// the channel is full the reader stops reading the log (the WAL is the buffer). Runtime
-/// agnostic: it is woken by the channel, which the reader fills as commits arrive.
+/// the channel is full the reader stops reading the log (the WAL is the buffer), or, with
+/// [`OverflowPolicy::Fail`], the stream ends after the buffered events with `BUFFER_OVERFLOW`.
+/// Runtime agnostic: it is woken by the channel, which the reader fills as commits arrive.
 pub struct AsyncSubscription {
     receiver: mpsc::Receiver<Result<Event>>,
     buffered: Arc<AtomicUsize>,
     capacity: usize,
     stop: Arc<AtomicBool>,
+    /// Set by the reader thread (before it drops the sender) when it ended on a full buffer.
+    overflow: Arc<Mutex<Option<CdcError>>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl AsyncSubscription {
-    pub(crate) fn spawn(mut stream: ChangeStream, capacity: usize) -> AsyncSubscription {
+    pub(crate) fn spawn(mut stream: ChangeStream, capacity: usize, policy: OverflowPolicy) -> AsyncSubscription {
         let capacity = capacity.max(1);
         // mpsc::channel(n) holds n + number of senders; one sender, so capacity - 1 + 1.
         let (mut sender, receiver) = mpsc::channel(capacity.saturating_sub(1));
         let buffered = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (buffered2, stop2) = (buffered.clone(), stop.clone());
+        let overflow = Arc::new(Mutex::new(None));
+        let (buffered2, stop2, overflow2) = (buffered.clone(), stop.clone(), overflow.clone());
         let thread = std::thread::Builder::new()
             .name("walden-cdc-async".into())
             .spawn(move || {
+                // LSN of the last event the consumer was handed (for the overflow error).
+                let mut delivered_through: Option<Lsn> = None;
                 while !stop2.load(Ordering::Acquire) && !sender.is_closed() {
                     let Some(item) = stream.next_timeout(BACKGROUND_WAIT) else {
                         if stream.is_ended() {
@@ -246,14 +252,34 @@ impl AsyncSubscription {
                         }
                         continue;
                     };
+                    let item_lsn = item.as_ref().ok().map(Event::lsn);
                     buffered2.fetch_add(1, Ordering::AcqRel);
-                    if futures::executor::block_on(sender.send(item)).is_err() {
+                    let sent = match policy {
+                        OverflowPolicy::Backpressure => futures::executor::block_on(sender.send(item)).is_ok(),
+                        OverflowPolicy::Fail => match sender.try_send(item) {
+                            Ok(()) => true,
+                            Err(e) if e.is_full() => {
+                                buffered2.fetch_sub(1, Ordering::AcqRel);
+                                let resume_lsn = item_lsn.or(delivered_through.map(|l| l + 1)).unwrap_or(0);
+                                *overflow2.lock() = Some(CdcError::BufferOverflow(format!(
+                                    "the consumer fell behind: {capacity} events buffered and not taken; \
+                                     delivery stopped before LSN {resume_lsn}: subscribe again from it"
+                                )));
+                                false
+                            }
+                            Err(_) => false,
+                        },
+                    };
+                    if !sent {
                         break;
+                    }
+                    if item_lsn.is_some() {
+                        delivered_through = item_lsn;
                     }
                 }
             })
             .expect("spawn CDC reader thread");
-        AsyncSubscription { receiver, buffered, capacity, stop, thread: Some(thread) }
+        AsyncSubscription { receiver, buffered, capacity, stop, overflow, thread: Some(thread) }
     }
 
     /// Events read from the log and not yet taken by the consumer.
@@ -271,11 +297,15 @@ impl Stream for AsyncSubscription {
     type Item = Result<Event>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let poll = Pin::new(&mut self.receiver).poll_next(cx);
-        if let Poll::Ready(Some(_)) = &poll {
-            self.buffered.fetch_sub(1, Ordering::AcqRel);
+        match Pin::new(&mut self.receiver).poll_next(cx) {
+            Poll::Ready(Some(item)) => {
+                self.buffered.fetch_sub(1, Ordering::AcqRel);
+                Poll::Ready(Some(item))
+            }
+            // The reader ended; if it ended on a full buffer, say so once, after every event.
+            Poll::Ready(None) => Poll::Ready(self.overflow.lock().take().map(Err)),
+            Poll::Pending => Poll::Pending,
         }
-        poll
     }
 }
 

@@ -72,7 +72,7 @@ pub use event::{
 };
 pub use filter::{ColumnMask, Filter, Predicate};
 pub use slot::SlotSubscription;
-pub use stream::{ChangeStream, DecodeErrorPolicy, SubscriptionOptions};
+pub use stream::{ChangeStream, DecodeErrorPolicy, OverflowPolicy, SubscriptionOptions};
 
 /// A log sequence number.
 pub type Lsn = u64;
@@ -292,8 +292,8 @@ impl Cdc {
     /// # }
     /// ```
     pub fn subscribe_async(&self, options: SubscriptionOptions) -> Result<AsyncSubscription> {
-        let capacity = options.buffer_capacity;
-        Ok(AsyncSubscription::spawn(self.subscribe(options)?, capacity))
+        let (capacity, policy) = (options.buffer_capacity, options.overflow_policy);
+        Ok(AsyncSubscription::spawn(self.subscribe(options)?, capacity, policy))
     }
 
     /// Runs `handler` over a stream on its own thread, with pause / resume / stop and

@@ -55,6 +55,24 @@ pub struct SubscriptionOptions {
     /// Bound on events buffered between the reader thread and an async / callback consumer
     /// (default 1024). The blocking stream buffers at most one transaction boundary.
     pub buffer_capacity: usize,
+    /// What an async subscription does when its consumer falls behind and that buffer is full
+    /// (default [`OverflowPolicy::Backpressure`]).
+    pub overflow_policy: OverflowPolicy,
+}
+
+/// What an async subscription ([`crate::Cdc::subscribe_async`]) does when its consumer falls
+/// behind and the buffer of `buffer_capacity` events is full. Neither drops an event silently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverflowPolicy {
+    /// The reader stops reading the log until the consumer catches up: the WAL is the buffer,
+    /// memory stays bounded, nothing is lost.
+    #[default]
+    Backpressure,
+    /// For consumers that must not fall behind (and would rather know than wait): the
+    /// subscription delivers what it has buffered, then one `BUFFER_OVERFLOW` error naming the
+    /// LSN to resume from, and ends. The events from that LSN on are still in the log; subscribe
+    /// again from it (a slot-backed consumer simply resubscribes).
+    Fail,
 }
 
 impl Default for SubscriptionOptions {
@@ -67,6 +85,7 @@ impl Default for SubscriptionOptions {
             include_schema_changes: true,
             decode_error_policy: DecodeErrorPolicy::FailEvent,
             buffer_capacity: 1024,
+            overflow_policy: OverflowPolicy::Backpressure,
         }
     }
 }
@@ -557,7 +576,7 @@ impl ChangeStream {
                 }
                 let Some(ctx) = self.txn.as_ref().map(|t| t.ctx.clone()) else { return };
                 let event = ChangeEvent {
-                    id: lsn.to_string(),
+                    id: event_id(lsn),
                     op,
                     table: change.table,
                     lsn,
@@ -588,7 +607,7 @@ impl ChangeStream {
                     return;
                 }
                 let event = SchemaChangeEvent {
-                    id: lsn.to_string(),
+                    id: event_id(lsn),
                     lsn,
                     table: schema.table,
                     schema_version: schema.schema_version,
@@ -686,4 +705,9 @@ impl Iterator for ChangeStream {
             }
         }
     }
+}
+
+/// An event's id: its LSN in decimal (`itoa`, one exact-size allocation, no formatter).
+fn event_id(lsn: Lsn) -> String {
+    itoa::Buffer::new().format(lsn).to_owned()
 }

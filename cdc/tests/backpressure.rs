@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use parking_lot::Mutex;
-use walden_cdc::{AsyncSubscription, BackpressureSignal, Cdc, ChangeHandler, SubscriptionOptions};
+use walden_cdc::{
+    AsyncSubscription, BackpressureSignal, Cdc, CdcError, CdcErrorCode, ChangeHandler, OverflowPolicy,
+    SubscriptionOptions,
+};
 use walden_engine::walden_wal::fault::FaultStorage;
 use walden_engine::{Config, Database, SyncMode};
 
@@ -87,6 +90,45 @@ fn a_full_async_buffer_pauses_the_reader_and_draining_it_resumes() {
     // Nothing was dropped or reordered on the way.
     let expected: Vec<u64> = (0..EVENTS as u64).map(|i| 3 * i + 2).collect();
     assert_eq!(taken, expected);
+}
+
+#[test]
+fn with_the_fail_policy_a_full_buffer_ends_the_stream_with_buffer_overflow_and_loses_nothing() {
+    let db = db_with_inserts(EVENTS);
+    let cdc = Cdc::new(db.clone());
+    let end_lsn = db.wal().next_lsn() - 1;
+    let options = |from_lsn| SubscriptionOptions {
+        from_lsn,
+        buffer_capacity: CAPACITY,
+        overflow_policy: OverflowPolicy::Fail,
+        end_lsn: Some(end_lsn),
+        ..SubscriptionOptions::default()
+    };
+    let mut sub = cdc.subscribe_async(options(0)).unwrap();
+    // Nobody consumes: the reader fills the buffer, finds it full and gives up.
+    wait_for_buffered(&sub, CAPACITY);
+    let mut first = Vec::new();
+    let error = loop {
+        match futures::executor::block_on(sub.next()).expect("events, then the error") {
+            Ok(event) => first.push(event.lsn()),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(first.len(), CAPACITY, "every buffered event is delivered before the error");
+    assert_eq!(error.code(), CdcErrorCode::BufferOverflow);
+    assert_eq!(error.code().as_str(), "BUFFER_OVERFLOW");
+    let CdcError::BufferOverflow(message) = &error else { panic!("{error:?}") };
+    let next_change = first.last().unwrap() + 3; // one insert per transaction: BEGIN, INSERT, COMMIT
+    assert!(message.contains(&format!("before LSN {next_change}")), "{message}");
+    assert!(futures::executor::block_on(sub.next()).is_none(), "the stream ends after the error");
+    assert_eq!(sub.buffered_events(), 0);
+
+    // Resuming from the LSN the error names delivers the rest: nothing lost, nothing twice.
+    let rest_sub = cdc.subscribe_async(SubscriptionOptions { buffer_capacity: 1024, ..options(next_change) }).unwrap();
+    let rest: Vec<u64> = futures::executor::block_on(rest_sub.map(|e| e.unwrap().lsn()).collect());
+    let all: Vec<u64> = first.into_iter().chain(rest).collect();
+    let expected: Vec<u64> = (0..EVENTS as u64).map(|i| 3 * i + 2).collect();
+    assert_eq!(all, expected);
 }
 
 #[derive(Default)]
