@@ -86,7 +86,7 @@ pub struct EventRow {
     /// Commit time, µs since the epoch.
     pub commit_ts_us: i64,
     /// `insert`, `update`, `delete` or `schema`.
-    pub op: String,
+    pub op: &'static str,
     /// Table.
     pub table_name: String,
     /// Key bytes.
@@ -106,8 +106,8 @@ pub struct EventRow {
 /// A row image: JSON text or opaque bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
-    /// Valid UTF-8 JSON.
-    Json(String),
+    /// Valid UTF-8 JSON (checked by [`Payload::classify`]; kept as the record's bytes, no copy).
+    Json(Bytes),
     /// Anything else.
     Binary(Bytes),
 }
@@ -116,7 +116,7 @@ impl Payload {
     /// Classifies raw payload bytes.
     pub fn classify(bytes: Bytes) -> Payload {
         match std::str::from_utf8(&bytes) {
-            Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => Payload::Json(text.to_string()),
+            Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => Payload::Json(bytes),
             _ => Payload::Binary(bytes),
         }
     }
@@ -124,7 +124,8 @@ impl Payload {
 
 fn json(p: &Option<Payload>) -> Option<&str> {
     match p {
-        Some(Payload::Json(s)) => Some(s.as_str()),
+        // Checked to be UTF-8 when classified; checking again (GB/s) is cheaper than a copy.
+        Some(Payload::Json(b)) => std::str::from_utf8(b).ok(),
         _ => None,
     }
 }
@@ -150,7 +151,7 @@ impl EventRow {
                 commit_lsn: c.txn.commit_lsn,
                 txn_id: c.txn.txn_id,
                 commit_ts_us: to_i64(c.txn.commit_timestamp_us, "commit timestamp")?,
-                op: c.op.as_str().to_string(),
+                op: c.op.as_str(),
                 table_name: c.table,
                 key: c.key,
                 before: c.old_data.map(Payload::classify),
@@ -166,11 +167,11 @@ impl EventRow {
                     commit_lsn: s.txn.commit_lsn,
                     txn_id: s.txn.txn_id,
                     commit_ts_us: to_i64(s.txn.commit_timestamp_us, "commit timestamp")?,
-                    op: "schema".to_string(),
+                    op: "schema",
                     table_name: s.table,
                     key: Bytes::new(),
                     before: None,
-                    after: Some(Payload::Json(ddl.to_string())),
+                    after: Some(Payload::Json(Bytes::from(ddl.to_string()))),
                     namespace: s.txn.namespace,
                     correlation_id: s.txn.correlation_id,
                     actor: s.txn.actor,
@@ -211,7 +212,7 @@ pub fn to_record_batch(schema: &ArrowSchemaRef, rows: &[EventRow]) -> Result<Rec
                         .with_timezone_opt(tz.clone()),
                 )
             }
-            "op" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.op.as_str()))),
+            "op" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.op))),
             "table_name" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.table_name.as_str()))),
             "key" => Arc::new(LargeBinaryArray::from_iter_values(rows.iter().map(|r| r.key.as_ref()))),
             "before" => Arc::new(StringArray::from_iter(rows.iter().map(|r| json(&r.before)))),
@@ -252,7 +253,7 @@ mod tests {
             commit_lsn: 2,
             txn_id: 1,
             commit_ts_us: MICROS_PER_DAY + 5,
-            op: "insert".into(),
+            op: "insert",
             table_name: "t".into(),
             key: Bytes::new(),
             before: None,
@@ -275,7 +276,7 @@ mod tests {
             commit_lsn: 3,
             txn_id: 1,
             commit_ts_us: 1_700_000_000_000_000,
-            op: "update".into(),
+            op: "update",
             table_name: "users".into(),
             key: Bytes::from_static(b"k"),
             before: Some(Payload::Binary(Bytes::from_static(&[1, 2]))),

@@ -345,13 +345,15 @@ fn auto_archive_follows_sealed_segments_until_stopped() {
     commit_mixed(&f.db, 0, 100);
     f.db.wal().seal_active_segment().unwrap();
     let end = sealed_end(&f.db);
+    let expected = change_lsns(&f.db, 1, end);
+    // The table shows the archived LSN as soon as the run commits; the run's status a moment
+    // later, once archive_sealed has returned: wait for both.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while archiver.last_archived_lsn().unwrap() != Some(end) {
+    while archiver.last_archived_lsn().unwrap() != Some(end) || auto.status().rows < expected.len() as u64 {
         assert!(Instant::now() < deadline, "auto-archive did not catch up: {:?}", auto.status());
         std::thread::sleep(Duration::from_millis(20));
     }
     let status = auto.status();
-    let expected = change_lsns(&f.db, 1, end);
     assert!(status.runs >= 1, "{status:?}");
     assert_eq!((status.failures, status.rows), (0, expected.len() as u64), "{status:?}");
     auto.stop();
