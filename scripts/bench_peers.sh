@@ -17,13 +17,14 @@
 #
 # Environment: WALDEN_BENCH_DIR (where to write; a real disk, not tmpfs), WALDEN_PEERS_FEATURES
 # (default all-peers; e.g. "okaywal sqlite"), WALDEN_PEERS_SLICE_MS (250), WALDEN_PEERS_ROUNDS (8),
-# WALDEN_PEERS_REPLAY_RECORDS (1000000), WALDEN_PEERS_REOPEN_MIB (1024).
+# WALDEN_PEERS_REPLAY_RECORDS (1000000), WALDEN_PEERS_REOPEN_MIB (1024),
+# WALDEN_PEERS_PREALLOCATE_BYTES (Walden's WalConfig::preallocate_bytes; default off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 case "${1:-}" in
   -h | --help)
-    sed -n '2,22p' "$0"
+    sed -n '2,23p' "$0"
     exit 0
     ;;
 esac

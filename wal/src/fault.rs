@@ -36,6 +36,10 @@ const EIO: i32 = 5;
 const EWOULDBLOCK: i32 = 11;
 const ENOSPC: i32 = 28;
 
+/// The unit in which [`FaultStorage::power_loss_keep_random_sectors`] keeps or loses unsynced
+/// overwrites.
+pub const SECTOR_BYTES: usize = 512;
+
 type Ino = u64;
 
 fn eio() -> io::Error {
@@ -87,9 +91,15 @@ struct Inode {
     data: Vec<u8>,
     /// What survives a power loss.
     durable: Vec<u8>,
-    /// `data[..clean] == durable[..clean]`, so a sync copies only `data[clean..]`. Segments can
-    /// be large and synced often; copying whole files on every sync would make tests crawl.
+    /// `data[..clean] == durable[..clean]`, and every byte at or after `dirty_end` is the same in
+    /// both once `durable` is resized to `data`'s length (what was never written since the last
+    /// sync: equal bytes, or a grown file's zeros), so a sync copies only
+    /// `data[clean..dirty_end]`. Segments can be large (with preallocated zeros after the data)
+    /// and synced often; copying whole files, or whole tails, on every sync would make tests
+    /// crawl.
     clean: usize,
+    /// See `clean`: the end of what was written, grown or cut since the last sync.
+    dirty_end: usize,
     /// Open handles of the current generation. An unlinked inode stays alive (and keeps using
     /// space) while this is non-zero, as on POSIX.
     open: usize,
@@ -301,7 +311,7 @@ impl FaultStorage {
     /// Simulates power loss: every file reverts to its durable bytes, every directory to its
     /// durable entries, and all open handles go stale. Also clears the crashed flag and faults.
     pub fn power_loss(&self) {
-        self.lose_power(None);
+        self.lose_power(None, false);
     }
 
     /// Like [`power_loss`](Self::power_loss), but models partial writeback: for every file whose
@@ -309,16 +319,37 @@ impl FaultStorage {
     /// possibly all) of that appended suffix survives. Unsynced overwrites of durable bytes are
     /// still lost. The outcome is a deterministic function of `seed` and the operation history.
     pub fn power_loss_keep_random_prefix(&self, seed: u64) {
-        self.lose_power(Some(seed));
+        self.lose_power(Some(seed), false);
     }
 
-    fn lose_power(&self, keep_prefix_seed: Option<u64>) {
+    /// Like [`power_loss_keep_random_prefix`](Self::power_loss_keep_random_prefix), and in
+    /// addition every [`SECTOR_BYTES`] sector of unsynced overwrites of durable bytes survives or
+    /// not at random, independently: a disk whose volatile cache wrote some of an interrupted
+    /// flush's sectors and not others, with no journal commit ordering them (as for overwrites
+    /// of preallocated space). Deterministic in `seed` and the operation history.
+    pub fn power_loss_keep_random_sectors(&self, seed: u64) {
+        self.lose_power(Some(seed), true);
+    }
+
+    fn lose_power(&self, keep_prefix_seed: Option<u64>, keep_random_sectors: bool) {
         let mut st = self.state.lock();
         for dir in st.dirs.values_mut() {
             dir.current = dir.durable.clone();
         }
         for (&ino, inode) in st.inodes.iter_mut() {
             let mut survived = inode.durable.clone();
+            if let (Some(seed), true) = (keep_prefix_seed, keep_random_sectors) {
+                // Unsynced overwrites lie in `clean..dirty_end` (within the durable length).
+                let end = inode.dirty_end.min(inode.data.len()).min(survived.len());
+                let mut at = inode.clean.min(end) / SECTOR_BYTES * SECTOR_BYTES;
+                while at < end {
+                    let to = (at + SECTOR_BYTES).min(end);
+                    if splitmix64(seed ^ splitmix64(ino) ^ splitmix64(at as u64 + 1)) & 1 == 1 {
+                        survived[at..to].copy_from_slice(&inode.data[at..to]);
+                    }
+                    at = to;
+                }
+            }
             if let Some(seed) = keep_prefix_seed {
                 let suffix = inode.data.get(inode.durable.len()..).unwrap_or_default();
                 // Mix in the inode number so each file gets its own, order-independent draw.
@@ -329,6 +360,7 @@ impl FaultStorage {
             // What survived is now what is on disk.
             inode.durable.clone_from(&survived);
             inode.clean = survived.len();
+            inode.dirty_end = 0;
             inode.data = survived;
         }
         st.restart();
@@ -414,6 +446,7 @@ impl FaultStorage {
         let inode = st.inode(ino);
         inode.durable.clone_from(&bytes);
         inode.clean = bytes.len();
+        inode.dirty_end = 0;
         inode.data = bytes;
     }
 
@@ -713,6 +746,7 @@ impl StorageFile for FaultFile {
                 let inode = st.inode(self.ino);
                 // Bytes from `start` (or from the old end, if the gap is zero-filled) change.
                 inode.clean = inode.clean.min(start).min(inode.data.len());
+                inode.dirty_end = inode.dirty_end.max(end);
                 if inode.data.len() < end {
                     inode.data.resize(end, 0);
                 }
@@ -732,9 +766,14 @@ impl StorageFile for FaultFile {
         self.with(|st| {
             st.take_sync_fault()?;
             let inode = st.inode(self.ino);
-            inode.durable.truncate(inode.clean);
-            inode.durable.extend_from_slice(&inode.data[inode.clean..]);
-            inode.clean = inode.data.len();
+            let len = inode.data.len();
+            inode.durable.resize(len, 0);
+            let (from, to) = (inode.clean.min(len), inode.dirty_end.min(len));
+            if from < to {
+                inode.durable[from..to].copy_from_slice(&inode.data[from..to]);
+            }
+            inode.clean = len;
+            inode.dirty_end = 0;
             st.sync_count += 1;
             Ok(())
         })
@@ -753,6 +792,8 @@ impl StorageFile for FaultFile {
             }
             let inode = st.inode(self.ino);
             inode.clean = inode.clean.min(new_len).min(old_len);
+            // Cut or grown bytes differ from what `durable` holds there (or will, once resized).
+            inode.dirty_end = inode.dirty_end.max(new_len).max(old_len);
             inode.data.resize(new_len, 0);
             Ok(())
         })

@@ -26,6 +26,19 @@ pub const TRAILER_LEN: usize = 16;
 pub const INDEX_ENTRY_LEN: usize = 16;
 /// Size of one hole entry in the footer: start and end byte offsets.
 pub const HOLE_ENTRY_LEN: usize = 16;
+/// Length of [`ZEROS`]: the chunk in which preallocated space is zero-filled and checked.
+pub const ZERO_BLOCK_LEN: usize = 64 << 10;
+
+/// A block of zeros: the source of the writer's zero-filled preallocation (no allocation per
+/// fill) and what [`is_zeroed`] compares against.
+pub static ZEROS: [u8; ZERO_BLOCK_LEN] = [0; ZERO_BLOCK_LEN];
+
+/// Whether every byte of `bytes` is zero (true for an empty slice). Compares block-wise, so a
+/// preallocated tail of megabytes is checked at memory speed; stops at the first non-zero block.
+pub fn is_zeroed(bytes: &[u8]) -> bool {
+    bytes.chunks(ZERO_BLOCK_LEN).all(|block| block == &ZEROS[..block.len()])
+}
+
 /// Marker in every record header. Zeroed or foreign bytes almost never carry it, and the CRC and
 /// LSN checks catch the rest.
 pub const RECORD_MARKER: u16 = 0x57A1;

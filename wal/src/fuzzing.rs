@@ -383,8 +383,15 @@ fn check_scan(bytes: &[u8], header: &SegmentHeader, mode: RecoveryMode, max_len:
         let at = format::verify_record(&bytes[e.offset as usize..], max_len);
         assert_eq!(at.map(|(h, _)| h.lsn), Ok(e.lsn), "index entry {e:?} does not point at its record: {}", ctx());
     }
+    if r.outcome != ScanOutcome::Clean {
+        assert_eq!(r.zero_tail_bytes, 0, "zero tail outside a clean outcome: {}", ctx());
+    }
     match &r.outcome {
-        ScanOutcome::Clean => assert_eq!(r.valid_end_offset, len, "{}", ctx()),
+        ScanOutcome::Clean => {
+            // Up to the end of the bytes, or up to a zero-filled (preallocated) tail.
+            assert_eq!(r.valid_end_offset + r.zero_tail_bytes, len, "{}", ctx());
+            assert!(format::is_zeroed(&bytes[r.valid_end_offset as usize..]), "non-zero tail: {}", ctx());
+        }
         ScanOutcome::TornTail { offset, .. } => {
             assert_eq!(*offset, r.valid_end_offset, "{}", ctx());
             assert!(*offset < len, "torn tail at the end of the data: {}", ctx());

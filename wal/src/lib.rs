@@ -47,7 +47,9 @@ mod wal;
 /// A log sequence number: 1 for the first record, +1 per record.
 pub type Lsn = u64;
 
-pub use config::{RecoveryMode, SyncMode, WalConfig};
+pub use config::{
+    DEFAULT_PREALLOCATE_BYTES, MAX_PREALLOCATE_BYTES, RECOMMENDED_PREALLOCATE_BYTES, RecoveryMode, SyncMode, WalConfig,
+};
 pub use error::{Result, WalError};
 pub use reader::{Reader, Record};
 pub use recovery::{RecoveryReport, SkippedRange, TornTail};

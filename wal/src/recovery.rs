@@ -45,6 +45,12 @@ pub struct RecoveryReport {
     pub bytes_truncated: u64,
     /// Details of the truncated tail, if any.
     pub torn_tail: Option<TornTail>,
+    /// Zero bytes found after the last complete batch of the active segment: space the writer
+    /// preallocated ([`WalConfig::preallocate_bytes`]), neither data nor a torn tail, so not in
+    /// `bytes_truncated`. Kept when this log preallocates
+    /// ([`WalConfig::effective_preallocate_bytes`] > 0: the writer resumes at the end of the data
+    /// and overwrites them), otherwise truncated at open.
+    pub preallocated_bytes: u64,
     /// Damaged ranges skipped by salvage recovery.
     pub skipped_ranges: Vec<SkippedRange>,
     /// Leftover temporary files of an interrupted segment creation that were removed.
@@ -83,7 +89,9 @@ pub struct SkippedRange {
 /// How a scan of segment bytes ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScanOutcome {
-    /// Every byte after the header is a complete, valid batch.
+    /// Every byte after the header is a complete, valid batch, or zero-filled space after the
+    /// last batch up to the end of the bytes (space the writer preallocated; its length is
+    /// [`ScanResult::zero_tail_bytes`]).
     Clean,
     /// The data ends in an incomplete or invalid tail with nothing valid after it (or, in
     /// point-in-time mode, anything after the first bad record).
@@ -125,6 +133,9 @@ pub struct ScanResult {
     pub index: Vec<IndexEntry>,
     /// Ranges skipped in salvage mode.
     pub holes: Vec<Hole>,
+    /// With a [`ScanOutcome::Clean`] outcome: the zero bytes from `valid_end_offset` to the end
+    /// (preallocated space, not data and not a torn tail); 0 otherwise.
+    pub zero_tail_bytes: u64,
     /// How the scan ended.
     pub outcome: ScanOutcome,
 }
@@ -145,6 +156,12 @@ struct Committed {
 /// Validates each record's structure, CRC, LSN (must be the next one) and chain (its `prev_crc`
 /// must be the previous record's CRC); keeps only complete batches; applies `mode` to damage.
 /// `max_stored_len` bounds record lengths. Never panics on any input.
+///
+/// Nothing but zeros from the end of a complete batch to the end of `bytes` is preallocated
+/// space, in every mode: the outcome is [`ScanOutcome::Clean`] with `zero_tail_bytes` set. Zeros
+/// after an incomplete batch are still a torn tail, and zeros followed by anything non-zero are
+/// damage as before. (The check is one block-wise comparison of the tail, done only where a
+/// record fails to parse, so it costs at most one pass over the file.)
 pub fn scan_segment(
     bytes: &[u8],
     header: &SegmentHeader,
@@ -173,7 +190,11 @@ pub fn scan_segment(
     let mut force_index = true; // the first record, and the first after a salvage hole
     let mut relaxed = false; // after a salvage hole the next record may skip LSNs and break the chain
 
-    let finish = |mut committed: Committed, index: &mut Vec<IndexEntry>, mut holes: Vec<Hole>, mut outcome| {
+    let finish = |mut committed: Committed,
+                  index: &mut Vec<IndexEntry>,
+                  mut holes: Vec<Hole>,
+                  zero_tail_bytes: u64,
+                  mut outcome| {
         if committed.count == 0 && !holes.is_empty() {
             // Salvage skipped damage but kept no record after it. Nothing is kept, so no bytes
             // are either: otherwise `open` would resume appending after damaged bytes that
@@ -194,6 +215,7 @@ pub fn scan_segment(
             last_record_offset: committed.last_offset,
             index: std::mem::take(index),
             holes,
+            zero_tail_bytes,
             outcome,
         }
     };
@@ -201,7 +223,7 @@ pub fn scan_segment(
     loop {
         if pos >= len {
             if committed.end == len {
-                return finish(committed, &mut index, holes, ScanOutcome::Clean);
+                return finish(committed, &mut index, holes, 0, ScanOutcome::Clean);
             }
             // Records after the last batch end: the batch never finished.
             let dropped = count - committed.count;
@@ -210,7 +232,7 @@ pub fn scan_segment(
                 records_dropped: dropped,
                 reason: format!("incomplete batch of {dropped} records at the end"),
             };
-            return finish(committed, &mut index, holes, outcome);
+            return finish(committed, &mut index, holes, 0, outcome);
         }
         let rest = &bytes[pos as usize..];
         let problem = match format::verify_record(rest, max_stored_len) {
@@ -250,6 +272,10 @@ pub fn scan_segment(
             Err(e) => Some(describe(&e)),
         };
         let Some(reason) = problem else { continue };
+        if pos == committed.end && count == committed.count && format::is_zeroed(&bytes[pos as usize..]) {
+            // Preallocated space after the last complete batch: the end of the data, not a tear.
+            return finish(committed, &mut index, holes, len - pos, ScanOutcome::Clean);
+        }
 
         // `pos` is bad. Is there valid data after it?
         let resync = find_valid_record(bytes, pos + 1, committed.last_lsn + 1, max_stored_len);
@@ -274,19 +300,19 @@ pub fn scan_segment(
                 let dropped =
                     count - committed.count + count_valid_records(bytes, next, committed.last_lsn + 1, max_stored_len);
                 let outcome = ScanOutcome::TornTail { offset: committed.end, records_dropped: dropped, reason };
-                return finish(committed, &mut index, holes, outcome);
+                return finish(committed, &mut index, holes, 0, outcome);
             }
             (RecoveryMode::PointInTime, None)
             | (RecoveryMode::SkipCorrupted, None)
             | (RecoveryMode::TolerateTornTail, None) => {
                 let outcome =
                     ScanOutcome::TornTail { offset: committed.end, records_dropped: count - committed.count, reason };
-                return finish(committed, &mut index, holes, outcome);
+                return finish(committed, &mut index, holes, 0, outcome);
             }
             (RecoveryMode::AbsoluteConsistency, None) => {
                 let outcome =
                     ScanOutcome::TornTail { offset: committed.end, records_dropped: count - committed.count, reason };
-                return finish(committed, &mut index, holes, outcome);
+                return finish(committed, &mut index, holes, 0, outcome);
             }
             (RecoveryMode::TolerateTornTail | RecoveryMode::AbsoluteConsistency, Some(next)) => {
                 let outcome = ScanOutcome::Corruption {
@@ -294,7 +320,7 @@ pub fn scan_segment(
                     lsn: expected_lsn,
                     detail: format!("{reason}; a valid record follows at offset {next}"),
                 };
-                return finish(committed, &mut index, holes, outcome);
+                return finish(committed, &mut index, holes, 0, outcome);
             }
         }
     }
@@ -350,6 +376,9 @@ pub(crate) struct RecoveredActive {
     pub(crate) last_timestamp_us: u64,
     /// Offset of the last record in the segment (0 if none).
     pub(crate) last_record_offset: u64,
+    /// End of the zero-filled space after `write_offset` (the file's length; `write_offset` if
+    /// there is none).
+    pub(crate) preallocated_end: u64,
 }
 
 /// Everything `open` needs to start the writer and readers.
@@ -658,6 +687,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
         last_lsn: 0,
         bytes_truncated: 0,
         torn_tail: None,
+        preallocated_bytes: 0,
         skipped_ranges: Vec::new(),
         temp_files_removed: Vec::new(),
     };
@@ -732,6 +762,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
                 record_count: 0,
                 last_timestamp_us: 0,
                 last_record_offset: 0,
+                preallocated_end: SEGMENT_HEADER_LEN as u64,
             },
             report,
             lock_file,
@@ -799,6 +830,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
                 record_count: record.record_count,
                 last_timestamp_us,
                 last_record_offset: record.last_record_offset,
+                preallocated_end: record.data_end_offset,
             });
             continue;
         }
@@ -835,7 +867,11 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
         let scan = scan_segment(&bytes, header, mode, max_len, config.index_interval_bytes);
         let file_len = bytes.len() as u64;
         match &scan.outcome {
-            ScanOutcome::Clean => {}
+            ScanOutcome::Clean => {
+                if scan.zero_tail_bytes > 0 {
+                    tracing::debug!(segment = %path.display(), offset = scan.valid_end_offset, bytes = scan.zero_tail_bytes, "zero-filled (preallocated) tail after the last batch");
+                }
+            }
             ScanOutcome::Corruption { offset, lsn, detail } => {
                 return Err(WalError::Corruption {
                     segment: path.clone(),
@@ -909,7 +945,16 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
             }
             continue;
         }
-        if scan.valid_end_offset < file_len {
+        // A zero-filled tail after the data is preallocated space. A writer that preallocates
+        // keeps it (durable now, by the sync below, so it need not be zero-filled again); one
+        // that does not (`None`, `IntervalMs`, or `preallocate_bytes` 0) has it cut, since its
+        // unsynced writes must not half-overwrite synced zeros and half grow the file (a power
+        // loss could then keep the grown part and lose the part before it). Anything else past
+        // the end of the data is cut too.
+        let zero_tail = if scan.outcome == ScanOutcome::Clean { scan.zero_tail_bytes } else { 0 };
+        report.preallocated_bytes += zero_tail;
+        let kept_zero_tail = if config.effective_preallocate_bytes() > 0 { zero_tail } else { 0 };
+        if scan.valid_end_offset + kept_zero_tail < file_len {
             writable.set_len(scan.valid_end_offset).map_err(|e| WalError::io("truncate", path, e))?;
         }
         // Always sync what recovery keeps: after a process crash the page cache may hold records
@@ -941,6 +986,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
             record_count: scan.record_count,
             last_timestamp_us: scan.last_timestamp_us,
             last_record_offset: scan.last_record_offset,
+            preallocated_end: scan.valid_end_offset + kept_zero_tail,
         });
     }
 
@@ -973,6 +1019,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
                 record_count: 0,
                 last_timestamp_us: last.sealed_at_us.min(now_us()),
                 last_record_offset: 0,
+                preallocated_end: SEGMENT_HEADER_LEN as u64,
             }
         }
     };

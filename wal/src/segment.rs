@@ -23,7 +23,8 @@ pub struct SegmentInfo {
     pub last_lsn: Lsn,
     /// Whether the segment is sealed (immutable, fsynced, with a footer).
     pub sealed: bool,
-    /// Bytes of the file including header and footer (for the active one: written so far).
+    /// Bytes of the file including header and footer (for the active one: the data written so
+    /// far, without preallocated zeros after it).
     pub size_bytes: u64,
 }
 

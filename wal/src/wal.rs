@@ -55,7 +55,7 @@ pub struct WalStats {
     pub append_calls: u64,
     /// `fdatasync` calls on segment data since open.
     pub data_syncs: u64,
-    /// Bytes written to segment files since open.
+    /// Record bytes written to segment files since open (preallocated zeros not included).
     pub bytes_written: u64,
     /// Segments sealed since open.
     pub segments_sealed: u64,
@@ -64,6 +64,12 @@ pub struct WalStats {
     pub group_commit_gathers: u64,
     /// Total time those leaders waited, in microseconds.
     pub group_commit_gather_us: u64,
+    /// Zero-fills of the active segment ahead of the write offset
+    /// ([`WalConfig::preallocate_bytes`]); each ends in one `fdatasync`, not counted in
+    /// `data_syncs`.
+    pub preallocations: u64,
+    /// Zero bytes those fills wrote (not counted in `bytes_written`).
+    pub bytes_preallocated: u64,
 }
 
 #[derive(Debug, Default)]
@@ -75,6 +81,8 @@ struct Counters {
     segments_sealed: AtomicU64,
     group_commit_gathers: AtomicU64,
     group_commit_gather_us: AtomicU64,
+    preallocations: AtomicU64,
+    bytes_preallocated: AtomicU64,
 }
 
 impl Counters {
@@ -87,6 +95,8 @@ impl Counters {
             segments_sealed: self.segments_sealed.load(Ordering::Relaxed),
             group_commit_gathers: self.group_commit_gathers.load(Ordering::Relaxed),
             group_commit_gather_us: self.group_commit_gather_us.load(Ordering::Relaxed),
+            preallocations: self.preallocations.load(Ordering::Relaxed),
+            bytes_preallocated: self.bytes_preallocated.load(Ordering::Relaxed),
         }
     }
 }
@@ -135,6 +145,10 @@ struct IoState {
     unsynced: bool,
     /// Offset up to which write-back was started or synced (`writeback_interval_bytes`).
     writeback_from: u64,
+    /// End of the zero-filled space after `write_offset` ([`Shared::preallocate`]): bytes
+    /// `write_offset..preallocated_end` of the file are zeros (equal to `write_offset`, or below
+    /// it once a batch ran past the preallocated space, when there is none).
+    preallocated_end: u64,
     /// `LOCK`, where `close` leaves the clean-close record.
     lock_file: Box<dyn StorageFile>,
     /// Whether `LOCK` holds a clean-close record that is still valid. Cleared durably before
@@ -264,6 +278,7 @@ impl Wal {
             last_record_offset: active.last_record_offset,
             unsynced: false,
             writeback_from: active.write_offset,
+            preallocated_end: active.preallocated_end,
             lock_file: rec.lock_file,
             clean_close_on_disk: rec.clean_close_on_disk,
         };
@@ -746,6 +761,7 @@ impl Shared {
                 debug_assert_eq!(chunk.segment_first_lsn, io.last_lsn + 1);
                 self.rotate(io, chunk.segment_first_lsn)?;
             }
+            self.preallocate(io, chunk.bytes.len() as u64)?;
             if let Err(e) = io.file.write_all_at(&chunk.bytes, io.write_offset) {
                 return Err(self.fail(WalError::io("write", &io.segment.path, e)));
             }
@@ -807,6 +823,81 @@ impl Shared {
         Ok(())
     }
 
+    /// Durable modes: keeps zero-filled, `fdatasync`ed space ahead of the write offset, so that
+    /// the commits' `fdatasync`s overwrite blocks that are already allocated and written inside
+    /// the file's size (data only on ext4) instead of growing the file (a journal commit each).
+    ///
+    /// Called by the `io` holder before it writes a chunk of `incoming` bytes. Unless at least
+    /// half the window ([`WalConfig::effective_preallocate_bytes`]) would still be left after the
+    /// chunk, writes zeros from the preallocated end (never below the write offset, so never a
+    /// byte of data) up to `window` bytes past the chunk's end, capped at the target segment
+    /// size but never short of the chunk's end, and `fdatasync`s once.
+    ///
+    /// The chunk always lands entirely on synced zeros, also the last one of a segment that runs
+    /// past the cap and one larger than the window: a write that both overwrote preallocated
+    /// space and grew the file could, after a power loss, keep its appended part (made durable by
+    /// any journal commit, which flushes newly allocated blocks) but lose the overwritten part
+    /// (which no journal commit flushes): zeros followed by a valid record, which recovery must
+    /// take for corruption. (`FaultStorage::power_loss_keep_random_prefix` models exactly that.)
+    ///
+    /// Inline and amortised rather than on a background thread: one
+    /// fill of about half a window (2 MiB by default) per half window appended, so it stays off
+    /// almost every commit, and it runs under the same `io` lock as every other write. Any
+    /// error fails the log like every write or sync error (nothing is acknowledged after it;
+    /// zeros half-written past the data are preallocated space to recovery).
+    fn preallocate(&self, io: &mut IoState, incoming: u64) -> Result<()> {
+        let window = self.config.effective_preallocate_bytes();
+        if window == 0 {
+            return Ok(());
+        }
+        let chunk_end = io.write_offset + incoming;
+        if io.preallocated_end >= chunk_end + window / 2 {
+            return Ok(());
+        }
+        let cap = self.config.target_segment_size_bytes;
+        let mut target = chunk_end + window;
+        if target + window / 2 > cap {
+            // Fill up to the cap now rather than leave a sliver for another fill and sync; past
+            // it (the segment's last batch) only what the chunk covers.
+            target = cap.max(chunk_end);
+        }
+        let from = io.preallocated_end.max(io.write_offset);
+        if target <= from {
+            return Ok(()); // at the cap, and the chunk fits in what is there
+        }
+        let path = &io.segment.path;
+        let mut at = from;
+        while at < target {
+            let n = (target - at).min(format::ZERO_BLOCK_LEN as u64) as usize;
+            if let Err(e) = io.file.write_all_at(&format::ZEROS[..n], at) {
+                return Err(self.fail(WalError::io("preallocate (write zeros)", path, e)));
+            }
+            at += n as u64;
+        }
+        if let Err(e) = io.file.sync_data() {
+            return Err(self.fail(WalError::io("preallocate (fdatasync)", path, e)));
+        }
+        io.preallocated_end = target;
+        self.stats.preallocations.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes_preallocated.fetch_add(target - from, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `close`: truncates the preallocated zeros after the data (`set_len` + `fdatasync`), so
+    /// that the active segment is exactly `write_offset` bytes long, as the clean-close record
+    /// says (and as offline tools expect of a closed log). A crash in between leaves zeros or
+    /// not, and no record yet: the next open scans and finds the same data either way.
+    fn drop_preallocated(&self, io: &mut IoState) -> Result<()> {
+        if io.preallocated_end <= io.write_offset {
+            return Ok(());
+        }
+        let path = &io.segment.path;
+        io.file.set_len(io.write_offset).map_err(|e| WalError::io("truncate", path, e))?;
+        io.file.sync_data().map_err(|e| WalError::io("fdatasync", path, e))?;
+        io.preallocated_end = io.write_offset;
+        Ok(())
+    }
+
     /// Clears a clean-close record still on disk, durably, before the first write to any
     /// segment after open: from then on the active segment differs from what it describes.
     /// An error fails the log (nothing has been written, so the record stays true).
@@ -827,6 +918,9 @@ impl Shared {
         let mut io = self.io.lock();
         self.check_usable()?;
         let mut result = self.write_pending(&mut io, true);
+        if result.is_ok() {
+            result = self.drop_preallocated(&mut io);
+        }
         if result.is_ok() && self.config.clean_close_record && !io.clean_close_on_disk && !io.unsynced {
             let record = CleanClose {
                 log_id: self.log_id,
@@ -969,6 +1063,8 @@ impl Shared {
             io.unsynced = false;
         }
         self.durable_lsn.fetch_max(io.last_lsn, Ordering::AcqRel);
+        // `write_footer` truncates the file to the data end first: a sealed segment never
+        // keeps preallocated zeros.
         if let Err(e) = recovery::write_footer(&path, io.file.as_ref(), &footer) {
             return Err(self.fail(e));
         }
@@ -997,6 +1093,7 @@ impl Shared {
         io.file = file;
         io.write_offset = SEGMENT_HEADER_LEN as u64;
         io.writeback_from = io.write_offset;
+        io.preallocated_end = io.write_offset;
         io.record_count = 0;
         io.last_record_offset = 0;
         self.stats.segments_sealed.fetch_add(1, Ordering::Relaxed);

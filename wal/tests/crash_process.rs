@@ -182,6 +182,9 @@ fn wal_config(flavour: Flavour, segment_size_bytes: u64, compress: bool, recover
         recovery_mode,
         compression_threshold_bytes: compress.then_some(64),
         index_interval_bytes: 4096,
+        // Preallocation on, with a window small enough that kills land in mid-segment refills
+        // (zero-fill + fdatasync ahead of the data) too, not only in the first fill.
+        preallocate_bytes: segment_size_bytes / 4,
         ..WalConfig::default()
     }
 }
@@ -449,6 +452,8 @@ struct Summary {
     rounds_verified_on_copy: usize,
     torn_tails: usize,
     torn_tails_recovered_by_child: usize,
+    /// Rounds whose reopen found preallocated zeros after the data (kept, not truncated).
+    preallocated_tails: usize,
     bytes_truncated: u64,
     records_dropped_from_torn_batches: u64,
     temp_files_removed: usize,
@@ -697,6 +702,9 @@ fn run_round(
         summary.records_dropped_from_torn_batches += torn.records_dropped;
     }
     summary.temp_files_removed += report.temp_files_removed.len();
+    if report.preallocated_bytes > 0 {
+        summary.preallocated_tails += 1;
+    }
 
     verify(&wal, model)?;
     if plan.verify_on_copy {

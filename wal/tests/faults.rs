@@ -306,10 +306,16 @@ fn fsync_eio_single_appender_every_mode() {
 
 #[test]
 fn enospc_during_append_fails_the_log() {
-    for mode in [SyncMode::Always, SyncMode::Group, SyncMode::None] {
+    for (mode, preallocate_bytes) in [
+        (SyncMode::Always, 0),
+        (SyncMode::Group, 0),
+        (SyncMode::None, 0),
+        (SyncMode::Always, 1024),
+        (SyncMode::Group, 4096),
+    ] {
         for restart in Restart::all(11) {
             let fs = FaultStorage::new();
-            let cfg = config(mode);
+            let cfg = WalConfig { preallocate_bytes, ..config(mode) };
             let wal = open_ok(&fs, &cfg);
             let mut attempts = Vec::new();
             for b in 0..3 {
@@ -331,7 +337,14 @@ fn enospc_during_append_fails_the_log() {
                 }
             }
             let e = error.expect("the disk fills up");
-            assert_eq!(io_error(&e), Some(("write", Some(ENOSPC))), "{mode:?}: {e:?}");
+            // With preallocation the disk fills up while zero-filling ahead of the data (or,
+            // at the segment's end, while writing past the preallocated space).
+            let op = if preallocate_bytes > 0 { "preallocate (write zeros)" } else { "write" };
+            let got = io_error(&e);
+            assert!(
+                got == Some((op, Some(ENOSPC))) || (preallocate_bytes > 0 && got == Some(("write", Some(ENOSPC)))),
+                "{mode:?}, preallocate {preallocate_bytes}: {e:?}"
+            );
             assert_refuses_everything(&wal);
             restart.apply(&fs);
             drop(wal);
@@ -357,15 +370,36 @@ enum EnospcSite {
     Footer,
     /// Writing the header of the next segment (`*.wal.tmp`).
     NewSegment,
+    /// Zero-filling the active segment ahead of the data (`WalConfig::preallocate_bytes`).
+    Preallocate,
 }
 
 /// Sweeps the space limit across two segment rotations, so ENOSPC hits record data, the footer
-/// of the segment being sealed, and the header of the segment being created.
+/// of the segment being sealed, and the header of the segment being created (without
+/// preallocation, which moves most of these into the zero-fill: see the next test).
 #[test]
 fn enospc_sweep_across_segment_rotation() {
+    let (sites, temp_files_removed) = enospc_sweep(0);
+    for site in [EnospcSite::RecordData, EnospcSite::Footer, EnospcSite::NewSegment] {
+        assert!(sites.contains_key(&site), "the sweep never hit {site:?}: {sites:?}");
+    }
+    assert!(temp_files_removed > 0, "no crash left a temp segment behind: {sites:?}");
+}
+
+/// The same sweep with preallocation: the disk fills up while zero-filling ahead of the data
+/// (before the records that would need the space are written), and every acknowledged record
+/// survives every restart all the same.
+#[test]
+fn enospc_sweep_across_segment_rotation_with_preallocation() {
+    let (sites, _) = enospc_sweep(2048);
+    assert!(sites.contains_key(&EnospcSite::Preallocate), "the sweep never hit the zero-fill: {sites:?}");
+}
+
+/// Returns where ENOSPC hit, and how many temp segments reopening removed.
+fn enospc_sweep(preallocate_bytes: u64) -> (BTreeMap<EnospcSite, u32>, usize) {
     const RECORDS_PER_SEGMENT: u64 = 10;
     const PAYLOAD_BYTES: usize = 150;
-    let cfg = WalConfig { max_records_per_segment: RECORDS_PER_SEGMENT, ..config(SyncMode::Group) };
+    let cfg = WalConfig { max_records_per_segment: RECORDS_PER_SEGMENT, preallocate_bytes, ..config(SyncMode::Group) };
     let mut sites = BTreeMap::new();
     let mut temp_files_removed = 0;
     for extra in (0..6000u64).step_by(23) {
@@ -390,8 +424,10 @@ fn enospc_sweep_across_segment_rotation() {
         }
         let (lsn, e) = failure.expect("the disk fills up");
         assert_eq!(io_error(&e).map(|(_, errno)| errno), Some(Some(ENOSPC)), "extra {extra}: {e:?}");
-        let WalError::Io { path, .. } = &e else { unreachable!() };
-        let site = if path.to_string_lossy().ends_with(".tmp") {
+        let WalError::Io { path, op, .. } = &e else { unreachable!() };
+        let site = if op.starts_with("preallocate") {
+            EnospcSite::Preallocate
+        } else if path.to_string_lossy().ends_with(".tmp") {
             EnospcSite::NewSegment
         } else if (lsn - 1) % RECORDS_PER_SEGMENT == 0 && !path.ends_with(segment_file_name(lsn)) {
             EnospcSite::Footer
@@ -414,10 +450,7 @@ fn enospc_sweep_across_segment_rotation() {
         wal.close().expect("close");
         assert!(fs.list_all_files().iter().all(|p| !p.to_string_lossy().ends_with(".tmp")), "leftover temp file");
     }
-    for site in [EnospcSite::RecordData, EnospcSite::Footer, EnospcSite::NewSegment] {
-        assert!(sites.contains_key(&site), "the sweep never hit {site:?}: {sites:?}");
-    }
-    assert!(temp_files_removed > 0, "no crash left a temp segment behind: {sites:?}");
+    (sites, temp_files_removed)
 }
 
 // ---------------------------------------------------------------------------------------------

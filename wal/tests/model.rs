@@ -22,8 +22,13 @@ use walden_wal::{Lsn, Record, SegmentInfo, SyncMode, Wal, WalConfig, WalError};
 const MAX_RECORDS_PER_SEGMENT: u64 = 20;
 const MAX_BATCH_RECORDS: usize = 6;
 
-fn config(sync_mode: SyncMode, compress: bool) -> WalConfig {
+/// `preallocate_bytes` values the model runs with: off, a window small enough to be refilled
+/// several times per segment, and the default (capped at the segment size: one fill per segment).
+const PREALLOCATE_BYTES: [u64; 3] = [0, 512, walden_wal::RECOMMENDED_PREALLOCATE_BYTES];
+
+fn config(sync_mode: SyncMode, compress: bool, preallocate_bytes: u64) -> WalConfig {
     WalConfig {
+        preallocate_bytes,
         target_segment_size_bytes: 4096,
         max_records_per_segment: MAX_RECORDS_PER_SEGMENT,
         index_interval_bytes: 128,
@@ -192,10 +197,10 @@ fn open(fs: &FaultStorage, dir: &Path, config: &WalConfig) -> Wal {
 }
 
 impl Harness {
-    fn new(sync_mode: SyncMode, compress: bool) -> Harness {
+    fn new(sync_mode: SyncMode, compress: bool, preallocate_bytes: u64) -> Harness {
         let fs = FaultStorage::new();
         let dir = PathBuf::from("/wal");
-        let config = config(sync_mode, compress);
+        let config = config(sync_mode, compress, preallocate_bytes);
         let wal = open(&fs, &dir, &config);
         let model = Model { records: Vec::new(), oldest: 1, durable: 0 };
         Harness { fs, dir, config, wal: Some(wal), model, opened_at: 0 }
@@ -424,6 +429,7 @@ impl Harness {
             Restart::Clean => {
                 assert_eq!(recovered, last);
                 assert_eq!(report.bytes_truncated, 0, "{report:?}");
+                assert_eq!(report.preallocated_bytes, 0, "close leaves no preallocated zeros: {report:?}");
                 assert_eq!(report.sealed_segments_trusted, report.segment_count - 1, "{report:?}");
                 assert!(report.active_segment_trusted, "a clean close was not trusted: {report:?}");
             }
@@ -468,6 +474,10 @@ impl Harness {
         assert!(active.last_lsn + 1 >= active.first_lsn && active.last_lsn <= self.model.last());
         for seg in sealed {
             assert!(seg.sealed && seg.last_lsn >= seg.first_lsn, "{seg:?}");
+            // Sealed files end in their footer: no preallocated zeros are left behind it.
+            let file = self.fs.file_bytes(&seg.path).expect("sealed segment file");
+            assert_eq!(file.len() as u64, seg.size_bytes, "sealed segment file length: {seg:?}");
+            assert!(file.ends_with(b"WALDSEAL"), "sealed segment does not end in its trailer: {seg:?}");
             let records = seg.last_lsn - seg.first_lsn + 1;
             assert!(records < MAX_RECORDS_PER_SEGMENT + MAX_BATCH_RECORDS as u64, "{seg:?}");
             assert!(self.model.is_batch_boundary(seg.first_lsn - 1), "segment starts inside a batch: {seg:?}");
@@ -485,8 +495,8 @@ enum Restart {
     PowerLossKeepPrefix(u64),
 }
 
-fn run_sequence(sync_mode: SyncMode, compress: bool, ops: &[Op]) {
-    let mut h = Harness::new(sync_mode, compress);
+fn run_sequence(sync_mode: SyncMode, compress: bool, preallocate_bytes: u64, ops: &[Op]) {
+    let mut h = Harness::new(sync_mode, compress, preallocate_bytes);
     for op in ops {
         h.run(op);
     }
@@ -509,9 +519,10 @@ proptest! {
     fn wal_matches_model(
         sync_mode in sync_mode(),
         compress in any::<bool>(),
+        preallocate_bytes in proptest::sample::select(PREALLOCATE_BYTES.to_vec()),
         ops in proptest::collection::vec(op(), 1..120),
     ) {
-        run_sequence(sync_mode, compress, &ops);
+        run_sequence(sync_mode, compress, preallocate_bytes, &ops);
     }
 }
 
@@ -540,7 +551,9 @@ fn deterministic_sequence_every_mode() {
     }
     for mode in [SyncMode::Group, SyncMode::Always, SyncMode::None] {
         for compress in [false, true] {
-            run_sequence(mode, compress, &ops);
+            for preallocate_bytes in PREALLOCATE_BYTES {
+                run_sequence(mode, compress, preallocate_bytes, &ops);
+            }
         }
     }
 }

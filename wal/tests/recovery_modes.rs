@@ -198,9 +198,11 @@ fn truncated_tail_on_real_files() {
     wal.close().expect("close");
 }
 
-/// Preallocated zeros after the last record are the end of the log, not corruption.
+/// Preallocated zeros after the last record are the end of the log, not corruption and not a
+/// torn tail: every mode opens it cleanly, keeps every record, truncates nothing and reports the
+/// zeros as `preallocated_bytes`; appends continue at the end of the data.
 #[test]
-fn zero_filled_tail_is_a_torn_tail() {
+fn zero_filled_tail_is_preallocated_space() {
     const LEN: usize = 30;
     let (fs, path, layout) = write_log(&[1, 2, 1, 3], LEN);
     let mut bytes = fs.file_bytes(&path).expect("segment");
@@ -208,24 +210,125 @@ fn zero_filled_tail_is_a_torn_tail() {
     assert_eq!(end, layout.last().expect("records").end);
     bytes.resize(bytes.len() + 4096, 0);
     fs.set_file_bytes(&path, bytes);
+    let damaged = files(&fs);
+    // A log that preallocates keeps the zeros (a log that does not drops them at open:
+    // `tests/preallocate.rs`).
+    let preallocating =
+        |mode| WalConfig { preallocate_bytes: walden_wal::RECOMMENDED_PREALLOCATE_BYTES, ..config(mode) };
 
-    let before = files(&fs);
-    match open(&fs, &config(RecoveryMode::AbsoluteConsistency)) {
-        Err(WalError::IncompleteTail { segment, offset, bytes }) => {
-            assert_eq!((segment, offset, bytes), (path.clone(), end, 4096));
-        }
-        other => panic!("absolute consistency with a zero tail: {other:?}"),
+    for mode in [
+        RecoveryMode::AbsoluteConsistency,
+        RecoveryMode::TolerateTornTail,
+        RecoveryMode::PointInTime,
+        RecoveryMode::SkipCorrupted,
+    ] {
+        let wal = open_ok(&fs, &preallocating(mode));
+        let report = wal.recovery_report().clone();
+        assert_eq!((report.bytes_truncated, report.torn_tail.clone()), (0, None), "{mode:?}: {report:?}");
+        assert_eq!(report.preallocated_bytes, 4096, "{mode:?}: {report:?}");
+        assert!(report.skipped_ranges.is_empty(), "{mode:?}: {report:?}");
+        check_records(&read_from(&wal, 1), &[1, 2, 3, 4, 5, 6, 7], LEN);
+        drop(wal);
+        assert_eq!(files(&fs), damaged, "{mode:?}: open changed the segment");
     }
-    assert_eq!(files(&fs), before);
 
+    // Appends go where the data ends, over the zeros.
+    let wal = open_ok(&fs, &preallocating(RecoveryMode::AbsoluteConsistency));
+    assert_eq!(wal.append(1, &payload(8, LEN)).expect("append"), 8);
+    assert_eq!(&fs.file_bytes(&path).expect("segment")[end as usize + 16..end as usize + 24], &8u64.to_le_bytes());
+    wal.close().expect("close");
+    let wal = open_ok(&fs, &preallocating(RecoveryMode::AbsoluteConsistency));
+    check_records(&read_from(&wal, 1), &[1, 2, 3, 4, 5, 6, 7, 8], LEN);
+    wal.close().expect("close");
+}
+
+/// A batch torn off in the middle and followed by zeros (an append into preallocated space that
+/// did not finish) is still a torn tail: the incomplete batch's records are dropped.
+#[test]
+fn torn_batch_followed_by_zeros_is_a_torn_tail() {
+    const LEN: usize = 30;
+    let (fs, path, layout) = write_log(&[1, 2, 3], LEN);
+    let full = fs.file_bytes(&path).expect("segment");
+    let batch = &layout[3..6];
+    // (where the zeros start, records of the last batch that are complete before it)
+    for (cut, complete) in
+        [(batch[2].offset + 40, 2), (batch[1].end, 2), (batch[0].offset + 5, 0), (batch[1].offset, 1)]
+    {
+        let mut bytes = full.clone();
+        bytes[cut as usize..].fill(0);
+        bytes.resize(bytes.len() + 8192, 0);
+        let file_len = bytes.len() as u64;
+        fs.set_file_bytes(&path, bytes);
+
+        match open(&fs, &config(RecoveryMode::AbsoluteConsistency)) {
+            Err(WalError::IncompleteTail { offset, bytes, .. }) => {
+                assert_eq!((offset, bytes), (batch[0].offset, file_len - batch[0].offset), "cut at {cut}");
+            }
+            other => panic!("absolute consistency with a torn batch: {other:?}"),
+        }
+        let wal = open_ok(&fs, &config(RecoveryMode::TolerateTornTail));
+        let report = wal.recovery_report().clone();
+        let tail = report.torn_tail.clone().expect("torn tail");
+        assert_eq!(
+            (tail.offset, tail.bytes, tail.records_dropped),
+            (batch[0].offset, file_len - batch[0].offset, complete)
+        );
+        assert_eq!((report.bytes_truncated, report.preallocated_bytes), (tail.bytes, 0));
+        check_records(&read_from(&wal, 1), &[1, 2, 3], LEN);
+        wal.close().expect("close");
+        assert_eq!(fs.file_bytes(&path).expect("segment").len() as u64, batch[0].offset);
+    }
+}
+
+/// Zeros after the last batch and then non-zero bytes are not preallocated space: a valid
+/// record after them is corruption (as without preallocation), garbage is a torn tail.
+#[test]
+fn bytes_after_the_zeros_are_damage_as_before() {
+    const LEN: usize = 30;
+    let (fs, path, layout) = write_log(&[1, 1, 1, 1], LEN);
+    let full = fs.file_bytes(&path).expect("segment");
+    let last = layout[3];
+    let record4 = full[last.offset as usize..last.end as usize].to_vec();
+
+    // Record 4 moved behind 100 zeros: valid data after the damage.
+    let mut moved = full[..last.offset as usize].to_vec();
+    moved.resize(moved.len() + 100, 0);
+    moved.extend_from_slice(&record4);
+    moved.resize(moved.len() + 1000, 0);
+    fs.set_file_bytes(&path, moved.clone());
+    for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::AbsoluteConsistency] {
+        match open(&fs, &config(mode)) {
+            Err(WalError::Corruption { offset, lsn, .. }) => {
+                assert_eq!((offset, lsn), (last.offset, Some(4)), "{mode:?}")
+            }
+            other => panic!("{mode:?}: zeros then a valid record: {other:?}"),
+        }
+    }
+    let wal = open_ok(&fs, &config(RecoveryMode::PointInTime));
+    let tail = wal.recovery_report().torn_tail.clone().expect("torn tail");
+    assert_eq!((tail.offset, tail.records_dropped), (last.offset, 1));
+    check_records(&read_from(&wal, 1), &[1, 2, 3], LEN);
+    drop(wal);
+
+    // Garbage (no valid record) after the zeros: a torn tail.
+    let mut garbage = full.clone();
+    garbage.resize(garbage.len() + 100, 0);
+    garbage.extend_from_slice(&[0xAB; 7]);
+    garbage.resize(garbage.len() + 100, 0);
+    let file_len = garbage.len() as u64;
+    fs.set_file_bytes(&path, garbage);
+    match open(&fs, &config(RecoveryMode::AbsoluteConsistency)) {
+        Err(WalError::IncompleteTail { offset, bytes, .. }) => {
+            assert_eq!((offset, bytes), (last.end, file_len - last.end))
+        }
+        other => panic!("absolute consistency with garbage after zeros: {other:?}"),
+    }
     let wal = open_ok(&fs, &config(RecoveryMode::TolerateTornTail));
     let report = wal.recovery_report().clone();
-    assert_eq!(report.bytes_truncated, 4096);
-    let tail = report.torn_tail.expect("torn tail");
-    assert_eq!((tail.offset, tail.bytes, tail.records_dropped), (end, 4096, 0));
-    assert!(tail.reason.contains("zero"), "{}", tail.reason);
-    check_records(&read_from(&wal, 1), &[1, 2, 3, 4, 5, 6, 7], LEN);
-    assert_eq!(fs.file_bytes(&path).expect("segment").len() as u64, end);
+    let tail = report.torn_tail.clone().expect("torn tail");
+    assert_eq!((tail.offset, tail.bytes, tail.records_dropped), (last.end, file_len - last.end, 0));
+    assert_eq!(report.preallocated_bytes, 0);
+    check_records(&read_from(&wal, 1), &[1, 2, 3, 4], LEN);
     wal.close().expect("close");
 }
 

@@ -7,7 +7,8 @@
 //! contenders (`walden` included), e.g. to profile one of them.
 //! Environment: `WALDEN_BENCH_DIR` (where to write; a real disk, not tmpfs),
 //! `WALDEN_PEERS_SLICE_MS`, `WALDEN_PEERS_ROUNDS`, `WALDEN_PEERS_REPLAY_RECORDS`,
-//! `WALDEN_PEERS_REOPEN_MIB`.
+//! `WALDEN_PEERS_REOPEN_MIB`; `WALDEN_PEERS_PREALLOCATE_BYTES` sets Walden's
+//! `WalConfig::preallocate_bytes` (default off).
 
 use std::process::ExitCode;
 

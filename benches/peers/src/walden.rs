@@ -26,11 +26,19 @@ struct WaldenStore {
     db: Database,
 }
 
+/// Environment variable: Walden's `WalConfig::preallocate_bytes` for this run (default: the
+/// WAL's default, off), e.g. `WALDEN_PEERS_PREALLOCATE_BYTES=4194304` to measure the opt-in.
+pub const PREALLOCATE_ENV: &str = "WALDEN_PEERS_PREALLOCATE_BYTES";
+
 fn config(durability: Durability) -> Config {
-    Config::with_sync_mode(match durability {
+    let mut config = Config::with_sync_mode(match durability {
         Durability::Durable => SyncMode::Group,
         Durability::Buffered => SyncMode::None,
-    })
+    });
+    if let Some(bytes) = std::env::var(PREALLOCATE_ENV).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+        config.wal.preallocate_bytes = bytes;
+    }
+    config
 }
 
 impl Store for WaldenStore {
