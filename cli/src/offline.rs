@@ -212,6 +212,8 @@ pub struct ScannedSegment {
     pub last_crc: u32,
     /// Damaged ranges skipped (salvaged segments only).
     pub holes: Vec<Hole>,
+    /// Preallocated zero bytes after the data (`WalConfig::preallocate_bytes`), not data.
+    pub zero_tail_bytes: u64,
     /// How the scan ended.
     pub outcome: ScanOutcome,
 }
@@ -237,6 +239,7 @@ pub fn scan(path: &Path, header: SegmentHeader, footer: Option<Footer>) -> CliRe
         last_lsn: result.last_lsn,
         last_crc: result.last_crc,
         holes: result.holes,
+        zero_tail_bytes: result.zero_tail_bytes,
         outcome: result.outcome,
     })
 }
@@ -394,7 +397,8 @@ pub fn read_log(dir: &DataDir) -> CliResult<LogView> {
             first_lsn: header.first_lsn,
             last_lsn: scanned.last_lsn,
             sealed: false,
-            size_bytes: len,
+            // Preallocated zeros are space, not log: the WAL's own accounting leaves them out.
+            size_bytes: len - scanned.zero_tail_bytes.min(len),
         });
     }
     let oldest_lsn = segments.first().map_or(1, |s| s.first_lsn);

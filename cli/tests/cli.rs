@@ -507,6 +507,36 @@ fn status_reports_positions_segments_slots_and_retention() {
     assert!(s["oldest_segment_held_by"].as_str().expect("text").contains("checkpoint at LSN 300"), "{s}");
 }
 
+#[test]
+fn preallocated_zeros_after_a_crash_are_space_not_log_and_verify_passes() {
+    let t = tmp();
+    let dir = t.path().join("db");
+    let config = Config {
+        wal: WalConfig {
+            preallocate_bytes: walden_engine::walden_wal::RECOMMENDED_PREALLOCATE_BYTES,
+            sync_mode: walden_engine::SyncMode::Group,
+            ..WalConfig::default()
+        },
+        ..Config::default()
+    };
+    let db = Database::open(&dir, config).expect("open");
+    for i in 0..20u32 {
+        let mut t = db.begin();
+        t.insert("t", &i.to_le_bytes(), b"{}").expect("insert");
+        t.commit().expect("commit");
+    }
+    // A crash: no close, so the zero-filled space ahead of the data stays in the file.
+    std::mem::forget(db);
+    let file_len = fs::metadata(active_segment(&dir)).expect("segment").len();
+    let s = json(&walden(&dir, &["status", "--json"]));
+    assert_eq!(s["current_lsn"], 60);
+    let segment_bytes = s["segment_bytes"].as_u64().expect("bytes");
+    assert!(segment_bytes < 64 << 10, "only the data counts: {segment_bytes} of {file_len} bytes");
+    assert!(file_len >= segment_bytes + (1 << 20), "the zeros are still there: {file_len}");
+    expect(&walden(&dir, &["verify"]), 0);
+    assert_eq!(json_lines(&walden(&dir, &["dump", "--json"])).len(), 60);
+}
+
 // ----- dump -----
 
 #[test]
