@@ -4,52 +4,23 @@
 //! corpus (so the everyday test command exercises them even without cargo-fuzz). Running the
 //! fuzzer is `scripts/fuzz.sh`.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use walden_cdc::fuzzing;
+use walden_wal::fuzzing::corpus::{self, Mutation, files_in, mutate};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz")
 }
 
-/// Files directly inside `dir`, sorted; empty if the directory does not exist.
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.unwrap_or_else(|err| panic!("listing {}: {err}", dir.display())).path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-}
-
-/// The corpus inputs of `target` (must exist and be non-empty, so a moved directory cannot make
-/// the replay pass vacuously) followed by its regressions.
-fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let corpus_dir = fuzz_dir().join("corpus").join(target);
-    let corpus = files_in(&corpus_dir);
-    assert!(!corpus.is_empty(), "fuzz corpus {} is missing or empty", corpus_dir.display());
-    let regressions = files_in(&fuzz_dir().join("regressions").join(target));
-    corpus
-        .into_iter()
-        .chain(regressions)
-        .map(|p| {
-            let bytes = fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
-            (p, bytes)
-        })
-        .collect()
-}
-
 /// Runs `run` over every corpus and regression input of `target`; returns how many there were.
-fn replay(target: &str, run: Harness) -> usize {
-    let inputs = inputs(target);
-    for (path, input) in &inputs {
-        let result = std::panic::catch_unwind(|| run(input));
-        assert!(result.is_ok(), "fuzz target {target} panicked on {}", path.display());
-    }
-    inputs.len()
+fn replay(target: &str, run: fn(&[u8])) -> usize {
+    corpus::replay(&fuzz_dir(), target, run)
+}
+
+fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    corpus::inputs(&fuzz_dir(), target)
 }
 
 /// A fuzzing entry point.
@@ -92,38 +63,6 @@ fn every_cdc_fuzz_target_has_a_replay() {
         .filter(|s| s.starts_with("cdc_"))
         .collect();
     assert_eq!(targets, TARGETS.map(|(name, _)| name));
-}
-
-#[derive(Debug, Clone)]
-enum Mutation {
-    Flip { at: usize, bit: u8 },
-    Set { at: usize, byte: u8 },
-    Truncate { at: usize },
-    Insert { at: usize, bytes: Vec<u8> },
-}
-
-fn mutate(mut data: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
-    for m in mutations {
-        let len = data.len().max(1);
-        match m {
-            Mutation::Flip { at, bit } => {
-                if !data.is_empty() {
-                    data[at % len] ^= 1 << (bit % 8);
-                }
-            }
-            Mutation::Set { at, byte } => {
-                if !data.is_empty() {
-                    data[at % len] = *byte;
-                }
-            }
-            Mutation::Truncate { at } => data.truncate(at % len),
-            Mutation::Insert { at, bytes } => {
-                let at = at % (data.len() + 1);
-                data.splice(at..at, bytes.iter().copied());
-            }
-        }
-    }
-    data
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {

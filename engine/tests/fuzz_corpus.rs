@@ -3,7 +3,6 @@
 //! entry points over random bytes and random mutations of valid encodings (so the everyday test
 //! command exercises them even without cargo-fuzz). Running the fuzzer is `scripts/fuzz.sh`.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
@@ -11,30 +10,15 @@ use walden_engine::fuzzing;
 use walden_engine::slot::{Invalidation, InvalidationReason, SlotRecord};
 use walden_engine::state::EngineState;
 use walden_engine::{Begin, ChangeOp, Column, Commit, EngineRecord, RowChange, SchemaChange, SchemaRecord, SlotFilter};
+use walden_wal::fuzzing::corpus::{self, Mutation, files_in, mutate};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz")
 }
 
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
-    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
-    files.sort();
-    files
-}
-
-/// Runs `run` over every corpus and regression input of `target`; the corpus must exist.
+/// Runs `run` over every corpus and regression input of `target`; returns how many there were.
 fn replay(target: &str, run: fn(&[u8])) -> usize {
-    let corpus_dir = fuzz_dir().join("corpus").join(target);
-    let corpus = files_in(&corpus_dir);
-    assert!(!corpus.is_empty(), "fuzz corpus {} is missing or empty", corpus_dir.display());
-    let regressions = files_in(&fuzz_dir().join("regressions").join(target));
-    for path in corpus.iter().chain(&regressions) {
-        let input = fs::read(path).unwrap();
-        let result = std::panic::catch_unwind(|| run(&input));
-        assert!(result.is_ok(), "fuzz target {target} panicked on {}", path.display());
-    }
-    corpus.len() + regressions.len()
+    corpus::replay(&fuzz_dir(), target, run)
 }
 
 #[test]
@@ -113,38 +97,6 @@ fn valid_files() -> Vec<Vec<u8>> {
         filter: SlotFilter { tables: Some(["a".to_string()].into()), operations: None },
     };
     vec![slot.encode(), EngineState { checkpoint_lsn: Some(5), retain_from: None, archived_lsn: None }.encode()]
-}
-
-#[derive(Debug, Clone)]
-enum Mutation {
-    Flip { at: usize, bit: u8 },
-    Set { at: usize, byte: u8 },
-    Truncate { at: usize },
-    Insert { at: usize, bytes: Vec<u8> },
-}
-
-fn mutate(mut data: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
-    for m in mutations {
-        let len = data.len().max(1);
-        match m {
-            Mutation::Flip { at, bit } => {
-                if !data.is_empty() {
-                    data[at % len] ^= 1 << (bit % 8);
-                }
-            }
-            Mutation::Set { at, byte } => {
-                if !data.is_empty() {
-                    data[at % len] = *byte;
-                }
-            }
-            Mutation::Truncate { at } => data.truncate(at % len),
-            Mutation::Insert { at, bytes } => {
-                let at = at % (data.len() + 1);
-                data.splice(at..at, bytes.iter().copied());
-            }
-        }
-    }
-    data
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {

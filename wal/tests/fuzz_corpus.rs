@@ -3,41 +3,18 @@
 //! checks every input the fuzzer ever found interesting. Running the fuzzer itself is
 //! `scripts/fuzz.sh`.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use walden_wal::fuzzing;
+use walden_wal::fuzzing::corpus::{self, files_in};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz")
 }
 
-/// Files directly inside `dir`, sorted; empty if the directory does not exist.
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.unwrap_or_else(|err| panic!("listing {}: {err}", dir.display())).path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-}
-
-/// Runs `target` over every corpus and regression input; fails if the corpus is missing or empty
-/// (so a moved directory cannot make this test pass vacuously). Returns the number of inputs.
+/// Runs `run` over every corpus and regression input of `target`; returns how many there were.
 fn replay(target: &str, run: fn(&[u8])) -> usize {
-    let corpus = files_in(&fuzz_dir().join("corpus").join(target));
-    assert!(!corpus.is_empty(), "fuzz corpus {} is missing or empty", fuzz_dir().join("corpus").join(target).display());
-    let regressions = files_in(&fuzz_dir().join("regressions").join(target));
-    let mut count = 0;
-    for path in corpus.iter().chain(&regressions) {
-        let input = fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        // Name the input in the failure message; the panic itself says what broke.
-        let result = std::panic::catch_unwind(|| run(&input));
-        assert!(result.is_ok(), "fuzz target {target} panicked on {}", path.display());
-        count += 1;
-    }
-    count
+    corpus::replay(&fuzz_dir(), target, run)
 }
 
 #[test]
