@@ -116,7 +116,8 @@ impl Payload {
     /// Classifies raw payload bytes.
     pub fn classify(bytes: Bytes) -> Payload {
         match std::str::from_utf8(&bytes) {
-            Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => Payload::Json(bytes),
+            // The same verdict as serde_json's (`json_check` tests that), several times faster.
+            Ok(text) if crate::json_check::is_json(text.as_bytes()) => Payload::Json(bytes),
             _ => Payload::Binary(bytes),
         }
     }

@@ -27,6 +27,7 @@ pub mod cold;
 pub mod config;
 mod error;
 pub mod events;
+mod json_check;
 pub mod lake;
 pub mod maintenance;
 pub mod rest;

@@ -1,0 +1,372 @@
+//! A validating JSON scanner: is a byte string one JSON text (RFC 8259)? The archive asks this of
+//! every row image to choose its column (`before`/`after` for JSON, `*_bin` otherwise), so it is
+//! on the hot path: one pass, no allocation, no recursion.
+//!
+//! It accepts exactly what `serde_json::from_str::<serde::de::IgnoredAny>` accepts on UTF-8 input
+//! (the property test below checks that against serde_json): the same whitespace, escapes
+//! (`\u` needs four hex digits; surrogates are not paired, as in serde_json when it ignores a
+//! value), numbers and literals, and any nesting depth (serde_json ignores a value without a
+//! recursion limit; the nesting stack here grows with the input, one entry per opening bracket).
+//! The caller checks UTF-8 first.
+
+/// Nesting levels kept without allocating; deeper ones go to a `Vec`.
+const INLINE_DEPTH: usize = 64;
+
+/// What a byte class means to the string scanner: 0 = ordinary, 1 = end or escape or control.
+const STRING_STOP: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = 1;
+        b += 1;
+    }
+    table[b'"' as usize] = 1;
+    table[b'\\' as usize] = 1;
+    table
+};
+
+/// Whether `bytes` is one JSON text (surrounded by optional whitespace).
+pub fn is_json(bytes: &[u8]) -> bool {
+    let mut scanner = Scanner { bytes, pos: 0 };
+    scanner.text().is_some()
+}
+
+/// The containers a scanner is inside of, innermost last.
+struct Stack {
+    inline: [Container; INLINE_DEPTH],
+    deeper: Vec<Container>,
+}
+
+impl Stack {
+    fn set(&mut self, level: usize, container: Container) {
+        if level < INLINE_DEPTH {
+            self.inline[level] = container;
+        } else {
+            self.deeper.truncate(level - INLINE_DEPTH);
+            self.deeper.push(container);
+        }
+    }
+
+    fn get(&self, level: usize) -> Container {
+        if level < INLINE_DEPTH { self.inline[level] } else { self.deeper[level - INLINE_DEPTH] }
+    }
+}
+
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+/// The container a scanner is inside of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Container {
+    Array,
+    Object,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.pos += 1)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.pos.checked_add(word.len())?;
+        (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn number(&mut self) -> Option<()> {
+        let _ = self.eat(b'-');
+        match self.peek()? {
+            b'0' => {
+                self.pos += 1;
+                // One leading zero only.
+                if let Some(b'0'..=b'9') = self.peek() {
+                    return None;
+                }
+            }
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.eat(b'.').is_some() && self.digits() == 0 {
+            return None;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    /// A string, the opening quote already consumed.
+    fn string_rest(&mut self) -> Option<()> {
+        loop {
+            // Skip ordinary bytes in a tight loop.
+            while STRING_STOP[*self.bytes.get(self.pos)? as usize] == 0 {
+                self.pos += 1;
+            }
+            match self.bytes[self.pos] {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                b'\\' => {
+                    self.pos += 1;
+                    match self.peek()? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.pos += 1,
+                        b'u' => {
+                            let hex = self.bytes.get(self.pos + 1..self.pos + 5)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return None;
+                            }
+                            self.pos += 5;
+                        }
+                        _ => return None,
+                    }
+                }
+                _ => return None, // a control character
+            }
+        }
+    }
+
+    /// One JSON text: a value between optional whitespace, nothing after it.
+    fn text(&mut self) -> Option<()> {
+        let mut stack = Stack { inline: [Container::Array; INLINE_DEPTH], deeper: Vec::new() };
+        let mut depth = 0usize;
+        self.skip_whitespace();
+        'value: loop {
+            // A value starts here.
+            match self.peek()? {
+                b'{' | b'[' => {
+                    let container = if self.bytes[self.pos] == b'{' { Container::Object } else { Container::Array };
+                    stack.set(depth, container);
+                    depth += 1;
+                    self.pos += 1;
+                    self.skip_whitespace();
+                    let close = if container == Container::Object { b'}' } else { b']' };
+                    if self.eat(close).is_none() {
+                        if container == Container::Object {
+                            self.member_key()?;
+                        }
+                        continue 'value;
+                    }
+                    depth -= 1;
+                }
+                b'"' => {
+                    self.pos += 1;
+                    self.string_rest()?;
+                }
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                _ => self.number()?,
+            }
+            // A value ended: continue or close the containers it ends.
+            loop {
+                self.skip_whitespace();
+                if depth == 0 {
+                    return (self.pos == self.bytes.len()).then_some(());
+                }
+                let container = stack.get(depth - 1);
+                let close = if container == Container::Object { b'}' } else { b']' };
+                match self.peek()? {
+                    b',' => {
+                        self.pos += 1;
+                        self.skip_whitespace();
+                        if container == Container::Object {
+                            self.member_key()?;
+                        }
+                        continue 'value;
+                    }
+                    b if b == close => {
+                        self.pos += 1;
+                        depth -= 1;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// `"key" :` and the whitespace after it (before the member's value).
+    fn member_key(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        self.string_rest()?;
+        self.skip_whitespace();
+        self.eat(b':')?;
+        self.skip_whitespace();
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn serde_says(bytes: &[u8]) -> bool {
+        std::str::from_utf8(bytes).is_ok_and(|s| serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok())
+    }
+
+    fn agrees(bytes: &[u8]) {
+        if std::str::from_utf8(bytes).is_ok() {
+            assert_eq!(is_json(bytes), serde_says(bytes), "{:?}", String::from_utf8_lossy(bytes));
+        }
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_edge_cases() {
+        let cases: &[&str] = &[
+            "",
+            " ",
+            "{}",
+            "[]",
+            " {} ",
+            "{\"a\":1}",
+            "{\"a\" : [1, 2.5, -0, 1e5, 1E+5, 1e-5, true, false, null]}",
+            "42",
+            "-",
+            "-0",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "1e+",
+            "+1",
+            "\"\"",
+            "\"\\u00e9\"",
+            "\"\\u00g9\"",
+            "\"\\ud800\"",
+            "\"\\x\"",
+            "\"a\u{1}b\"",
+            "\"tab\there\"",
+            "[1,]",
+            "[,1]",
+            "{\"a\":}",
+            "{\"a\"}",
+            "{,}",
+            "{\"a\":1,}",
+            "[1 2]",
+            "{} {}",
+            "tru",
+            "truex",
+            "nul",
+            "[\"a\"]x",
+            "\u{feff}{}",
+            "{\"a\":{\"b\":[{}]}}",
+            "[[[]]]",
+            "]",
+            "[",
+            "{",
+            "\"",
+            "\"\\",
+            "\"\\u12",
+            "1 ",
+            "\n[\r\t]\n",
+            "{\"é\":\"ü\"}",
+            "0.0e0",
+            "-01",
+            "[-]",
+            "1.5e3.2",
+        ];
+        for case in cases {
+            agrees(case.as_bytes());
+        }
+    }
+
+    #[test]
+    fn any_nesting_depth_is_judged_like_serde_json() {
+        for depth in [INLINE_DEPTH - 1, INLINE_DEPTH, INLINE_DEPTH + 1, 127, 128, 129, 1000, 5000] {
+            let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            agrees(arrays.as_bytes());
+            let objects = format!("{}1{}", "{\"k\":".repeat(depth), "}".repeat(depth));
+            agrees(objects.as_bytes());
+        }
+        // Mixed containers across the inline/allocated boundary, closed in the wrong order.
+        let mixed = format!("{}{}", "[{\"k\":".repeat(40), "}]".repeat(40).replacen("}]", "]}", 1));
+        agrees(mixed.as_bytes());
+        let deep = format!("{}1{}", "[{\"k\":".repeat(40), "}]".repeat(40));
+        assert!(is_json(deep.as_bytes()));
+        agrees(deep.as_bytes());
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(|n| serde_json::json!(n)),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| serde_json::json!(f)),
+            any::<String>().prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(6, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(serde_json::Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..8)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn serialized_values_are_json(value in json_value(), pretty in any::<bool>()) {
+            let text = if pretty { serde_json::to_string_pretty(&value) } else { serde_json::to_string(&value) };
+            let text = text.expect("serializes");
+            prop_assert!(is_json(text.as_bytes()), "{text}");
+        }
+
+        #[test]
+        fn mutated_json_is_judged_like_serde_json(
+            value in json_value(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), prop::sample::select(
+                b" \t\n,:[]{}\"\\/-+.0123456789eEtrufalsn\x01ab".to_vec())), 1..4),
+            cut in any::<prop::sample::Index>(),
+            truncate in any::<bool>(),
+        ) {
+            let mut bytes = serde_json::to_vec(&value).expect("serializes");
+            for (at, byte) in &edits {
+                let at = at.index(bytes.len() + 1);
+                if at < bytes.len() && at % 2 == 0 {
+                    bytes[at] = *byte;
+                } else {
+                    bytes.insert(at.min(bytes.len()), *byte);
+                }
+            }
+            if truncate {
+                bytes.truncate(cut.index(bytes.len() + 1));
+            }
+            agrees(&bytes);
+        }
+
+        #[test]
+        fn random_text_is_judged_like_serde_json(text in "[ \\t\\n{}\\[\\],:\"\\\\a-fu0-9.eE+\\-tnrl]{0,40}") {
+            agrees(text.as_bytes());
+        }
+    }
+}
