@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use parking_lot_core::{DEFAULT_UNPARK_TOKEN, FilterOp, ParkResult, ParkToken};
 
 use crate::config::{SyncMode, WalConfig};
 use crate::format::{
@@ -38,6 +39,9 @@ const SPARE_BUFFER_MAX_BYTES: usize = 4 << 20;
 const SPARE_BUFFERS_MAX: usize = 4;
 /// A gathering group-commit leader waits at most the recent fdatasync time divided by this.
 const GATHER_SYNC_DIVISOR: u64 = 2;
+/// Longest a parked group-commit follower sleeps before it looks again by itself; a safety
+/// net, since every `io` holder wakes the followers it covers.
+const GROUP_PARK_TIMEOUT_MS: u64 = 50;
 
 /// Called (outside the log's locks) each time a segment is sealed. The engine implements it to
 /// tell the archiver; the WAL knows nothing of who listens.
@@ -55,6 +59,8 @@ pub struct WalStats {
     pub append_calls: u64,
     /// `fdatasync` calls on segment data since open.
     pub data_syncs: u64,
+    /// Total time those `fdatasync` calls took, in microseconds.
+    pub data_sync_us: u64,
     /// Record bytes written to segment files since open (preallocated zeros not included).
     pub bytes_written: u64,
     /// Segments sealed since open.
@@ -64,6 +70,9 @@ pub struct WalStats {
     pub group_commit_gathers: u64,
     /// Total time those leaders waited, in microseconds.
     pub group_commit_gather_us: u64,
+    /// Group-commit followers that woke by the safety-net timeout instead of being woken by the
+    /// sync that covered them (0 unless a sync took longer than the timeout, 50 ms).
+    pub group_commit_park_timeouts: u64,
     /// Zero-fills of the active segment ahead of the write offset
     /// ([`WalConfig::preallocate_bytes`]); each ends in one `fdatasync`, not counted in
     /// `data_syncs`.
@@ -77,10 +86,12 @@ struct Counters {
     records_appended: AtomicU64,
     append_calls: AtomicU64,
     data_syncs: AtomicU64,
+    data_sync_us: AtomicU64,
     bytes_written: AtomicU64,
     segments_sealed: AtomicU64,
     group_commit_gathers: AtomicU64,
     group_commit_gather_us: AtomicU64,
+    group_commit_park_timeouts: AtomicU64,
     preallocations: AtomicU64,
     bytes_preallocated: AtomicU64,
 }
@@ -91,10 +102,12 @@ impl Counters {
             records_appended: self.records_appended.load(Ordering::Relaxed),
             append_calls: self.append_calls.load(Ordering::Relaxed),
             data_syncs: self.data_syncs.load(Ordering::Relaxed),
+            data_sync_us: self.data_sync_us.load(Ordering::Relaxed),
             bytes_written: self.bytes_written.load(Ordering::Relaxed),
             segments_sealed: self.segments_sealed.load(Ordering::Relaxed),
             group_commit_gathers: self.group_commit_gathers.load(Ordering::Relaxed),
             group_commit_gather_us: self.group_commit_gather_us.load(Ordering::Relaxed),
+            group_commit_park_timeouts: self.group_commit_park_timeouts.load(Ordering::Relaxed),
             preallocations: self.preallocations.load(Ordering::Relaxed),
             bytes_preallocated: self.bytes_preallocated.load(Ordering::Relaxed),
         }
@@ -473,19 +486,28 @@ impl Wal {
     pub fn seal_active_segment(&self) -> Result<()> {
         let shared = &self.shared;
         let mut io = shared.io.lock();
-        shared.check_usable()?;
-        shared.write_pending(&mut io, true)?;
-        if io.record_count > 0 {
+        let result = (|| {
+            shared.check_usable()?;
+            // The append lock is held from the drain to the rotation: a batch queued in between
+            // would be encoded for the segment being sealed. Appenders wait for this one sync.
             let mut st = shared.append.lock();
-            let next = st.next_lsn;
-            debug_assert_eq!(next, io.last_lsn + 1);
-            shared.rotate(&mut io, next)?;
-            st.seg_first_lsn = next;
-            st.seg_bytes = SEGMENT_HEADER_LEN as u64;
-            st.seg_records = 0;
-            st.last_index_offset = 0;
-        }
-        drop(io);
+            let chunks = Shared::take_pending(&mut st);
+            let emptied = shared.write_chunks(&mut io, chunks, true)?;
+            Shared::keep_spare_buffers(&mut st, emptied);
+            if io.record_count > 0 {
+                let next = st.next_lsn;
+                assert_eq!(next, io.last_lsn + 1, "everything queued was written before the seal");
+                shared.rotate(&mut io, next)?;
+                st.seg_first_lsn = next;
+                st.seg_bytes = SEGMENT_HEADER_LEN as u64;
+                st.seg_records = 0;
+                st.last_index_offset = 0;
+            }
+            Ok(())
+        })();
+        // The sync covered every follower parked meanwhile.
+        shared.release_io(io);
+        result?;
         shared.fire_seal_notifications();
         Ok(())
     }
@@ -745,12 +767,35 @@ impl Shared {
     /// Drains the pending queue into the segment files (rotating where the queue says so); if
     /// `durable`, fdatasyncs and publishes the durable LSN. Any error fails the log.
     fn write_pending(&self, io: &mut IoState, durable: bool) -> Result<()> {
-        let chunks = {
-            let mut st = self.append.lock();
-            st.pending_bytes = 0;
-            st.group_queued = 0;
-            std::mem::take(&mut st.pending)
-        };
+        let chunks = Self::take_pending(&mut self.append.lock());
+        let emptied = self.write_chunks(io, chunks, durable)?;
+        if !emptied.is_empty() {
+            Self::keep_spare_buffers(&mut self.append.lock(), emptied);
+        }
+        Ok(())
+    }
+
+    /// Takes everything queued out of the append state (whose lock the caller holds).
+    fn take_pending(st: &mut AppendState) -> VecDeque<Chunk> {
+        st.pending_bytes = 0;
+        st.group_queued = 0;
+        std::mem::take(&mut st.pending)
+    }
+
+    /// Keeps emptied chunk buffers for reuse by later appends, up to `SPARE_BUFFERS_MAX`.
+    fn keep_spare_buffers(st: &mut AppendState, mut emptied: Vec<Vec<u8>>) {
+        while st.spare_buffers.len() < SPARE_BUFFERS_MAX
+            && let Some(b) = emptied.pop()
+        {
+            st.spare_buffers.push(b);
+        }
+    }
+
+    /// Writes `chunks` (taken from the pending queue) into the segment files, rotating where
+    /// they say so; if `durable`, fdatasyncs and publishes the durable LSN. Returns the emptied
+    /// buffers for reuse. Takes no append-state lock, so the caller may hold it. Any error
+    /// fails the log.
+    fn write_chunks(&self, io: &mut IoState, chunks: VecDeque<Chunk>, durable: bool) -> Result<Vec<Vec<u8>>> {
         let durable_mode = self.config.sync_mode.is_durable();
         if !chunks.is_empty() {
             self.clear_clean_close(io)?;
@@ -794,14 +839,6 @@ impl Shared {
             }
             io.writeback_from = io.write_offset;
         }
-        if !emptied.is_empty() {
-            let mut st = self.append.lock();
-            while st.spare_buffers.len() < SPARE_BUFFERS_MAX
-                && let Some(b) = emptied.pop()
-            {
-                st.spare_buffers.push(b);
-            }
-        }
         if durable && io.unsynced {
             let started = Instant::now();
             if let Err(e) = io.file.sync_data() {
@@ -820,7 +857,7 @@ impl Shared {
                 self.publish_visible(io.last_lsn);
             }
         }
-        Ok(())
+        Ok(emptied)
     }
 
     /// Durable modes: keeps zero-filled, `fdatasync`ed space ahead of the write offset, so that
@@ -954,6 +991,7 @@ impl Shared {
     /// Folds one data fdatasync's duration into the moving average the gather bound uses.
     fn record_sync_duration(&self, took: Duration) {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.stats.data_sync_us.fetch_add(us, Ordering::Relaxed);
         let avg = self.sync_avg_us.load(Ordering::Relaxed);
         // Only the `io` holder writes it; a weight of 1/4 smooths single outliers.
         let next = if avg == 0 { us } else { avg - avg / 4 + us / 4 };
@@ -1007,8 +1045,9 @@ impl Shared {
     }
 
     /// Group commit: returns once `lsn` is durable. Whoever finds the I/O lock free becomes the
-    /// leader, writes everything queued and syncs once; the others sleep on the notify condvar
-    /// and are all woken together when the leader releases the lock.
+    /// leader, writes everything queued and syncs once; the others park until a leader's sync
+    /// covers them ([`Shared::wake_group_followers`] wakes exactly those, and one uncovered
+    /// follower to lead the next sync), so no follower is woken only to sleep again.
     fn wait_group_commit(&self, lsn: Lsn) -> Result<()> {
         loop {
             if self.durable_lsn.load(Ordering::Acquire) >= lsn {
@@ -1022,20 +1061,89 @@ impl Shared {
                     self.gather();
                     self.write_pending(&mut io, true)
                 };
-                drop(io);
                 // Wake followers after releasing the lock, so that those not covered can lead next.
-                self.wake_all();
+                self.release_io(io);
                 result?;
                 continue;
             }
-            let mut guard = self.notify_lock.lock();
-            // Re-check under the notify lock: the leader notifies under it after unlocking `io`,
-            // so if `io` is still locked here the wake-up cannot be missed.
-            if self.durable_lsn.load(Ordering::Acquire) >= lsn || !self.io.is_locked() {
-                continue;
-            }
-            self.check_usable()?;
-            self.notify.wait_for(&mut guard, Duration::from_millis(50));
+            self.park_group_follower(lsn);
+        }
+    }
+
+    /// The `parking_lot_core` queue key of parked group-commit followers: the address of a
+    /// field that is no lock of its own, so no other queue shares it.
+    fn group_park_key(&self) -> usize {
+        std::ptr::addr_of!(self.durable_lsn) as usize
+    }
+
+    /// Parks a group-commit follower waiting for `lsn`, unless it is durable already, the log
+    /// is unusable, or no one holds `io` (then the caller tries to lead). The check runs under
+    /// the park queue's lock and every `io` holder calls [`Shared::wake_group_followers`] after
+    /// unlocking, under the same queue lock, so a follower that parks is always seen by the
+    /// wake-up pass of the holder it saw. The timeout is a safety net only.
+    fn park_group_follower(&self, lsn: Lsn) {
+        let token = ParkToken(usize::try_from(lsn).unwrap_or(usize::MAX));
+        let timeout = Instant::now() + Duration::from_millis(GROUP_PARK_TIMEOUT_MS);
+        // SAFETY: the key is an address this `Shared` owns and that no parking_lot primitive
+        // uses (`group_park_key`). `validate` only loads atomics (`Mutex::is_locked` is a load
+        // of the raw lock's state word, not a call into the parking lot) and cannot unwind;
+        // `before_sleep` and `timed_out` do nothing.
+        let result = unsafe {
+            parking_lot_core::park(
+                self.group_park_key(),
+                || {
+                    self.durable_lsn.load(Ordering::Acquire) < lsn
+                        && self.io.is_locked()
+                        && !self.failed.load(Ordering::Acquire)
+                        && !self.closed.load(Ordering::Acquire)
+                },
+                || {},
+                |_, _| {},
+                token,
+                Some(timeout),
+            )
+        };
+        if result == ParkResult::TimedOut {
+            self.stats.group_commit_park_timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// After a sync, with `io` unlocked: wakes the parked group-commit followers whose LSN is
+    /// now durable and, unless someone holds `io` again (who wakes the rest in turn), the first
+    /// one not covered, to lead the next sync; the others stay parked. Everyone when the log is
+    /// failed or closed.
+    fn wake_group_followers(&self) {
+        let durable = self.durable_lsn.load(Ordering::Acquire);
+        let everyone = self.failed.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire);
+        let mut need_leader = !everyone && !self.io.is_locked();
+        // SAFETY: our own key (see `park_group_follower`); the filter and callback only read
+        // atomics and captured values and cannot unwind.
+        unsafe {
+            parking_lot_core::unpark_filter(
+                self.group_park_key(),
+                |ParkToken(token)| {
+                    // usize::MAX: an LSN beyond usize (32-bit targets), woken on every pass.
+                    if everyone || token == usize::MAX || token as u64 <= durable {
+                        FilterOp::Unpark
+                    } else if need_leader {
+                        need_leader = false;
+                        FilterOp::Unpark
+                    } else {
+                        FilterOp::Skip
+                    }
+                },
+                |_| DEFAULT_UNPARK_TOKEN,
+            );
+        }
+    }
+
+    /// Unlocks `io`, then wakes the group-commit followers parked while it was held. Every
+    /// `io` holder in `SyncMode::Group` releases it through here, or drops it and calls
+    /// `wake_all` (flush, close), which does the same.
+    fn release_io(&self, io: MutexGuard<'_, IoState>) {
+        drop(io);
+        if self.config.sync_mode == SyncMode::Group {
+            self.wake_group_followers();
         }
     }
 
@@ -1136,9 +1244,16 @@ impl Shared {
         }
     }
 
+    /// Wakes every reader waiting in `wait_for` and every parked group-commit follower (on
+    /// close, failure, or after an explicit flush).
     fn wake_all(&self) {
-        let _guard = self.notify_lock.lock();
-        self.notify.notify_all();
+        {
+            let _guard = self.notify_lock.lock();
+            self.notify.notify_all();
+        }
+        if self.config.sync_mode == SyncMode::Group {
+            self.wake_group_followers();
+        }
     }
 
     pub(crate) fn wait_for(&self, lsn: Lsn, timeout: Duration) -> Result<bool> {
