@@ -74,7 +74,8 @@ pub struct BatchReport {
     pub rows: u64,
     /// WAL segments in the batch.
     pub segments: usize,
-    /// Parquet files written (one per `commit_ts` day).
+    /// Parquet files written (one per `commit_ts` day and part, see
+    /// [`LakeConfig::write_threads`]), in LSN order.
     pub data_files: Vec<String>,
     /// Bytes of those files.
     pub data_bytes: u64,
@@ -252,7 +253,7 @@ impl Archiver {
         for batch in plan_batches(&pending, self.lake.config().target_batch_bytes) {
             let range = ArchivedRange { first_lsn: next, last_lsn: batch.last().map_or(next, |s| s.last_lsn) };
             let started = Instant::now();
-            let done = self.archive_batch(range, batch.len())?;
+            let done = self.archive_batch(range, batch)?;
             tracing::info!(
                 first_lsn = range.first_lsn,
                 last_lsn = range.last_lsn,
@@ -309,21 +310,38 @@ impl Archiver {
         Ok(rows)
     }
 
-    fn archive_batch(&self, range: ArchivedRange, segments: usize) -> Result<BatchReport> {
-        let rows = self.read_rows(range)?;
+    fn archive_batch(&self, range: ArchivedRange, segments: &[SegmentInfo]) -> Result<BatchReport> {
+        let config = self.lake.config();
+        let parts = part_ranges(range, &plan_parts(segments, config.write_threads, config.min_part_bytes));
+        let part_rows =
+            in_parallel(&parts, |part| self.read_rows(*part)).into_iter().collect::<Result<Vec<Vec<EventRow>>>>()?;
         if let Some(f) = self.take_fault(FaultPoint::AfterRead) {
             return Err(ArchiveError::InjectedFault(f.point));
         }
-        let row_count = rows.len() as u64;
-        self.runtime.block_on(async {
-            let table = self.lake.load_table().await?;
-            let files = match self.write_files(&table, range, rows).await {
-                Ok(files) => files,
-                Err((e, written)) => {
-                    self.remove_files(&written).await;
-                    return Err(e);
+        let row_count = part_rows.iter().map(|rows| rows.len() as u64).sum();
+        let table = self.runtime.block_on(self.lake.load_table())?;
+        let work: Vec<(ArchivedRange, Vec<EventRow>)> = parts.iter().copied().zip(part_rows).collect();
+        let written =
+            in_parallel_owned(work, |(part, rows)| self.runtime.block_on(self.write_files(&table, part, rows)));
+        let mut files: Vec<DataFile> = Vec::new();
+        let mut first_error = None;
+        let mut orphans = Vec::new();
+        for result in written {
+            match result {
+                Ok(mut part_files) => files.append(&mut part_files),
+                Err((e, part_written)) => {
+                    orphans.extend(part_written);
+                    first_error.get_or_insert(e);
                 }
-            };
+            }
+        }
+        if let Some(e) = first_error {
+            orphans.extend(files.iter().map(|f| f.file_path().to_string()));
+            self.runtime.block_on(self.remove_files(&orphans));
+            return Err(e);
+        }
+        let segments = segments.len();
+        self.runtime.block_on(async {
             let paths: Vec<String> = files.iter().map(|f| f.file_path().to_string()).collect();
             let data_bytes = files.iter().map(|f| f.file_size_in_bytes()).sum();
             if let Some(f) = self.take_fault(FaultPoint::AfterDataFilesWritten) {
@@ -464,6 +482,94 @@ const OPAQUE_COLUMNS: &[&str] = &["key", "before", "after", "before_bin", "after
 /// Columns written without min/max statistics (row images).
 const IMAGE_COLUMNS: &[&str] = &["before", "after", "before_bin", "after_bin"];
 
+/// Splits a batch's segments into at most `max_parts` contiguous, non-empty parts of about
+/// equal bytes, each at least `min_part_bytes` (one part when the batch is smaller than two).
+fn plan_parts(segments: &[SegmentInfo], max_parts: usize, min_part_bytes: u64) -> Vec<&[SegmentInfo]> {
+    let total: u64 = segments.iter().map(|s| s.size_bytes).sum();
+    let by_size = usize::try_from(total / min_part_bytes.max(1)).unwrap_or(usize::MAX);
+    let parts = max_parts.min(by_size).min(segments.len()).max(1);
+    let mut out = Vec::with_capacity(parts);
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (i, segment) in segments.iter().enumerate() {
+        bytes += segment.size_bytes;
+        let cuts_left = parts - 1 - out.len();
+        let segments_after = segments.len() - i - 1;
+        if cuts_left == 0 || segments_after < cuts_left {
+            continue;
+        }
+        // Cut once this part holds its share, or when each later part needs one of the rest.
+        let share_reached = u128::from(bytes) * parts as u128 >= u128::from(total) * (out.len() as u128 + 1);
+        if share_reached || segments_after == cuts_left {
+            out.push(&segments[start..=i]);
+            start = i + 1;
+        }
+    }
+    if start < segments.len() {
+        out.push(&segments[start..]);
+    }
+    debug_assert_eq!(out.iter().map(|p| p.len()).sum::<usize>(), segments.len());
+    out
+}
+
+/// The LSN range of each part of `range` (contiguous, covering it exactly).
+fn part_ranges(range: ArchivedRange, parts: &[&[SegmentInfo]]) -> Vec<ArchivedRange> {
+    let mut ranges = Vec::with_capacity(parts.len());
+    let mut first_lsn = range.first_lsn;
+    for (i, part) in parts.iter().enumerate() {
+        let last_lsn =
+            if i + 1 == parts.len() { range.last_lsn } else { part.last().map_or(first_lsn, |s| s.last_lsn) };
+        ranges.push(ArchivedRange { first_lsn, last_lsn });
+        first_lsn = last_lsn + 1;
+    }
+    ranges
+}
+
+/// `f` over every item, each on its own thread when there are several; results in order. A
+/// panicking thread's result is an error, not a panic here.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R>
+where
+    R: From<PanickedPart>,
+{
+    if items.len() <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.iter().map(|item| s.spawn(|| f(item))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| R::from(PanickedPart))).collect()
+    })
+}
+
+/// Like [`in_parallel`], handing each thread its item by value.
+fn in_parallel_owned<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R>
+where
+    R: From<PanickedPart>,
+{
+    if items.len() <= 1 {
+        return items.into_iter().map(&f).collect();
+    }
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = items.into_iter().map(|item| s.spawn(move || f(item))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| R::from(PanickedPart))).collect()
+    })
+}
+
+/// A part's thread panicked (a bug): reported as an error of the batch.
+struct PanickedPart;
+
+impl<T> From<PanickedPart> for Result<T> {
+    fn from(_: PanickedPart) -> Self {
+        Err(ArchiveError::Inconsistent("an archive part's thread panicked".into()))
+    }
+}
+
+impl<T> From<PanickedPart> for std::result::Result<T, (ArchiveError, Vec<String>)> {
+    fn from(_: PanickedPart) -> Self {
+        Err((ArchiveError::Inconsistent("an archive part's thread panicked".into()), Vec::new()))
+    }
+}
+
 /// Groups consecutive segments into batches of about `target_bytes` (at least one segment each).
 fn plan_batches(segments: &[SegmentInfo], target_bytes: u64) -> Vec<&[SegmentInfo]> {
     let mut batches = Vec::new();
@@ -498,5 +604,39 @@ mod tests {
         let firsts: Vec<Vec<Lsn>> = batches.iter().map(|b| b.iter().map(|s| s.first_lsn).collect()).collect();
         assert_eq!(firsts, vec![vec![1, 11, 21], vec![31], vec![41]]);
         assert!(plan_batches(&[], 100).is_empty());
+    }
+
+    fn firsts(parts: &[&[SegmentInfo]]) -> Vec<Vec<Lsn>> {
+        parts.iter().map(|p| p.iter().map(|s| s.first_lsn).collect()).collect()
+    }
+
+    #[test]
+    fn parts_split_a_batch_into_contiguous_shares() {
+        let segs = [seg(1, 10, 40), seg(11, 20, 40), seg(21, 30, 40), seg(31, 40, 40)];
+        assert_eq!(firsts(&plan_parts(&segs, 2, 1)), vec![vec![1, 11], vec![21, 31]]);
+        assert_eq!(firsts(&plan_parts(&segs, 4, 1)), vec![vec![1], vec![11], vec![21], vec![31]]);
+        assert_eq!(firsts(&plan_parts(&segs, 8, 1)), vec![vec![1], vec![11], vec![21], vec![31]]);
+        assert_eq!(firsts(&plan_parts(&segs, 3, 1)), vec![vec![1, 11], vec![21], vec![31]]);
+        // The minimum part size caps the count; one part below two minimums.
+        assert_eq!(firsts(&plan_parts(&segs, 4, 80)), vec![vec![1, 11], vec![21, 31]]);
+        assert_eq!(firsts(&plan_parts(&segs, 4, 100)), vec![vec![1, 11, 21, 31]]);
+        assert_eq!(firsts(&plan_parts(&segs, 1, 1)), vec![vec![1, 11, 21, 31]]);
+        assert_eq!(firsts(&plan_parts(&segs, 0, 0)), vec![vec![1, 11, 21, 31]]);
+        // Uneven sizes: every part non-empty, shares by bytes.
+        let uneven = [seg(1, 10, 300), seg(11, 20, 10), seg(21, 30, 10), seg(31, 40, 10)];
+        assert_eq!(firsts(&plan_parts(&uneven, 2, 1)), vec![vec![1], vec![11, 21, 31]]);
+        assert_eq!(firsts(&plan_parts(&uneven, 4, 1)), vec![vec![1], vec![11], vec![21], vec![31]]);
+        let tail_heavy = [seg(1, 10, 10), seg(11, 20, 10), seg(21, 30, 300)];
+        assert_eq!(firsts(&plan_parts(&tail_heavy, 2, 1)), vec![vec![1, 11], vec![21]]);
+        assert_eq!(firsts(&plan_parts(&[seg(1, 10, 40)], 4, 1)), vec![vec![1]]);
+    }
+
+    #[test]
+    fn part_ranges_cover_the_batch_exactly() {
+        let segs = [seg(5, 10, 40), seg(11, 20, 40), seg(21, 30, 40)];
+        let parts = plan_parts(&segs, 3, 1);
+        let range = ArchivedRange { first_lsn: 7, last_lsn: 30 };
+        let ranges: Vec<(Lsn, Lsn)> = part_ranges(range, &parts).iter().map(|r| (r.first_lsn, r.last_lsn)).collect();
+        assert_eq!(ranges, vec![(7, 10), (11, 20), (21, 30)]);
     }
 }

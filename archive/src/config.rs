@@ -22,6 +22,10 @@ pub const DEFAULT_CATALOG_NAME: &str = "walden";
 pub const CATALOG_FILE_NAME: &str = "catalog.db";
 /// Default WAL bytes gathered into one archive batch (one snapshot, one data file per day).
 pub const DEFAULT_TARGET_BATCH_BYTES: u64 = 128 << 20;
+/// Default of [`LakeConfig::write_threads`]: the machine's cores, at most this many.
+pub const MAX_DEFAULT_WRITE_THREADS: usize = 4;
+/// Default of [`LakeConfig::min_part_bytes`]: 32 MiB of WAL.
+pub const DEFAULT_MIN_PART_BYTES: u64 = 32 << 20;
 /// Default part size of multipart uploads (all non-final parts have exactly this size, as R2 requires).
 pub const DEFAULT_MULTIPART_PART_BYTES: usize = 8 << 20;
 
@@ -263,8 +267,18 @@ pub struct LakeConfig {
     /// Table name (default `events`).
     pub table: String,
     /// Sealed-segment bytes gathered into one archive batch (default 128 MiB). A batch is one
-    /// snapshot with one Parquet file per `commit_ts` day.
+    /// snapshot with one Parquet file per `commit_ts` day and part (see `write_threads`).
     pub target_batch_bytes: u64,
+    /// Most threads one archive batch is decoded and encoded on (default: the machine's cores,
+    /// at most [`MAX_DEFAULT_WRITE_THREADS`]; 0 counts as 1). A batch of several segments is
+    /// split at segment boundaries into up to this many contiguous parts of about equal size,
+    /// none smaller than `min_part_bytes`; each part is read from the WAL and written on its own
+    /// thread into its own data files (LSN ranges that do not overlap), all committed in the
+    /// batch's one snapshot. 1: one data file per day per batch.
+    pub write_threads: usize,
+    /// Fewest WAL bytes a part of a batch needs to get its own thread and files (default
+    /// 32 MiB), so that parallel writing never fills the lake with small files.
+    pub min_part_bytes: u64,
     /// Part size of multipart uploads (default 8 MiB; S3 needs at least 5 MiB).
     pub multipart_part_bytes: usize,
     /// The embedded (sqlite) catalog file. Default: `catalog.db` inside a `file://` lake, an
@@ -286,6 +300,8 @@ impl LakeConfig {
             namespace: DEFAULT_NAMESPACE.to_string(),
             table: DEFAULT_TABLE.to_string(),
             target_batch_bytes: DEFAULT_TARGET_BATCH_BYTES,
+            write_threads: std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_DEFAULT_WRITE_THREADS),
+            min_part_bytes: DEFAULT_MIN_PART_BYTES,
             multipart_part_bytes: DEFAULT_MULTIPART_PART_BYTES,
             catalog_path: None,
             catalog: CatalogConfig::Embedded,

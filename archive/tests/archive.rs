@@ -214,11 +214,48 @@ fn small_batch_target_makes_one_snapshot_per_batch() {
     assert_eq!(scanned_lsns(&archiver), change_lsns(&f.db, 1, end));
 }
 
+/// A batch of several segments split into parts written on parallel threads: several data
+/// files, LSN ranges that do not overlap, every change exactly once, one snapshot.
+#[test]
+fn a_batch_split_into_parallel_parts_reads_back_like_one() {
+    let f = fixture();
+    commit_mixed(&f.db, 0, 120);
+    f.db.wal().seal_active_segment().unwrap();
+    let end = sealed_end(&f.db);
+    let sealed = f.db.segments().iter().filter(|s| s.sealed).count();
+    assert!(sealed >= 3, "the fixture makes several segments");
+    let config = LakeConfig { write_threads: 3, min_part_bytes: 1, ..lake_config(&f) };
+    let archiver = Archiver::open(f.db.clone(), config).unwrap();
+    let report = archiver.archive_sealed().unwrap();
+    assert_eq!(report.batches.len(), 1);
+    let batch = &report.batches[0];
+    assert!(batch.data_files.len() >= 3, "one file per part (and day): {:?}", batch.data_files);
+    assert_eq!(snapshot_ranges(&archiver), vec![ArchivedRange { first_lsn: 1, last_lsn: end }]);
+    assert_eq!(scanned_lsns(&archiver), change_lsns(&f.db, 1, end));
+    let mut ranges: Vec<(i64, i64)> = scan(&archiver)
+        .iter()
+        .map(|b| {
+            let col = b.column_by_name("lsn").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
+            assert!(col.values().windows(2).all(|w| w[0] < w[1]), "rows sorted by LSN");
+            (col.value(0), col.value(col.len() - 1))
+        })
+        .collect();
+    ranges.sort();
+    assert!(ranges.windows(2).all(|w| w[0].1 < w[1].0), "parts do not overlap: {ranges:?}");
+    assert_eq!(parquet_files(&f.lake_dir), referenced_files(&archiver));
+}
+
 #[test]
 fn a_failure_at_any_step_neither_loses_nor_duplicates() {
-    for point in [FaultPoint::AfterRead, FaultPoint::AfterDataFilesWritten, FaultPoint::AfterCommit] {
-        for crash in [false, true] {
+    for (point, crash, write_threads) in
+        [FaultPoint::AfterRead, FaultPoint::AfterDataFilesWritten, FaultPoint::AfterCommit]
+            .into_iter()
+            .flat_map(|p| [(p, false), (p, true)])
+            .flat_map(|(p, c)| [(p, c, 1), (p, c, 3)])
+    {
+        {
             let f = fixture();
+            let lake_config = |f: &Fixture| LakeConfig { write_threads, min_part_bytes: 1, ..lake_config(f) };
             commit_mixed(&f.db, 0, 60);
             f.db.wal().seal_active_segment().unwrap();
             let end = sealed_end(&f.db);
