@@ -321,15 +321,17 @@ impl Archiver {
         let row_count = part_rows.iter().map(|rows| rows.len() as u64).sum();
         let table = self.runtime.block_on(self.lake.load_table())?;
         let work: Vec<(ArchivedRange, Vec<EventRow>)> = parts.iter().copied().zip(part_rows).collect();
-        let written =
-            in_parallel_owned(work, |(part, rows)| self.runtime.block_on(self.write_files(&table, part, rows)));
+        let written = in_parallel_owned(work, |(part, rows)| -> PartFiles {
+            self.runtime.block_on(self.write_files(&table, part, rows)).map_err(Box::new)
+        });
         let mut files: Vec<DataFile> = Vec::new();
         let mut first_error = None;
         let mut orphans = Vec::new();
         for result in written {
             match result {
                 Ok(mut part_files) => files.append(&mut part_files),
-                Err((e, part_written)) => {
+                Err(failed) => {
+                    let (e, part_written) = *failed;
                     orphans.extend(part_written);
                     first_error.get_or_insert(e);
                 }
@@ -527,9 +529,9 @@ fn part_ranges(range: ArchivedRange, parts: &[&[SegmentInfo]]) -> Vec<ArchivedRa
 
 /// `f` over every item, each on its own thread when there are several; results in order. A
 /// panicking thread's result is an error, not a panic here.
-fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R>
+fn in_parallel<T: Sync, R>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R>
 where
-    R: From<PanickedPart>,
+    R: Send + From<PanickedPart>,
 {
     if items.len() <= 1 {
         return items.iter().map(&f).collect();
@@ -541,9 +543,9 @@ where
 }
 
 /// Like [`in_parallel`], handing each thread its item by value.
-fn in_parallel_owned<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R>
+fn in_parallel_owned<T: Send, R>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R>
 where
-    R: From<PanickedPart>,
+    R: Send + From<PanickedPart>,
 {
     if items.len() <= 1 {
         return items.into_iter().map(&f).collect();
@@ -564,9 +566,12 @@ impl<T> From<PanickedPart> for Result<T> {
     }
 }
 
-impl<T> From<PanickedPart> for std::result::Result<T, (ArchiveError, Vec<String>)> {
+/// A part's written files, or its error with the files it wrote before it.
+type PartFiles = std::result::Result<Vec<DataFile>, Box<(ArchiveError, Vec<String>)>>;
+
+impl From<PanickedPart> for PartFiles {
     fn from(_: PanickedPart) -> Self {
-        Err((ArchiveError::Inconsistent("an archive part's thread panicked".into()), Vec::new()))
+        Err(Box::new((ArchiveError::Inconsistent("an archive part's thread panicked".into()), Vec::new())))
     }
 }
 
