@@ -313,15 +313,16 @@ impl Archiver {
     fn archive_batch(&self, range: ArchivedRange, segments: &[SegmentInfo]) -> Result<BatchReport> {
         let config = self.lake.config();
         let parts = part_ranges(range, &plan_parts(segments, config.write_threads, config.min_part_bytes));
-        let part_rows =
-            in_parallel(&parts, |part| self.read_rows(*part)).into_iter().collect::<Result<Vec<Vec<EventRow>>>>()?;
+        let part_rows = in_parallel(parts.clone(), |part| self.read_rows(part))
+            .into_iter()
+            .collect::<Result<Vec<Vec<EventRow>>>>()?;
         if let Some(f) = self.take_fault(FaultPoint::AfterRead) {
             return Err(ArchiveError::InjectedFault(f.point));
         }
         let row_count = part_rows.iter().map(|rows| rows.len() as u64).sum();
         let table = self.runtime.block_on(self.lake.load_table())?;
         let work: Vec<(ArchivedRange, Vec<EventRow>)> = parts.iter().copied().zip(part_rows).collect();
-        let written = in_parallel_owned(work, |(part, rows)| -> PartFiles {
+        let written = in_parallel(work, |(part, rows)| -> PartFiles {
             self.runtime.block_on(self.write_files(&table, part, rows)).map_err(Box::new)
         });
         let mut files: Vec<DataFile> = Vec::new();
@@ -529,21 +530,7 @@ fn part_ranges(range: ArchivedRange, parts: &[&[SegmentInfo]]) -> Vec<ArchivedRa
 
 /// `f` over every item, each on its own thread when there are several; results in order. A
 /// panicking thread's result is an error, not a panic here.
-fn in_parallel<T: Sync, R>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R>
-where
-    R: Send + From<PanickedPart>,
-{
-    if items.len() <= 1 {
-        return items.iter().map(&f).collect();
-    }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items.iter().map(|item| s.spawn(|| f(item))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| R::from(PanickedPart))).collect()
-    })
-}
-
-/// Like [`in_parallel`], handing each thread its item by value.
-fn in_parallel_owned<T: Send, R>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R>
+fn in_parallel<T: Send, R>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R>
 where
     R: Send + From<PanickedPart>,
 {

@@ -73,13 +73,25 @@ fn option_sets(end: Lsn, boundary: Lsn) -> Vec<(&'static str, SubscriptionOption
     ]
 }
 
+/// Also with each batch split into parts written on parallel threads (several files per day
+/// and batch, LSN ranges side by side).
 #[test]
 fn hot_and_cold_replay_equals_a_pure_hot_replay() {
+    for write_threads in [1, 3] {
+        hot_and_cold_replay_equals_a_pure_hot_replay_with(write_threads);
+    }
+}
+
+fn hot_and_cold_replay_equals_a_pure_hot_replay_with(write_threads: usize) {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
     let end = workload(&db, 0, 400);
-    let archiver = Archiver::open(db.clone(), LakeConfig::local_dir(dir.path().join("lake")).unwrap()).unwrap();
+    let lake_config =
+        || LakeConfig { write_threads, min_part_bytes: 1, ..LakeConfig::local_dir(dir.path().join("lake")).unwrap() };
+    let archiver = Archiver::open(db.clone(), lake_config()).unwrap();
     let report = archiver.archive_sealed().unwrap();
+    let files: usize = report.batches.iter().map(|b| b.data_files.len()).sum();
+    assert!(write_threads == 1 || files > report.batches.len(), "parts made several files: {report:?}");
     let archived = report.last_archived_lsn.unwrap();
     assert!(archived > end / 2, "most of the log is in sealed segments: {archived} of {end}");
 
@@ -102,16 +114,16 @@ fn hot_and_cold_replay_equals_a_pure_hot_replay() {
     let tiered = archiver.cdc();
     for ((name, o), want) in options.iter().zip(&expected) {
         let got = collect(&tiered, o.clone());
-        assert_eq!(got.len(), want.len(), "{name}: event count");
+        assert_eq!(got.len(), want.len(), "{name} ({write_threads} threads): event count");
         for (g, w) in got.iter().zip(want) {
-            assert_eq!(g, w, "{name}: event at LSN {}", w.lsn());
+            assert_eq!(g, w, "{name} ({write_threads} threads): event at LSN {}", w.lsn());
         }
     }
 
     // The same through a fresh cold source on a reopened lake (nothing cached).
     drop(tiered);
     drop(archiver);
-    let archiver = Archiver::open(db.clone(), LakeConfig::local_dir(dir.path().join("lake")).unwrap()).unwrap();
+    let archiver = Archiver::open(db.clone(), lake_config()).unwrap();
     let got = collect(&archiver.cdc(), options[1].1.clone());
     assert_eq!(got, expected[1]);
 }
