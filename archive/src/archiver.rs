@@ -6,19 +6,22 @@
 //! its catalog commit left at most unreferenced files (removed when the failure is seen in
 //! process); a run that dies after it only has to move the horizon, which the next run does.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef as ArrowSchemaRef;
 use iceberg::spec::{DataFile, DataFileFormat, Literal, PartitionKey, Struct};
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
 use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::file_writer::location_generator::{DefaultFileNameGenerator, DefaultLocationGenerator};
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use object_store::ObjectStore;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use walden_cdc::{Cdc, DecodeErrorPolicy, SubscriptionOptions};
@@ -27,7 +30,7 @@ use walden_engine::{Database, Lsn, SegmentInfo};
 use crate::cold::LakeColdSource;
 use crate::config::LakeConfig;
 use crate::error::{ArchiveError, Result};
-use crate::events::{EventRow, to_record_batch};
+use crate::events::{ColumnBytes, EventColumns, EventRow};
 use crate::lake::{
     ARCHIVE_FIRST_LSN_PROPERTY, ArchivedRange, FIRST_LSN_PROPERTY, LAST_LSN_PROPERTY, Lake, OPERATION_ARCHIVE,
     OPERATION_PROPERTY,
@@ -42,13 +45,19 @@ const ZSTD_LEVEL: i32 = 1;
 /// archive) skips most of a file by row-group statistics, large enough for good compression.
 const ROW_GROUP_MAX_ROWS: usize = 64 * 1024;
 const ROW_GROUP_MAX_BYTES: usize = 32 << 20;
+/// Chunks in flight from a part's reader to its writer: a part holds a few chunks in memory
+/// (plus the Parquet row group being encoded), whatever the size of the batch.
+const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// A step of an archive batch at which a test can inject a failure
 /// ([`Archiver::inject_fault`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultPoint {
-    /// After the batch's changes were read from the WAL, before anything was written.
+    /// After a part read its first chunk of changes from the WAL, before it opened a file (other
+    /// parts of the batch go on, and their files become orphans).
     AfterRead,
+    /// After a part wrote its first chunk into a Parquet file, before it closed its files.
+    WhileWriting,
     /// After the Parquet files were written, before the catalog commit.
     AfterDataFilesWritten,
     /// After the catalog commit, before the retain-from horizon moved.
@@ -273,74 +282,36 @@ impl Archiver {
         Ok(report)
     }
 
-    /// Reads `range` from the WAL as rows, sorted by LSN.
-    fn read_rows(&self, range: ArchivedRange) -> Result<Vec<EventRow>> {
-        let options = SubscriptionOptions {
-            from_lsn: range.first_lsn,
-            end_lsn: Some(range.last_lsn),
-            include_transaction_control: false,
-            include_schema_changes: true,
-            decode_error_policy: DecodeErrorPolicy::Stop,
-            ..SubscriptionOptions::default()
-        };
-        let mut stream = self.cdc.subscribe(options)?;
-        let mut rows = Vec::new();
-        while let Some(event) = stream.try_next() {
-            if let Some(row) = EventRow::from_event(event?)? {
-                if row.lsn < range.first_lsn || row.lsn > range.last_lsn {
-                    return Err(ArchiveError::Inconsistent(format!(
-                        "change stream gave LSN {} outside {}..={}",
-                        row.lsn, range.first_lsn, range.last_lsn
-                    )));
-                }
-                rows.push(row);
-            }
-        }
-        if stream.position() < range.last_lsn {
-            return Err(ArchiveError::Inconsistent(format!(
-                "change stream stopped at LSN {} before the batch end {}",
-                stream.position(),
-                range.last_lsn
-            )));
-        }
-        rows.sort_by_key(|r| r.lsn);
-        if rows.windows(2).any(|w| w[0].lsn == w[1].lsn) {
-            return Err(ArchiveError::Inconsistent("change stream delivered an LSN twice".into()));
-        }
-        Ok(rows)
-    }
-
     fn archive_batch(&self, range: ArchivedRange, segments: &[SegmentInfo]) -> Result<BatchReport> {
         let config = self.lake.config();
         let parts = part_ranges(range, &plan_parts(segments, config.write_threads, config.min_part_bytes));
-        let part_rows = in_parallel(parts.clone(), |part| self.read_rows(part))
-            .into_iter()
-            .collect::<Result<Vec<Vec<EventRow>>>>()?;
-        if let Some(f) = self.take_fault(FaultPoint::AfterRead) {
-            return Err(ArchiveError::InjectedFault(f.point));
-        }
-        let row_count = part_rows.iter().map(|rows| rows.len() as u64).sum();
         let table = self.runtime.block_on(self.lake.load_table())?;
-        let work: Vec<(ArchivedRange, Vec<EventRow>)> = parts.iter().copied().zip(part_rows).collect();
-        let written = in_parallel(work, |(part, rows)| -> PartFiles {
-            self.runtime.block_on(self.write_files(&table, part, rows)).map_err(Box::new)
-        });
+        let arrow_schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema())?);
+        let outcomes = in_parallel(parts, |part| self.archive_part(&table, &arrow_schema, part));
         let mut files: Vec<DataFile> = Vec::new();
+        let mut row_count = 0;
         let mut first_error = None;
         let mut orphans = Vec::new();
-        for result in written {
-            match result {
-                Ok(mut part_files) => files.append(&mut part_files),
+        let mut leave_files = false;
+        for outcome in outcomes {
+            match outcome {
+                Ok(mut done) => {
+                    row_count += done.rows;
+                    files.append(&mut done.files);
+                }
                 Err(failed) => {
-                    let (e, part_written) = *failed;
-                    orphans.extend(part_written);
-                    first_error.get_or_insert(e);
+                    let failed = *failed;
+                    orphans.extend(failed.written);
+                    leave_files |= failed.leave_files;
+                    first_error.get_or_insert(failed.error);
                 }
             }
         }
         if let Some(e) = first_error {
-            orphans.extend(files.iter().map(|f| f.file_path().to_string()));
-            self.runtime.block_on(self.remove_files(&orphans));
+            if !leave_files {
+                orphans.extend(files.iter().map(|f| f.file_path().to_string()));
+                self.runtime.block_on(self.remove_files(&orphans));
+            }
             return Err(e);
         }
         let segments = segments.len();
@@ -392,56 +363,164 @@ impl Archiver {
         })
     }
 
-    /// Writes one Parquet file per commit day; on failure returns the files already written.
-    async fn write_files(
+    /// Archives one part of a batch into its own files (one per commit day): a reader thread
+    /// decodes the part's changes into Arrow chunks while this thread encodes them into Parquet,
+    /// through a channel of [`CHUNKS_IN_FLIGHT`] chunks.
+    fn archive_part(
+        &self,
+        table: &iceberg::table::Table,
+        arrow_schema: &ArrowSchemaRef,
+        part: ArchivedRange,
+    ) -> PartResult {
+        let (sender, receiver) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
+        std::thread::scope(|s| {
+            let reader = s.spawn(move || self.read_chunks(arrow_schema, part, sender));
+            let written = self.runtime.block_on(self.write_chunks(table, part, receiver));
+            let read = reader
+                .join()
+                .unwrap_or_else(|_| Err(ArchiveError::Inconsistent("an archive part's reader panicked".into())));
+            match (read, written) {
+                (Ok(rows), Ok(files)) => Ok(PartDone { files, rows }),
+                // The writer's failure first: the reader then only saw the channel close.
+                (_, Err(failed)) => Err(failed),
+                (Err(error), Ok(files)) => Err(Box::new(PartFailure {
+                    error,
+                    written: files.iter().map(|f| f.file_path().to_string()).collect(),
+                    leave_files: false,
+                })),
+            }
+        })
+    }
+
+    /// Reads `range` from the WAL and sends its rows as chunks of at most
+    /// [`LakeConfig::chunk_rows`] rows of
+    /// one commit day each, in LSN order; returns the number of rows.
+    fn read_chunks(
+        &self,
+        schema: &ArrowSchemaRef,
+        range: ArchivedRange,
+        chunks: tokio::sync::mpsc::Sender<Chunk>,
+    ) -> Result<u64> {
+        let options = SubscriptionOptions {
+            from_lsn: range.first_lsn,
+            end_lsn: Some(range.last_lsn),
+            include_transaction_control: false,
+            include_schema_changes: true,
+            decode_error_policy: DecodeErrorPolicy::Stop,
+            ..SubscriptionOptions::default()
+        };
+        let send = |chunk: Chunk| {
+            chunks.blocking_send(chunk).map_err(|_| ArchiveError::Inconsistent("the part's writer stopped".into()))
+        };
+        let chunk_rows = self.lake.config().chunk_rows.max(1);
+        let mut stream = self.cdc.subscribe(options)?;
+        let mut days: BTreeMap<i32, EventColumns> = BTreeMap::new();
+        let mut chunk_bytes = ColumnBytes::default();
+        let mut last_lsn = None;
+        let mut rows = 0;
+        while let Some(event) = stream.try_next() {
+            let Some(row) = EventRow::from_event(event?)? else { continue };
+            if row.lsn < range.first_lsn || row.lsn > range.last_lsn {
+                return Err(ArchiveError::Inconsistent(format!(
+                    "change stream gave LSN {} outside {}..={}",
+                    row.lsn, range.first_lsn, range.last_lsn
+                )));
+            }
+            // Files are sorted by LSN, and no LSN is archived twice.
+            if let Some(last) = last_lsn.filter(|&last| row.lsn <= last) {
+                return Err(ArchiveError::Inconsistent(format!(
+                    "change stream delivered LSN {} after LSN {last}",
+                    row.lsn
+                )));
+            }
+            last_lsn = Some(row.lsn);
+            let day = row.commit_day();
+            let columns = match days.entry(day) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => v.insert(EventColumns::new(schema.clone(), chunk_rows, chunk_bytes)?),
+            };
+            columns.push(&row)?;
+            rows += 1;
+            if columns.len() >= chunk_rows {
+                let full = days.remove(&day).expect("pushed to just now");
+                chunk_bytes = full.bytes().with_headroom();
+                send(Chunk { day, batch: full.finish()? })?;
+            }
+        }
+        if stream.position() < range.last_lsn {
+            return Err(ArchiveError::Inconsistent(format!(
+                "change stream stopped at LSN {} before the batch end {}",
+                stream.position(),
+                range.last_lsn
+            )));
+        }
+        for (day, columns) in days {
+            send(Chunk { day, batch: columns.finish()? })?;
+        }
+        Ok(rows)
+    }
+
+    /// Writes the chunks of one part into one Parquet file per commit day, until the reader
+    /// closes the channel; on failure returns the files that were completed.
+    async fn write_chunks(
         &self,
         table: &iceberg::table::Table,
         range: ArchivedRange,
-        rows: Vec<EventRow>,
-    ) -> std::result::Result<Vec<DataFile>, (ArchiveError, Vec<String>)> {
-        let metadata = table.metadata();
-        let schema = metadata.current_schema().clone();
-        let arrow_schema = match iceberg::arrow::schema_to_arrow_schema(&schema) {
-            Ok(s) => Arc::new(s),
-            Err(e) => return Err((e.into(), Vec::new())),
-        };
-        let mut by_day: BTreeMap<i32, Vec<EventRow>> = BTreeMap::new();
-        for row in rows {
-            by_day.entry(row.commit_day()).or_default().push(row);
-        }
-        let spec = metadata.default_partition_spec().as_ref().clone();
+        mut chunks: tokio::sync::mpsc::Receiver<Chunk>,
+    ) -> std::result::Result<Vec<DataFile>, Box<PartFailure>> {
         let batch_id = uuid::Uuid::new_v4();
-        let mut files: Vec<DataFile> = Vec::new();
-        let written = |files: &[DataFile]| files.iter().map(|f| f.file_path().to_string()).collect::<Vec<_>>();
-        for (day, day_rows) in by_day {
-            let result = async {
-                let props = parquet_properties()?;
-                let location = DefaultLocationGenerator::new(metadata)?;
-                let names = DefaultFileNameGenerator::new(
-                    format!("walden-{:020}-{:020}", range.first_lsn, range.last_lsn),
-                    Some(batch_id.to_string()),
-                    DataFileFormat::Parquet,
-                );
-                let rolling = RollingFileWriterBuilder::new(
-                    ParquetWriterBuilder::new(props, schema.clone()),
-                    usize::MAX,
-                    table.file_io().clone(),
-                    location,
-                    names,
-                );
-                let key =
-                    PartitionKey::new(spec.clone(), schema.clone(), Struct::from_iter([Some(Literal::date(day))]));
-                let mut writer = DataFileWriterBuilder::new(rolling).build(Some(key)).await?;
-                writer.write(to_record_batch(&arrow_schema, &day_rows)?).await?;
-                Ok::<_, ArchiveError>(writer.close().await?)
+        let mut writers: BTreeMap<i32, DayWriter> = BTreeMap::new();
+        let mut leave_files = false;
+        let outcome: Result<()> = loop {
+            let Some(Chunk { day, batch }) = chunks.recv().await else { break Ok(()) };
+            let writer = match writers.entry(day) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => {
+                    if let Some(f) = self.take_fault(FaultPoint::AfterRead) {
+                        leave_files = f.crash;
+                        break Err(ArchiveError::InjectedFault(f.point));
+                    }
+                    match open_day_writer(table, range, batch_id, day).await {
+                        Ok(w) => v.insert(w),
+                        Err(e) => break Err(e),
+                    }
+                }
+            };
+            if let Err(e) = writer.write(batch).await {
+                // Its file stays unknown (unreferenced: an open of a local lake removes it).
+                writers.remove(&day);
+                break Err(e.into());
             }
-            .await;
-            match result {
+            if let Some(f) = self.take_fault(FaultPoint::WhileWriting) {
+                leave_files = f.crash;
+                break Err(ArchiveError::InjectedFault(f.point));
+            }
+        };
+        // The reader stops at its next send.
+        drop(chunks);
+        if leave_files {
+            // As a crash would: the open files are never completed.
+            let error = outcome.err().unwrap_or_else(|| ArchiveError::Inconsistent("crash without a fault".into()));
+            return Err(Box::new(PartFailure { error, written: Vec::new(), leave_files }));
+        }
+        let mut files = Vec::new();
+        let mut first_error = outcome.err();
+        for (_, mut writer) in writers {
+            match writer.close().await {
                 Ok(mut day_files) => files.append(&mut day_files),
-                Err(e) => return Err((e, written(&files))),
+                Err(e) => {
+                    first_error.get_or_insert(e.into());
+                }
             }
         }
-        Ok(files)
+        match first_error {
+            None => Ok(files),
+            Some(error) => Err(Box::new(PartFailure {
+                error,
+                written: files.iter().map(|f| f.file_path().to_string()).collect(),
+                leave_files,
+            })),
+        }
     }
 
     /// Best-effort removal of files a failed batch wrote (nothing references them).
@@ -477,8 +556,18 @@ pub(crate) fn parquet_properties() -> Result<WriterProperties> {
     for column in IMAGE_COLUMNS {
         builder = builder.set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None);
     }
+    // LSNs, transaction ids and commit times rise through a file: deltas pack them into a few
+    // bits each with no hashing, where a dictionary hashes every value (and gives up on `lsn`).
+    for column in RISING_COLUMNS {
+        builder = builder
+            .set_column_dictionary_enabled(ColumnPath::from(*column), false)
+            .set_column_encoding(ColumnPath::from(*column), Encoding::DELTA_BINARY_PACKED);
+    }
     Ok(builder.build())
 }
+
+/// Integer columns whose values rise (or repeat) from row to row: delta-encoded.
+const RISING_COLUMNS: &[&str] = &["lsn", "commit_lsn", "txn_id", "commit_ts"];
 
 /// Columns written without dictionary encoding (unique or nearly unique values).
 const OPAQUE_COLUMNS: &[&str] = &["key", "before", "after", "before_bin", "after_bin", "correlation_id"];
@@ -553,12 +642,65 @@ impl<T> From<PanickedPart> for Result<T> {
     }
 }
 
-/// A part's written files, or its error with the files it wrote before it.
-type PartFiles = std::result::Result<Vec<DataFile>, Box<(ArchiveError, Vec<String>)>>;
+/// A chunk of a part's rows, all of one commit day, in LSN order.
+struct Chunk {
+    day: i32,
+    batch: RecordBatch,
+}
 
-impl From<PanickedPart> for PartFiles {
+/// The Parquet data-file writer of one commit day of a part.
+type DayWriter = DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+
+/// Opens the writer of `day`'s file of the part `range` (named after the range and `batch_id`).
+async fn open_day_writer(
+    table: &iceberg::table::Table,
+    range: ArchivedRange,
+    batch_id: uuid::Uuid,
+    day: i32,
+) -> Result<DayWriter> {
+    let metadata = table.metadata();
+    let schema = metadata.current_schema().clone();
+    let names = DefaultFileNameGenerator::new(
+        format!("walden-{:020}-{:020}", range.first_lsn, range.last_lsn),
+        Some(batch_id.to_string()),
+        DataFileFormat::Parquet,
+    );
+    let rolling = RollingFileWriterBuilder::new(
+        ParquetWriterBuilder::new(parquet_properties()?, schema.clone()),
+        usize::MAX,
+        table.file_io().clone(),
+        DefaultLocationGenerator::new(metadata)?,
+        names,
+    );
+    let spec = metadata.default_partition_spec().as_ref().clone();
+    let key = PartitionKey::new(spec, schema, Struct::from_iter([Some(Literal::date(day))]));
+    Ok(DataFileWriterBuilder::new(rolling).build(Some(key)).await?)
+}
+
+/// A part's files and row count.
+struct PartDone {
+    files: Vec<DataFile>,
+    rows: u64,
+}
+
+/// How a part failed: the error, the files it completed (orphans now), and whether files must be
+/// left where they are (an injected crash leaves them, as a real one would).
+struct PartFailure {
+    error: ArchiveError,
+    written: Vec<String>,
+    leave_files: bool,
+}
+
+/// A part's outcome.
+type PartResult = std::result::Result<PartDone, Box<PartFailure>>;
+
+impl From<PanickedPart> for PartResult {
     fn from(_: PanickedPart) -> Self {
-        Err(Box::new((ArchiveError::Inconsistent("an archive part's thread panicked".into()), Vec::new())))
+        Err(Box::new(PartFailure {
+            error: ArchiveError::Inconsistent("an archive part's thread panicked".into()),
+            written: Vec::new(),
+            leave_files: false,
+        }))
     }
 }
 

@@ -26,6 +26,8 @@ pub const DEFAULT_TARGET_BATCH_BYTES: u64 = 128 << 20;
 pub const MAX_DEFAULT_WRITE_THREADS: usize = 4;
 /// Default of [`LakeConfig::min_part_bytes`]: 32 MiB of WAL.
 pub const DEFAULT_MIN_PART_BYTES: u64 = 32 << 20;
+/// Default of [`LakeConfig::chunk_rows`].
+pub const DEFAULT_CHUNK_ROWS: usize = 8192;
 /// Default part size of multipart uploads (all non-final parts have exactly this size, as R2 requires).
 pub const DEFAULT_MULTIPART_PART_BYTES: usize = 8 << 20;
 
@@ -279,6 +281,11 @@ pub struct LakeConfig {
     /// Fewest WAL bytes a part of a batch needs to get its own thread and files (default
     /// 32 MiB), so that parallel writing never fills the lake with small files.
     pub min_part_bytes: u64,
+    /// Rows per Arrow batch a part's WAL reader hands to its Parquet writer (default 8192; 0
+    /// counts as 1). A part is read and encoded on two threads at once, with at most four
+    /// chunks between them, so this (times the row size) bounds a part's memory, not the
+    /// batch size; it does not change the files (row groups have their own bounds).
+    pub chunk_rows: usize,
     /// Part size of multipart uploads (default 8 MiB; S3 needs at least 5 MiB).
     pub multipart_part_bytes: usize,
     /// The embedded (sqlite) catalog file. Default: `catalog.db` inside a `file://` lake, an
@@ -302,6 +309,7 @@ impl LakeConfig {
             target_batch_bytes: DEFAULT_TARGET_BATCH_BYTES,
             write_threads: std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_DEFAULT_WRITE_THREADS),
             min_part_bytes: DEFAULT_MIN_PART_BYTES,
+            chunk_rows: DEFAULT_CHUNK_ROWS,
             multipart_part_bytes: DEFAULT_MULTIPART_PART_BYTES,
             catalog_path: None,
             catalog: CatalogConfig::Embedded,

@@ -24,7 +24,8 @@
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int64Array, LargeBinaryArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::builder::{LargeBinaryBuilder, StringBuilder};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
 use bytes::Bytes;
 use iceberg::spec::{NestedField, PrimitiveType, Schema, Transform, Type, UnboundPartitionSpec};
@@ -194,45 +195,208 @@ impl EventRow {
 /// added to the table later (schema evolution) that Walden does not fill are written as nulls;
 /// they must be optional.
 pub fn to_record_batch(schema: &ArrowSchemaRef, rows: &[EventRow]) -> Result<RecordBatch> {
-    let longs = |f: &dyn Fn(&EventRow) -> u64, what: &str| -> Result<ArrayRef> {
-        let values = rows.iter().map(|r| to_i64(f(r), what)).collect::<Result<Vec<_>>>()?;
-        Ok(Arc::new(Int64Array::from(values)))
-    };
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-    for field in schema.fields() {
-        let column: ArrayRef = match field.name().as_str() {
-            "lsn" => longs(&|r| r.lsn, "LSN")?,
-            "commit_lsn" => longs(&|r| r.commit_lsn, "commit LSN")?,
-            "txn_id" => longs(&|r| r.txn_id, "transaction id")?,
-            "commit_ts" => {
-                let DataType::Timestamp(_, tz) = field.data_type() else {
-                    return Err(ArchiveError::Inconsistent(format!("commit_ts has Arrow type {}", field.data_type())));
-                };
-                Arc::new(
-                    TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.commit_ts_us))
-                        .with_timezone_opt(tz.clone()),
-                )
-            }
-            "op" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.op))),
-            "table_name" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.table_name.as_str()))),
-            "key" => Arc::new(LargeBinaryArray::from_iter_values(rows.iter().map(|r| r.key.as_ref()))),
-            "before" => Arc::new(StringArray::from_iter(rows.iter().map(|r| json(&r.before)))),
-            "after" => Arc::new(StringArray::from_iter(rows.iter().map(|r| json(&r.after)))),
-            "before_bin" => Arc::new(LargeBinaryArray::from_iter(rows.iter().map(|r| bin(&r.before)))),
-            "after_bin" => Arc::new(LargeBinaryArray::from_iter(rows.iter().map(|r| bin(&r.after)))),
-            "namespace" => Arc::new(StringArray::from_iter(rows.iter().map(|r| r.namespace.as_deref()))),
-            "correlation_id" => Arc::new(StringArray::from_iter(rows.iter().map(|r| r.correlation_id.as_deref()))),
-            "actor" => Arc::new(StringArray::from_iter(rows.iter().map(|r| r.actor.as_deref()))),
-            _ if field.is_nullable() => arrow_array::new_null_array(field.data_type(), rows.len()),
-            other => {
+    let mut columns = EventColumns::new(schema.clone(), rows.len(), ColumnBytes::default())?;
+    for row in rows {
+        columns.push(row)?;
+    }
+    columns.finish()
+}
+
+/// Value bytes of each variable-length column of a batch: the capacity [`EventColumns::new`]
+/// reserves up front (a chunk sized like the previous one then never reallocates).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ColumnBytes {
+    /// Indexed by the column constants below (`OP` … `ACTOR`).
+    bytes: [usize; BYTE_COLUMNS],
+}
+
+impl ColumnBytes {
+    /// These sizes plus an eighth: room for a chunk like the one they were taken from.
+    #[must_use]
+    pub fn with_headroom(self) -> ColumnBytes {
+        ColumnBytes { bytes: self.bytes.map(|b| b.saturating_add(b / 8)) }
+    }
+}
+
+/// The variable-length columns Walden fills, and their indexes in [`ColumnBytes`].
+const BYTE_COLUMNS: usize = 10;
+const OP: usize = 0;
+const TABLE: usize = 1;
+const KEY: usize = 2;
+const BEFORE: usize = 3;
+const AFTER: usize = 4;
+const BEFORE_BIN: usize = 5;
+const AFTER_BIN: usize = 6;
+const NAMESPACE: usize = 7;
+const CORRELATION_ID: usize = 8;
+const ACTOR: usize = 9;
+
+/// The events table's columns under construction, row by row, in Arrow builders sized up front;
+/// [`finish`](Self::finish) turns them into a [`RecordBatch`] for the table's Arrow schema
+/// (columns added to the table later that Walden does not fill are written as nulls; they must be
+/// optional).
+pub struct EventColumns {
+    schema: ArrowSchemaRef,
+    lsn: Vec<i64>,
+    commit_lsn: Vec<i64>,
+    txn_id: Vec<i64>,
+    commit_ts_us: Vec<i64>,
+    strings: [StringBuilder; 7],
+    binaries: [LargeBinaryBuilder; 3],
+}
+
+/// Position of a column in [`EventColumns::strings`] / [`EventColumns::binaries`].
+fn slot(column: usize) -> (bool, usize) {
+    match column {
+        OP => (true, 0),
+        TABLE => (true, 1),
+        BEFORE => (true, 2),
+        AFTER => (true, 3),
+        NAMESPACE => (true, 4),
+        CORRELATION_ID => (true, 5),
+        ACTOR => (true, 6),
+        KEY => (false, 0),
+        BEFORE_BIN => (false, 1),
+        AFTER_BIN => (false, 2),
+        _ => unreachable!("{column} is not a byte column"),
+    }
+}
+
+impl EventColumns {
+    /// Empty columns with room for `rows` rows and `bytes` of values per column. Fails if the
+    /// schema has a required column Walden does not fill.
+    pub fn new(schema: ArrowSchemaRef, rows: usize, bytes: ColumnBytes) -> Result<EventColumns> {
+        for field in schema.fields() {
+            if !field.is_nullable() && !is_filled(field.name()) {
                 return Err(ArchiveError::Inconsistent(format!(
-                    "the events table has a required column {other:?} that Walden does not fill"
+                    "the events table has a required column {:?} that Walden does not fill",
+                    field.name()
                 )));
             }
-        };
-        columns.push(column);
+        }
+        let string = |c: usize| StringBuilder::with_capacity(rows, bytes.bytes[c]);
+        let binary = |c: usize| LargeBinaryBuilder::with_capacity(rows, bytes.bytes[c]);
+        Ok(EventColumns {
+            schema,
+            lsn: Vec::with_capacity(rows),
+            commit_lsn: Vec::with_capacity(rows),
+            txn_id: Vec::with_capacity(rows),
+            commit_ts_us: Vec::with_capacity(rows),
+            strings: [
+                string(OP),
+                string(TABLE),
+                string(BEFORE),
+                string(AFTER),
+                string(NAMESPACE),
+                string(CORRELATION_ID),
+                string(ACTOR),
+            ],
+            binaries: [binary(KEY), binary(BEFORE_BIN), binary(AFTER_BIN)],
+        })
     }
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+
+    /// Rows so far.
+    pub fn len(&self) -> usize {
+        self.lsn.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.lsn.is_empty()
+    }
+
+    /// Value bytes per column so far (the capacity to give the next chunk's columns).
+    #[must_use]
+    pub fn bytes(&self) -> ColumnBytes {
+        let mut bytes = ColumnBytes::default();
+        for (c, b) in bytes.bytes.iter_mut().enumerate() {
+            *b = match slot(c) {
+                (true, i) => self.strings[i].values_slice().len(),
+                (false, i) => self.binaries[i].values_slice().len(),
+            };
+        }
+        bytes
+    }
+
+    /// Appends `row`.
+    pub fn push(&mut self, row: &EventRow) -> Result<()> {
+        // The longs first: a value that does not fit fails before any column grew.
+        let lsn = to_i64(row.lsn, "LSN")?;
+        let commit_lsn = to_i64(row.commit_lsn, "commit LSN")?;
+        let txn_id = to_i64(row.txn_id, "transaction id")?;
+        self.lsn.push(lsn);
+        self.commit_lsn.push(commit_lsn);
+        self.txn_id.push(txn_id);
+        self.commit_ts_us.push(row.commit_ts_us);
+        let [op, table, before, after, namespace, correlation_id, actor] = &mut self.strings;
+        let [key, before_bin, after_bin] = &mut self.binaries;
+        op.append_value(row.op);
+        table.append_value(&row.table_name);
+        key.append_value(&row.key);
+        before.append_option(json(&row.before));
+        after.append_option(json(&row.after));
+        before_bin.append_option(bin(&row.before));
+        after_bin.append_option(bin(&row.after));
+        namespace.append_option(row.namespace.as_deref());
+        correlation_id.append_option(row.correlation_id.as_deref());
+        actor.append_option(row.actor.as_deref());
+        Ok(())
+    }
+
+    /// The rows as a batch of the schema's columns, in push order.
+    pub fn finish(mut self) -> Result<RecordBatch> {
+        let rows = self.len();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        for field in self.schema.fields() {
+            let column: ArrayRef = match field.name().as_str() {
+                "lsn" => Arc::new(Int64Array::from(std::mem::take(&mut self.lsn))),
+                "commit_lsn" => Arc::new(Int64Array::from(std::mem::take(&mut self.commit_lsn))),
+                "txn_id" => Arc::new(Int64Array::from(std::mem::take(&mut self.txn_id))),
+                "commit_ts" => {
+                    let DataType::Timestamp(_, tz) = field.data_type() else {
+                        return Err(ArchiveError::Inconsistent(format!(
+                            "commit_ts has Arrow type {}",
+                            field.data_type()
+                        )));
+                    };
+                    Arc::new(
+                        TimestampMicrosecondArray::from(std::mem::take(&mut self.commit_ts_us))
+                            .with_timezone_opt(tz.clone()),
+                    )
+                }
+                name => match column_index(name).map(slot) {
+                    Some((true, i)) => Arc::new(self.strings[i].finish()),
+                    Some((false, i)) => Arc::new(self.binaries[i].finish()),
+                    // `new` checked that such a column is optional.
+                    None => arrow_array::new_null_array(field.data_type(), rows),
+                },
+            };
+            columns.push(column);
+        }
+        Ok(RecordBatch::try_new(self.schema, columns)?)
+    }
+}
+
+/// The [`ColumnBytes`] index of a variable-length column Walden fills.
+fn column_index(name: &str) -> Option<usize> {
+    Some(match name {
+        "op" => OP,
+        "table_name" => TABLE,
+        "key" => KEY,
+        "before" => BEFORE,
+        "after" => AFTER,
+        "before_bin" => BEFORE_BIN,
+        "after_bin" => AFTER_BIN,
+        "namespace" => NAMESPACE,
+        "correlation_id" => CORRELATION_ID,
+        "actor" => ACTOR,
+        _ => return None,
+    })
+}
+
+/// Whether Walden fills the column `name`.
+fn is_filled(name: &str) -> bool {
+    matches!(name, "lsn" | "commit_lsn" | "txn_id" | "commit_ts") || column_index(name).is_some()
 }
 
 #[cfg(test)]
@@ -266,6 +430,91 @@ mod tests {
         assert_eq!(row.commit_day(), 1);
         row.commit_ts_us = -1;
         assert_eq!(row.commit_day(), -1);
+    }
+
+    fn arrow_schema_of(schema: &Schema) -> ArrowSchemaRef {
+        Arc::new(iceberg::arrow::schema_to_arrow_schema(schema).unwrap())
+    }
+
+    fn sample_row(lsn: Lsn, after: Payload) -> EventRow {
+        EventRow {
+            lsn,
+            commit_lsn: lsn + 1,
+            txn_id: lsn - 1,
+            commit_ts_us: 1_700_000_000_000_000,
+            op: "insert",
+            table_name: "users".into(),
+            key: Bytes::copy_from_slice(&lsn.to_be_bytes()),
+            before: None,
+            after: Some(after),
+            namespace: None,
+            correlation_id: Some(format!("req-{lsn}")),
+            actor: None,
+        }
+    }
+
+    #[test]
+    fn columns_count_their_bytes_and_keep_push_order() {
+        let arrow = arrow_schema_of(&events_schema().unwrap());
+        let mut columns = EventColumns::new(arrow.clone(), 2, ColumnBytes::default()).unwrap();
+        assert!(columns.is_empty());
+        columns.push(&sample_row(2, Payload::Json("{\"a\":1}".into()))).unwrap();
+        columns.push(&sample_row(5, Payload::Binary(Bytes::from_static(&[0xff; 3])))).unwrap();
+        assert_eq!(columns.len(), 2);
+        let bytes = columns.bytes();
+        assert_eq!(bytes.bytes[OP], 12);
+        assert_eq!(bytes.bytes[TABLE], 10);
+        assert_eq!(bytes.bytes[KEY], 16);
+        assert_eq!(bytes.bytes[AFTER], 7);
+        assert_eq!(bytes.bytes[AFTER_BIN], 3);
+        assert_eq!(bytes.bytes[BEFORE], 0);
+        assert_eq!(bytes.bytes[CORRELATION_ID], 10);
+        assert_eq!(bytes.with_headroom().bytes[KEY], 18);
+        let batch = columns.finish().unwrap();
+        let lsn = batch.column_by_name("lsn").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(lsn.values().to_vec(), vec![2, 5]);
+        let after = batch.column_by_name("after").unwrap();
+        assert!(!after.is_null(0) && after.is_null(1));
+        assert!(batch.column_by_name("after_bin").unwrap().is_null(0));
+        // The same rows through `to_record_batch` give the same batch.
+        let rows = [
+            sample_row(2, Payload::Json("{\"a\":1}".into())),
+            sample_row(5, Payload::Binary(Bytes::from_static(&[0xff; 3]))),
+        ];
+        assert_eq!(to_record_batch(&arrow, &rows).unwrap(), batch);
+    }
+
+    #[test]
+    fn columns_added_later_are_null_unless_required() {
+        let base = events_schema().unwrap();
+        let with = |field: NestedField| {
+            let mut fields: Vec<_> = base.as_struct().fields().to_vec();
+            fields.push(Arc::new(field));
+            Schema::builder().with_schema_id(1).with_fields(fields).build().unwrap()
+        };
+        let optional =
+            arrow_schema_of(&with(NestedField::optional(15, "region", Type::Primitive(PrimitiveType::String))));
+        let mut columns = EventColumns::new(optional, 1, ColumnBytes::default()).unwrap();
+        columns.push(&sample_row(2, Payload::Json("1".into()))).unwrap();
+        let batch = columns.finish().unwrap();
+        assert_eq!(batch.num_columns(), 15);
+        assert!(batch.column_by_name("region").unwrap().is_null(0));
+        let required =
+            arrow_schema_of(&with(NestedField::required(15, "region", Type::Primitive(PrimitiveType::String))));
+        assert!(matches!(EventColumns::new(required, 1, ColumnBytes::default()), Err(ArchiveError::Inconsistent(_))));
+    }
+
+    #[test]
+    fn a_value_that_does_not_fit_a_long_grows_no_column() {
+        let arrow = arrow_schema_of(&events_schema().unwrap());
+        let mut columns = EventColumns::new(arrow, 1, ColumnBytes::default()).unwrap();
+        let mut row = sample_row(2, Payload::Json("1".into()));
+        row.commit_lsn = u64::MAX;
+        assert!(matches!(columns.push(&row), Err(ArchiveError::Inconsistent(_))));
+        assert!(columns.is_empty());
+        assert_eq!(columns.bytes(), ColumnBytes::default());
+        columns.push(&sample_row(3, Payload::Json("1".into()))).unwrap();
+        assert_eq!(columns.finish().unwrap().num_rows(), 1);
     }
 
     #[test]

@@ -224,7 +224,8 @@ fn a_batch_split_into_parallel_parts_reads_back_like_one() {
     let end = sealed_end(&f.db);
     let sealed = f.db.segments().iter().filter(|s| s.sealed).count();
     assert!(sealed >= 3, "the fixture makes several segments");
-    let config = LakeConfig { write_threads: 3, min_part_bytes: 1, ..lake_config(&f) };
+    // Chunks of 5 rows: each part's reader hands its writer many chunks.
+    let config = LakeConfig { write_threads: 3, min_part_bytes: 1, chunk_rows: 5, ..lake_config(&f) };
     let archiver = Archiver::open(f.db.clone(), config).unwrap();
     let report = archiver.archive_sealed().unwrap();
     assert_eq!(report.batches.len(), 1);
@@ -248,14 +249,15 @@ fn a_batch_split_into_parallel_parts_reads_back_like_one() {
 #[test]
 fn a_failure_at_any_step_neither_loses_nor_duplicates() {
     for (point, crash, write_threads) in
-        [FaultPoint::AfterRead, FaultPoint::AfterDataFilesWritten, FaultPoint::AfterCommit]
+        [FaultPoint::AfterRead, FaultPoint::WhileWriting, FaultPoint::AfterDataFilesWritten, FaultPoint::AfterCommit]
             .into_iter()
             .flat_map(|p| [(p, false), (p, true)])
             .flat_map(|(p, c)| [(p, c, 1), (p, c, 3)])
     {
         {
             let f = fixture();
-            let lake_config = |f: &Fixture| LakeConfig { write_threads, min_part_bytes: 1, ..lake_config(f) };
+            let lake_config =
+                |f: &Fixture| LakeConfig { write_threads, min_part_bytes: 1, chunk_rows: 7, ..lake_config(f) };
             commit_mixed(&f.db, 0, 60);
             f.db.wal().seal_active_segment().unwrap();
             let end = sealed_end(&f.db);
@@ -268,7 +270,14 @@ fn a_failure_at_any_step_neither_loses_nor_duplicates() {
             assert_eq!(archiver.last_archived_lsn().unwrap(), committed.then_some(end), "{point:?}");
             let on_disk = parquet_files(&f.lake_dir);
             match (point, crash) {
-                (FaultPoint::AfterRead, _) => assert!(on_disk.is_empty()),
+                (FaultPoint::AfterRead, _) if write_threads == 1 => assert!(on_disk.is_empty(), "nothing written"),
+                (FaultPoint::AfterRead | FaultPoint::WhileWriting, false) => {
+                    assert!(on_disk.is_empty(), "cleaned up in process")
+                }
+                // A crash leaves what the other parts completed, referenced by nothing.
+                (FaultPoint::AfterRead | FaultPoint::WhileWriting, true) => {
+                    assert!(referenced_files(&archiver).is_empty())
+                }
                 (FaultPoint::AfterDataFilesWritten, false) => assert!(on_disk.is_empty(), "cleaned up in process"),
                 (FaultPoint::AfterDataFilesWritten, true) => {
                     assert!(!on_disk.is_empty(), "a crash leaves the files");

@@ -27,10 +27,10 @@ fn pyiceberg_and_duckdb_read_a_local_lake_through_its_life_cycle() {
     let Some(env) = readers::Env::find("the pyiceberg / DuckDB check of a local lake") else { return };
     let dir = tempfile::tempdir().unwrap();
     let lake_dir = dir.path().join("lake");
-    let lake = readers::SuiteLake {
-        config: LakeConfig::local_dir(&lake_dir).unwrap(),
-        catalog_db: lake_dir.join(CATALOG_FILE_NAME),
-        s3: None,
-    };
+    // Each batch's files are written from many small chunks (7 rows), so the readers also check
+    // files assembled that way (the S3 suite keeps the defaults). One part per batch: the life
+    // cycle counts one file per day and batch.
+    let config = LakeConfig { write_threads: 1, chunk_rows: 7, ..LakeConfig::local_dir(&lake_dir).unwrap() };
+    let lake = readers::SuiteLake { config, catalog_db: lake_dir.join(CATALOG_FILE_NAME), s3: None };
     readers::life_cycle(&env, dir.path(), lake);
 }
