@@ -24,8 +24,8 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{LargeBinaryBuilder, StringBuilder};
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_array::builder::{BinaryBuilder, LargeBinaryBuilder, StringBuilder};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
 use bytes::Bytes;
 use iceberg::spec::{NestedField, PrimitiveType, Schema, Transform, Type, UnboundPartitionSpec};
@@ -124,10 +124,10 @@ impl Payload {
     }
 }
 
-fn json(p: &Option<Payload>) -> Option<&str> {
+fn json(p: &Option<Payload>) -> Option<&[u8]> {
     match p {
-        // Checked to be UTF-8 when classified; checking again (GB/s) is cheaper than a copy.
-        Some(Payload::Json(b)) => std::str::from_utf8(b).ok(),
+        // UTF-8 (checked when classified, and again per chunk by `EventColumns::finish`).
+        Some(Payload::Json(b)) => Some(b.as_ref()),
         _ => None,
     }
 }
@@ -241,23 +241,33 @@ pub struct EventColumns {
     commit_lsn: Vec<i64>,
     txn_id: Vec<i64>,
     commit_ts_us: Vec<i64>,
-    strings: [StringBuilder; 7],
+    strings: [StringBuilder; 5],
+    /// `before` and `after`: JSON text checked to be UTF-8 when classified, gathered as bytes and
+    /// checked again in one pass per chunk when the string column is made (not once per value).
+    json: [BinaryBuilder; 2],
     binaries: [LargeBinaryBuilder; 3],
 }
 
-/// Position of a column in [`EventColumns::strings`] / [`EventColumns::binaries`].
-fn slot(column: usize) -> (bool, usize) {
+/// Where a variable-length column is built in [`EventColumns`].
+#[derive(Clone, Copy)]
+enum Slot {
+    String(usize),
+    Json(usize),
+    Binary(usize),
+}
+
+fn slot(column: usize) -> Slot {
     match column {
-        OP => (true, 0),
-        TABLE => (true, 1),
-        BEFORE => (true, 2),
-        AFTER => (true, 3),
-        NAMESPACE => (true, 4),
-        CORRELATION_ID => (true, 5),
-        ACTOR => (true, 6),
-        KEY => (false, 0),
-        BEFORE_BIN => (false, 1),
-        AFTER_BIN => (false, 2),
+        OP => Slot::String(0),
+        TABLE => Slot::String(1),
+        NAMESPACE => Slot::String(2),
+        CORRELATION_ID => Slot::String(3),
+        ACTOR => Slot::String(4),
+        BEFORE => Slot::Json(0),
+        AFTER => Slot::Json(1),
+        KEY => Slot::Binary(0),
+        BEFORE_BIN => Slot::Binary(1),
+        AFTER_BIN => Slot::Binary(2),
         _ => unreachable!("{column} is not a byte column"),
     }
 }
@@ -275,6 +285,7 @@ impl EventColumns {
             }
         }
         let string = |c: usize| StringBuilder::with_capacity(rows, bytes.bytes[c]);
+        let json = |c: usize| BinaryBuilder::with_capacity(rows, bytes.bytes[c]);
         let binary = |c: usize| LargeBinaryBuilder::with_capacity(rows, bytes.bytes[c]);
         Ok(EventColumns {
             schema,
@@ -282,15 +293,8 @@ impl EventColumns {
             commit_lsn: Vec::with_capacity(rows),
             txn_id: Vec::with_capacity(rows),
             commit_ts_us: Vec::with_capacity(rows),
-            strings: [
-                string(OP),
-                string(TABLE),
-                string(BEFORE),
-                string(AFTER),
-                string(NAMESPACE),
-                string(CORRELATION_ID),
-                string(ACTOR),
-            ],
+            strings: [string(OP), string(TABLE), string(NAMESPACE), string(CORRELATION_ID), string(ACTOR)],
+            json: [json(BEFORE), json(AFTER)],
             binaries: [binary(KEY), binary(BEFORE_BIN), binary(AFTER_BIN)],
         })
     }
@@ -311,8 +315,9 @@ impl EventColumns {
         let mut bytes = ColumnBytes::default();
         for (c, b) in bytes.bytes.iter_mut().enumerate() {
             *b = match slot(c) {
-                (true, i) => self.strings[i].values_slice().len(),
-                (false, i) => self.binaries[i].values_slice().len(),
+                Slot::String(i) => self.strings[i].values_slice().len(),
+                Slot::Json(i) => self.json[i].values_slice().len(),
+                Slot::Binary(i) => self.binaries[i].values_slice().len(),
             };
         }
         bytes
@@ -328,7 +333,8 @@ impl EventColumns {
         self.commit_lsn.push(commit_lsn);
         self.txn_id.push(txn_id);
         self.commit_ts_us.push(row.commit_ts_us);
-        let [op, table, before, after, namespace, correlation_id, actor] = &mut self.strings;
+        let [op, table, namespace, correlation_id, actor] = &mut self.strings;
+        let [before, after] = &mut self.json;
         let [key, before_bin, after_bin] = &mut self.binaries;
         op.append_value(row.op);
         table.append_value(&row.table_name);
@@ -365,8 +371,9 @@ impl EventColumns {
                     )
                 }
                 name => match column_index(name).map(slot) {
-                    Some((true, i)) => Arc::new(self.strings[i].finish()),
-                    Some((false, i)) => Arc::new(self.binaries[i].finish()),
+                    Some(Slot::String(i)) => Arc::new(self.strings[i].finish()),
+                    Some(Slot::Json(i)) => Arc::new(StringArray::try_from_binary(self.json[i].finish())?),
+                    Some(Slot::Binary(i)) => Arc::new(self.binaries[i].finish()),
                     // `new` checked that such a column is optional.
                     None => arrow_array::new_null_array(field.data_type(), rows),
                 },
@@ -482,6 +489,14 @@ mod tests {
             sample_row(5, Payload::Binary(Bytes::from_static(&[0xff; 3]))),
         ];
         assert_eq!(to_record_batch(&arrow, &rows).unwrap(), batch);
+    }
+
+    #[test]
+    fn a_json_payload_that_is_not_utf8_fails_the_chunk_instead_of_vanishing() {
+        let arrow = arrow_schema_of(&events_schema().unwrap());
+        let mut columns = EventColumns::new(arrow, 1, ColumnBytes::default()).unwrap();
+        columns.push(&sample_row(2, Payload::Json(Bytes::from_static(&[b'"', 0xff, b'"'])))).unwrap();
+        assert!(matches!(columns.finish(), Err(ArchiveError::Arrow(_))));
     }
 
     #[test]
