@@ -34,3 +34,10 @@ fn pyiceberg_and_duckdb_read_a_local_lake_through_its_life_cycle() {
     let lake = readers::SuiteLake { config, catalog_db: lake_dir.join(CATALOG_FILE_NAME), s3: None };
     readers::life_cycle(&env, dir.path(), lake);
 }
+
+#[test]
+fn pyiceberg_and_duckdb_read_batches_written_as_parallel_parts_like_one() {
+    let Some(env) = readers::Env::find("the pyiceberg / DuckDB check of parallel parts") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    readers::parts_read_like_one(&env, dir.path());
+}

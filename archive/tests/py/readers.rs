@@ -1,8 +1,9 @@
 //! The Rust half of the independent-reader harness, shared by `tests/pyiceberg.rs` (a local lake)
 //! and `tests/s3.rs` (an S3 lake on moto): finding the lake venv, a writer process whose wall
-//! clock is set to an earlier day, moto's S3 server, and the life-cycle suite that archives,
+//! clock is set to an earlier day, moto's S3 server, the life-cycle suite that archives,
 //! evolves, compacts and expires a table and has pyiceberg and DuckDB (`check_table.py` beside
-//! this file) check it after each step.
+//! this file) check it after each step, and a check that batches written as parallel parts read
+//! back like batches written as one.
 //!
 //! The lake venv comes from `scripts/lake_venv.sh` (the test command creates it and sets
 //! `WALDEN_REQUIRE_LAKE_VENV=1`, so in CI a missing venv fails these tests instead of skipping
@@ -490,6 +491,68 @@ pub fn life_cycle(env: &Env, dir: &Path, lake: SuiteLake) {
     }
     // The archive's position survives it all.
     assert_eq!(archiver.last_archived_lsn().unwrap(), Some(end));
+}
+
+/// The same log (rows on three days) archived into two local lakes: one part per batch with
+/// the default chunks, and up to three parts on parallel threads in chunks of five rows.
+/// pyiceberg and DuckDB read exactly the log's rows from both, with the same content (the same
+/// digest), the second from more files, each sorted by LSN, with pruning by day intact.
+pub fn parts_read_like_one(env: &Env, dir: &Path) {
+    let db_dir = dir.join("db");
+    env.write_on_day(&db_dir, DAY_1, 0, 30);
+    env.write_on_day(&db_dir, DAY_2, 30, 30);
+    let db = Arc::new(Database::open(&db_dir, crate::common::small_db_config()).unwrap());
+    let end = commit_rows(&db, 60, 40);
+    let expected = expected_rows(&db, end);
+    let all_lsns: Vec<Lsn> = expected.iter().map(|r| r.lsn).collect();
+    let mut per_day: BTreeMap<i64, u64> = BTreeMap::new();
+    for row in &expected {
+        *per_day.entry(row.day).or_default() += 1;
+    }
+    assert!(per_day.len() >= 3, "days in the log: {per_day:?}");
+    let mut seen = Vec::new();
+    for (name, write_threads, chunk_rows) in [("one-part", 1, 8192), ("parts", 3, 5)] {
+        let lake_dir = dir.join(format!("lake-{name}"));
+        let config =
+            LakeConfig { write_threads, min_part_bytes: 1, chunk_rows, ..LakeConfig::local_dir(&lake_dir).unwrap() };
+        let archiver = Archiver::open(db.clone(), config).unwrap();
+        let report = archiver.archive_sealed().unwrap();
+        assert_eq!(report.last_archived_lsn, Some(end), "{name}");
+        let files: usize = report.batches.iter().map(|b| b.data_files.len()).sum();
+        let table = archiver.block_on(archiver.lake().load_table()).unwrap();
+        let mut days: Vec<String> = per_day.keys().map(|d| day_string(*d)).collect();
+        days.push(EMPTY_DAY.to_string());
+        let out = env.check_table(&json!({
+            "catalog_db": lake_dir.join(walden_archive::config::CATALOG_FILE_NAME),
+            "warehouse": archiver.lake().location().warehouse_url(),
+            "ident": "walden.events",
+            "metadata_location": table.metadata_location().unwrap(),
+            "days": days,
+            "gone_snapshot_ids": [],
+            "added_column": null,
+            "s3": null,
+        }));
+        let (py, duck) = (&out["pyiceberg"], &out["duckdb"]);
+        for (reader, got) in [("pyiceberg", py), ("duckdb", duck)] {
+            assert_eq!(got["rows"], all_lsns.len(), "{name}, {reader}");
+            assert_eq!(lsns(got), all_lsns, "{name}, {reader}: the LSNs of the log");
+        }
+        assert_eq!(py["digest"], duck["digest"], "{name}: pyiceberg and DuckDB read the same content");
+        assert_eq!(py["codecs"], json!(["ZSTD"]), "{name}");
+        assert_eq!(py["files_sorted_by_lsn"], true, "{name}");
+        assert_eq!(py["files"].as_array().unwrap().len(), files, "{name}");
+        assert_eq!(duck["files_read_unfiltered"], files, "{name}");
+        for (day, rows) in per_day.iter().map(|(d, r)| (*d, *r)).chain([(day_number(EMPTY_DAY), 0)]) {
+            let day_name = day_string(day);
+            assert_eq!(py["pruned"][&day_name]["rows"], rows, "{name}: pyiceberg rows on {day_name}");
+            assert_eq!(duck["pruned"][&day_name]["rows"], rows, "{name}: DuckDB rows on {day_name}");
+            let want_days = if rows == 0 { json!([]) } else { json!([day]) };
+            assert_eq!(py["pruned"][&day_name]["file_days"], want_days, "{name}: pyiceberg pruned {day_name}");
+        }
+        seen.push((files, py["digest"].clone()));
+    }
+    assert!(seen[1].0 > seen[0].0, "parallel parts wrote more files: {} against {}", seen[1].0, seen[0].0);
+    assert_eq!(seen[0].1, seen[1].1, "both lakes hold the same rows, byte for byte");
 }
 
 fn sorted(ids: &[i64]) -> Vec<i64> {
