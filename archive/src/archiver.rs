@@ -309,14 +309,14 @@ impl Archiver {
         }
         if let Some(e) = first_error {
             if !leave_files {
-                orphans.extend(files.iter().map(|f| f.file_path().to_string()));
+                orphans.extend(file_paths(&files));
                 self.runtime.block_on(self.remove_files(&orphans));
             }
             return Err(e);
         }
         let segments = segments.len();
         self.runtime.block_on(async {
-            let paths: Vec<String> = files.iter().map(|f| f.file_path().to_string()).collect();
+            let paths = file_paths(&files);
             let data_bytes = files.iter().map(|f| f.file_size_in_bytes()).sum();
             if let Some(f) = self.take_fault(FaultPoint::AfterDataFilesWritten) {
                 if !f.crash {
@@ -383,11 +383,7 @@ impl Archiver {
                 (Ok(rows), Ok(files)) => Ok(PartDone { files, rows }),
                 // The writer's failure first: the reader then only saw the channel close.
                 (_, Err(failed)) => Err(failed),
-                (Err(error), Ok(files)) => Err(Box::new(PartFailure {
-                    error,
-                    written: files.iter().map(|f| f.file_path().to_string()).collect(),
-                    leave_files: false,
-                })),
+                (Err(error), Ok(files)) => Err(PartFailure::cleaned_up(error, &files)),
             }
         })
     }
@@ -500,7 +496,7 @@ impl Archiver {
         drop(chunks);
         if leave_files {
             // As a crash would: the open files are never completed.
-            let error = outcome.err().unwrap_or_else(|| ArchiveError::Inconsistent("crash without a fault".into()));
+            let error = outcome.expect_err("a crash is only injected with its fault");
             return Err(Box::new(PartFailure { error, written: Vec::new(), leave_files }));
         }
         let mut files = Vec::new();
@@ -515,11 +511,7 @@ impl Archiver {
         }
         match first_error {
             None => Ok(files),
-            Some(error) => Err(Box::new(PartFailure {
-                error,
-                written: files.iter().map(|f| f.file_path().to_string()).collect(),
-                leave_files,
-            })),
+            Some(error) => Err(PartFailure::cleaned_up(error, &files)),
         }
     }
 
@@ -617,29 +609,30 @@ fn part_ranges(range: ArchivedRange, parts: &[&[SegmentInfo]]) -> Vec<ArchivedRa
     ranges
 }
 
-/// `f` over every item, each on its own thread when there are several; results in order. A
-/// panicking thread's result is an error, not a panic here.
-fn in_parallel<T: Send, R>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R>
-where
-    R: Send + From<PanickedPart>,
-{
-    if items.len() <= 1 {
-        return items.into_iter().map(&f).collect();
+/// `f` over every part, each on its own thread when there are several; outcomes in order. A
+/// panicking thread (a bug) is an error of its part, not a panic here.
+fn in_parallel(parts: Vec<ArchivedRange>, f: impl Fn(ArchivedRange) -> PartResult + Sync) -> Vec<PartResult> {
+    if parts.len() <= 1 {
+        return parts.into_iter().map(&f).collect();
     }
     std::thread::scope(|s| {
         let f = &f;
-        let handles: Vec<_> = items.into_iter().map(|item| s.spawn(move || f(item))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| R::from(PanickedPart))).collect()
+        let handles: Vec<_> = parts.into_iter().map(|part| s.spawn(move || f(part))).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    let error = ArchiveError::Inconsistent("an archive part's thread panicked".into());
+                    Err(PartFailure::cleaned_up(error, &[]))
+                })
+            })
+            .collect()
     })
 }
 
-/// A part's thread panicked (a bug): reported as an error of the batch.
-struct PanickedPart;
-
-impl<T> From<PanickedPart> for Result<T> {
-    fn from(_: PanickedPart) -> Self {
-        Err(ArchiveError::Inconsistent("an archive part's thread panicked".into()))
-    }
+/// The paths of `files`.
+pub(crate) fn file_paths(files: &[DataFile]) -> Vec<String> {
+    files.iter().map(|f| f.file_path().to_string()).collect()
 }
 
 /// A chunk of a part's rows, all of one commit day, in LSN order.
@@ -691,18 +684,15 @@ struct PartFailure {
     leave_files: bool,
 }
 
-/// A part's outcome.
-type PartResult = std::result::Result<PartDone, Box<PartFailure>>;
-
-impl From<PanickedPart> for PartResult {
-    fn from(_: PanickedPart) -> Self {
-        Err(Box::new(PartFailure {
-            error: ArchiveError::Inconsistent("an archive part's thread panicked".into()),
-            written: Vec::new(),
-            leave_files: false,
-        }))
+impl PartFailure {
+    /// A failure whose completed `files` are orphans to remove.
+    fn cleaned_up(error: ArchiveError, files: &[DataFile]) -> Box<PartFailure> {
+        Box::new(PartFailure { error, written: file_paths(files), leave_files: false })
     }
 }
+
+/// A part's outcome.
+type PartResult = std::result::Result<PartDone, Box<PartFailure>>;
 
 /// Groups consecutive segments into batches of about `target_bytes` (at least one segment each).
 fn plan_batches(segments: &[SegmentInfo], target_bytes: u64) -> Vec<&[SegmentInfo]> {

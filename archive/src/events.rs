@@ -206,30 +206,37 @@ pub fn to_record_batch(schema: &ArrowSchemaRef, rows: &[EventRow]) -> Result<Rec
 /// reserves up front (a chunk sized like the previous one then never reallocates).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ColumnBytes {
-    /// Indexed by the column constants below (`OP` … `ACTOR`).
-    bytes: [usize; BYTE_COLUMNS],
+    /// In [`STRING_COLUMNS`] order.
+    strings: [usize; STRING_COLUMNS.len()],
+    /// In [`JSON_COLUMNS`] order.
+    json: [usize; JSON_COLUMNS.len()],
+    /// In [`BINARY_COLUMNS`] order.
+    binaries: [usize; BINARY_COLUMNS.len()],
 }
 
 impl ColumnBytes {
     /// These sizes plus an eighth: room for a chunk like the one they were taken from.
     #[must_use]
     pub fn with_headroom(self) -> ColumnBytes {
-        ColumnBytes { bytes: self.bytes.map(|b| b.saturating_add(b / 8)) }
+        let more = |b: usize| b.saturating_add(b / 8);
+        ColumnBytes { strings: self.strings.map(more), json: self.json.map(more), binaries: self.binaries.map(more) }
     }
 }
 
-/// The variable-length columns Walden fills, and their indexes in [`ColumnBytes`].
-const BYTE_COLUMNS: usize = 10;
-const OP: usize = 0;
-const TABLE: usize = 1;
-const KEY: usize = 2;
-const BEFORE: usize = 3;
-const AFTER: usize = 4;
-const BEFORE_BIN: usize = 5;
-const AFTER_BIN: usize = 6;
-const NAMESPACE: usize = 7;
-const CORRELATION_ID: usize = 8;
-const ACTOR: usize = 9;
+/// The string columns Walden fills, built as strings. (`EventColumns::push` destructures the
+/// builders in the order of these lists.)
+const STRING_COLUMNS: [&str; 5] = ["op", "table_name", "namespace", "correlation_id", "actor"];
+/// The JSON row-image columns: checked to be UTF-8 when classified, gathered as bytes and checked
+/// again in one pass per chunk when the string column is made (not once per value).
+const JSON_COLUMNS: [&str; 2] = ["before", "after"];
+/// The binary columns Walden fills.
+const BINARY_COLUMNS: [&str; 3] = ["key", "before_bin", "after_bin"];
+/// The integer and time columns Walden fills.
+const LONG_COLUMNS: [&str; 4] = ["lsn", "commit_lsn", "txn_id", "commit_ts"];
+
+fn position(columns: &[&str], name: &str) -> Option<usize> {
+    columns.iter().position(|c| *c == name)
+}
 
 /// The events table's columns under construction, row by row, in Arrow builders sized up front;
 /// [`finish`](Self::finish) turns them into a [`RecordBatch`] for the table's Arrow schema
@@ -241,35 +248,12 @@ pub struct EventColumns {
     commit_lsn: Vec<i64>,
     txn_id: Vec<i64>,
     commit_ts_us: Vec<i64>,
-    strings: [StringBuilder; 5],
-    /// `before` and `after`: JSON text checked to be UTF-8 when classified, gathered as bytes and
-    /// checked again in one pass per chunk when the string column is made (not once per value).
-    json: [BinaryBuilder; 2],
-    binaries: [LargeBinaryBuilder; 3],
-}
-
-/// Where a variable-length column is built in [`EventColumns`].
-#[derive(Clone, Copy)]
-enum Slot {
-    String(usize),
-    Json(usize),
-    Binary(usize),
-}
-
-fn slot(column: usize) -> Slot {
-    match column {
-        OP => Slot::String(0),
-        TABLE => Slot::String(1),
-        NAMESPACE => Slot::String(2),
-        CORRELATION_ID => Slot::String(3),
-        ACTOR => Slot::String(4),
-        BEFORE => Slot::Json(0),
-        AFTER => Slot::Json(1),
-        KEY => Slot::Binary(0),
-        BEFORE_BIN => Slot::Binary(1),
-        AFTER_BIN => Slot::Binary(2),
-        _ => unreachable!("{column} is not a byte column"),
-    }
+    /// In [`STRING_COLUMNS`] order.
+    strings: [StringBuilder; STRING_COLUMNS.len()],
+    /// In [`JSON_COLUMNS`] order.
+    json: [BinaryBuilder; JSON_COLUMNS.len()],
+    /// In [`BINARY_COLUMNS`] order.
+    binaries: [LargeBinaryBuilder; BINARY_COLUMNS.len()],
 }
 
 impl EventColumns {
@@ -277,25 +261,25 @@ impl EventColumns {
     /// schema has a required column Walden does not fill.
     pub fn new(schema: ArrowSchemaRef, rows: usize, bytes: ColumnBytes) -> Result<EventColumns> {
         for field in schema.fields() {
-            if !field.is_nullable() && !is_filled(field.name()) {
+            let name = field.name().as_str();
+            let filled = [&LONG_COLUMNS[..], &STRING_COLUMNS, &JSON_COLUMNS, &BINARY_COLUMNS]
+                .iter()
+                .any(|columns| position(columns, name).is_some());
+            if !field.is_nullable() && !filled {
                 return Err(ArchiveError::Inconsistent(format!(
-                    "the events table has a required column {:?} that Walden does not fill",
-                    field.name()
+                    "the events table has a required column {name:?} that Walden does not fill"
                 )));
             }
         }
-        let string = |c: usize| StringBuilder::with_capacity(rows, bytes.bytes[c]);
-        let json = |c: usize| BinaryBuilder::with_capacity(rows, bytes.bytes[c]);
-        let binary = |c: usize| LargeBinaryBuilder::with_capacity(rows, bytes.bytes[c]);
         Ok(EventColumns {
             schema,
             lsn: Vec::with_capacity(rows),
             commit_lsn: Vec::with_capacity(rows),
             txn_id: Vec::with_capacity(rows),
             commit_ts_us: Vec::with_capacity(rows),
-            strings: [string(OP), string(TABLE), string(NAMESPACE), string(CORRELATION_ID), string(ACTOR)],
-            json: [json(BEFORE), json(AFTER)],
-            binaries: [binary(KEY), binary(BEFORE_BIN), binary(AFTER_BIN)],
+            strings: bytes.strings.map(|b| StringBuilder::with_capacity(rows, b)),
+            json: bytes.json.map(|b| BinaryBuilder::with_capacity(rows, b)),
+            binaries: bytes.binaries.map(|b| LargeBinaryBuilder::with_capacity(rows, b)),
         })
     }
 
@@ -312,15 +296,11 @@ impl EventColumns {
     /// Value bytes per column so far (the capacity to give the next chunk's columns).
     #[must_use]
     pub fn bytes(&self) -> ColumnBytes {
-        let mut bytes = ColumnBytes::default();
-        for (c, b) in bytes.bytes.iter_mut().enumerate() {
-            *b = match slot(c) {
-                Slot::String(i) => self.strings[i].values_slice().len(),
-                Slot::Json(i) => self.json[i].values_slice().len(),
-                Slot::Binary(i) => self.binaries[i].values_slice().len(),
-            };
+        ColumnBytes {
+            strings: std::array::from_fn(|i| self.strings[i].values_slice().len()),
+            json: std::array::from_fn(|i| self.json[i].values_slice().len()),
+            binaries: std::array::from_fn(|i| self.binaries[i].values_slice().len()),
         }
-        bytes
     }
 
     /// Appends `row`.
@@ -354,7 +334,8 @@ impl EventColumns {
         let rows = self.len();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         for field in self.schema.fields() {
-            let column: ArrayRef = match field.name().as_str() {
+            let name = field.name().as_str();
+            let column: ArrayRef = match name {
                 "lsn" => Arc::new(Int64Array::from(std::mem::take(&mut self.lsn))),
                 "commit_lsn" => Arc::new(Int64Array::from(std::mem::take(&mut self.commit_lsn))),
                 "txn_id" => Arc::new(Int64Array::from(std::mem::take(&mut self.txn_id))),
@@ -370,40 +351,23 @@ impl EventColumns {
                             .with_timezone_opt(tz.clone()),
                     )
                 }
-                name => match column_index(name).map(slot) {
-                    Some(Slot::String(i)) => Arc::new(self.strings[i].finish()),
-                    Some(Slot::Json(i)) => Arc::new(StringArray::try_from_binary(self.json[i].finish())?),
-                    Some(Slot::Binary(i)) => Arc::new(self.binaries[i].finish()),
-                    // `new` checked that such a column is optional.
-                    None => arrow_array::new_null_array(field.data_type(), rows),
-                },
+                _ => {
+                    if let Some(i) = position(&STRING_COLUMNS, name) {
+                        Arc::new(self.strings[i].finish())
+                    } else if let Some(i) = position(&JSON_COLUMNS, name) {
+                        Arc::new(StringArray::try_from_binary(self.json[i].finish())?)
+                    } else if let Some(i) = position(&BINARY_COLUMNS, name) {
+                        Arc::new(self.binaries[i].finish())
+                    } else {
+                        // `new` checked that such a column is optional.
+                        arrow_array::new_null_array(field.data_type(), rows)
+                    }
+                }
             };
             columns.push(column);
         }
         Ok(RecordBatch::try_new(self.schema, columns)?)
     }
-}
-
-/// The [`ColumnBytes`] index of a variable-length column Walden fills.
-fn column_index(name: &str) -> Option<usize> {
-    Some(match name {
-        "op" => OP,
-        "table_name" => TABLE,
-        "key" => KEY,
-        "before" => BEFORE,
-        "after" => AFTER,
-        "before_bin" => BEFORE_BIN,
-        "after_bin" => AFTER_BIN,
-        "namespace" => NAMESPACE,
-        "correlation_id" => CORRELATION_ID,
-        "actor" => ACTOR,
-        _ => return None,
-    })
-}
-
-/// Whether Walden fills the column `name`.
-fn is_filled(name: &str) -> bool {
-    matches!(name, "lsn" | "commit_lsn" | "txn_id" | "commit_ts") || column_index(name).is_some()
 }
 
 #[cfg(test)]
@@ -439,6 +403,17 @@ mod tests {
         assert_eq!(row.commit_day(), -1);
     }
 
+    /// The bytes `bytes` counts for the column `name`.
+    fn bytes_of(bytes: &ColumnBytes, name: &str) -> usize {
+        if let Some(i) = position(&STRING_COLUMNS, name) {
+            bytes.strings[i]
+        } else if let Some(i) = position(&JSON_COLUMNS, name) {
+            bytes.json[i]
+        } else {
+            bytes.binaries[position(&BINARY_COLUMNS, name).expect("a byte column")]
+        }
+    }
+
     fn arrow_schema_of(schema: &Schema) -> ArrowSchemaRef {
         Arc::new(iceberg::arrow::schema_to_arrow_schema(schema).unwrap())
     }
@@ -469,14 +444,14 @@ mod tests {
         columns.push(&sample_row(5, Payload::Binary(Bytes::from_static(&[0xff; 3])))).unwrap();
         assert_eq!(columns.len(), 2);
         let bytes = columns.bytes();
-        assert_eq!(bytes.bytes[OP], 12);
-        assert_eq!(bytes.bytes[TABLE], 10);
-        assert_eq!(bytes.bytes[KEY], 16);
-        assert_eq!(bytes.bytes[AFTER], 7);
-        assert_eq!(bytes.bytes[AFTER_BIN], 3);
-        assert_eq!(bytes.bytes[BEFORE], 0);
-        assert_eq!(bytes.bytes[CORRELATION_ID], 10);
-        assert_eq!(bytes.with_headroom().bytes[KEY], 18);
+        assert_eq!(bytes_of(&bytes, "op"), 12);
+        assert_eq!(bytes_of(&bytes, "table_name"), 10);
+        assert_eq!(bytes_of(&bytes, "key"), 16);
+        assert_eq!(bytes_of(&bytes, "after"), 7);
+        assert_eq!(bytes_of(&bytes, "after_bin"), 3);
+        assert_eq!(bytes_of(&bytes, "before"), 0);
+        assert_eq!(bytes_of(&bytes, "correlation_id"), 10);
+        assert_eq!(bytes_of(&bytes.with_headroom(), "key"), 18);
         let batch = columns.finish().unwrap();
         let lsn = batch.column_by_name("lsn").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
         assert_eq!(lsn.values().to_vec(), vec![2, 5]);

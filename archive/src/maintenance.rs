@@ -34,7 +34,7 @@ use object_store::ObjectStoreExt;
 use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
 
-use crate::archiver::{Archiver, parquet_properties};
+use crate::archiver::{Archiver, file_paths, parquet_properties};
 use crate::error::{ArchiveError, Result};
 use crate::events::LSN_FIELD_ID;
 use crate::lake::{ARCHIVE_FIRST_LSN_PROPERTY, LAST_LSN_PROPERTY, Lake, OPERATION_COMPACT, OPERATION_PROPERTY};
@@ -255,7 +255,7 @@ impl Lake {
                     replaced.insert(f.data_file.file_path().to_string());
                     report.input_files.push(f.data_file.file_path().to_string());
                 }
-                report.output_files.extend(written.iter().map(|f| f.file_path().to_string()));
+                report.output_files.extend(file_paths(&written));
                 added.extend(written);
             }
             let snapshot_id = self.commit_replace(&table, &parent, &live, &replaced, added.clone()).await?;
