@@ -284,7 +284,7 @@ impl Archiver {
 
     fn archive_batch(&self, range: ArchivedRange, segments: &[SegmentInfo]) -> Result<BatchReport> {
         let config = self.lake.config();
-        let parts = part_ranges(range, &plan_parts(segments, config.write_threads, config.min_part_bytes));
+        let parts = plan_parts(range, segments, config.write_threads, config.min_part_bytes);
         let table = self.runtime.block_on(self.lake.load_table())?;
         let arrow_schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema())?);
         let outcomes = in_parallel(parts, |part| self.archive_part(&table, &arrow_schema, part));
@@ -374,7 +374,10 @@ impl Archiver {
     ) -> PartResult {
         let (sender, receiver) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
         std::thread::scope(|s| {
-            let reader = s.spawn(move || self.read_chunks(arrow_schema, part, sender));
+            let reader = std::thread::Builder::new()
+                .name("archive-reader".into())
+                .spawn_scoped(s, move || self.read_chunks(arrow_schema, part, sender))
+                .map_err(|e| PartFailure::cleaned_up(ArchiveError::Runtime(e), &[]))?;
             let written = self.runtime.block_on(self.write_chunks(table, part, receiver));
             let read = reader
                 .join()
@@ -416,11 +419,17 @@ impl Archiver {
         let mut rows = 0;
         while let Some(event) = stream.try_next() {
             let Some(row) = EventRow::from_event(event?)? else { continue };
-            if row.lsn < range.first_lsn || row.lsn > range.last_lsn {
+            if row.lsn < range.first_lsn {
                 return Err(ArchiveError::Inconsistent(format!(
-                    "change stream gave LSN {} outside {}..={}",
-                    row.lsn, range.first_lsn, range.last_lsn
+                    "change stream gave LSN {} before the part's first {}",
+                    row.lsn, range.first_lsn
                 )));
+            }
+            if row.lsn > range.last_lsn {
+                // The part ends inside a transaction, whose rest the stream delivers (it ends
+                // streams at transaction ends); the next part archives that. LSNs rise, so
+                // every row of the part has been seen.
+                break;
             }
             // Files are sorted by LSN, and no LSN is archived twice.
             if let Some(last) = last_lsn.filter(|&last| row.lsn <= last) {
@@ -445,7 +454,7 @@ impl Archiver {
         }
         if stream.position() < range.last_lsn {
             return Err(ArchiveError::Inconsistent(format!(
-                "change stream stopped at LSN {} before the batch end {}",
+                "change stream stopped at LSN {} before the part's end {}",
                 stream.position(),
                 range.last_lsn
             )));
@@ -566,47 +575,55 @@ const OPAQUE_COLUMNS: &[&str] = &["key", "before", "after", "before_bin", "after
 /// Columns written without min/max statistics (row images).
 const IMAGE_COLUMNS: &[&str] = &["before", "after", "before_bin", "after_bin"];
 
-/// Splits a batch's segments into at most `max_parts` contiguous, non-empty parts of about
-/// equal bytes, each at least `min_part_bytes` (one part when the batch is smaller than two).
-fn plan_parts(segments: &[SegmentInfo], max_parts: usize, min_part_bytes: u64) -> Vec<&[SegmentInfo]> {
-    let total: u64 = segments.iter().map(|s| s.size_bytes).sum();
+/// Splits the batch `range` (over its `segments`) into at most `max_parts` contiguous,
+/// non-empty LSN ranges of about equal WAL bytes, each at least `min_part_bytes` (one part when
+/// the batch is smaller than two). Cuts fall anywhere, also inside a segment (a segment's bytes
+/// are taken as spread evenly over its LSNs), so that a lone segment still splits: a part
+/// that starts inside a transaction reads it from its BEGIN and archives only its own LSNs.
+fn plan_parts(
+    range: ArchivedRange,
+    segments: &[SegmentInfo],
+    max_parts: usize,
+    min_part_bytes: u64,
+) -> Vec<ArchivedRange> {
+    // Each segment's LSNs inside the range, and its bytes in proportion.
+    let spans: Vec<(Lsn, Lsn, u64)> = segments
+        .iter()
+        .filter_map(|s| {
+            let (lo, hi) = (s.first_lsn.max(range.first_lsn), s.last_lsn.min(range.last_lsn));
+            if lo > hi || s.last_lsn < s.first_lsn {
+                return None;
+            }
+            let share = u128::from(s.size_bytes) * u128::from(hi - lo + 1) / u128::from(s.last_lsn - s.first_lsn + 1);
+            Some((lo, hi, u64::try_from(share).unwrap_or(u64::MAX)))
+        })
+        .collect();
+    let total: u64 = spans.iter().map(|&(_, _, bytes)| bytes).sum();
     let by_size = usize::try_from(total / min_part_bytes.max(1)).unwrap_or(usize::MAX);
-    let parts = max_parts.min(by_size).min(segments.len()).max(1);
+    let parts = max_parts.min(by_size).max(1);
     let mut out = Vec::with_capacity(parts);
-    let mut start = 0;
-    let mut bytes = 0u64;
-    for (i, segment) in segments.iter().enumerate() {
-        bytes += segment.size_bytes;
-        let cuts_left = parts - 1 - out.len();
-        let segments_after = segments.len() - i - 1;
-        if cuts_left == 0 || segments_after < cuts_left {
-            continue;
-        }
-        // Cut once this part holds its share, or when each later part needs one of the rest.
-        let share_reached = u128::from(bytes) * parts as u128 >= u128::from(total) * (out.len() as u128 + 1);
-        if share_reached || segments_after == cuts_left {
-            out.push(&segments[start..=i]);
-            start = i + 1;
-        }
-    }
-    if start < segments.len() {
-        out.push(&segments[start..]);
-    }
-    debug_assert_eq!(out.iter().map(|p| p.len()).sum::<usize>(), segments.len());
-    out
-}
-
-/// The LSN range of each part of `range` (contiguous, covering it exactly).
-fn part_ranges(range: ArchivedRange, parts: &[&[SegmentInfo]]) -> Vec<ArchivedRange> {
-    let mut ranges = Vec::with_capacity(parts.len());
     let mut first_lsn = range.first_lsn;
-    for (i, part) in parts.iter().enumerate() {
-        let last_lsn =
-            if i + 1 == parts.len() { range.last_lsn } else { part.last().map_or(first_lsn, |s| s.last_lsn) };
-        ranges.push(ArchivedRange { first_lsn, last_lsn });
-        first_lsn = last_lsn + 1;
+    for k in 1..parts {
+        let target = u128::from(total) * k as u128 / parts as u128;
+        let mut before = 0u128;
+        let cut = spans.iter().find_map(|&(lo, hi, bytes)| {
+            let end = before + u128::from(bytes);
+            let inside = (target < end).then(|| {
+                let lsns = u128::from(hi - lo + 1);
+                lo + u64::try_from((target - before) * lsns / u128::from(bytes)).unwrap_or(u64::MAX)
+            });
+            before = end;
+            inside
+        });
+        // A cut that would leave a part empty (tiny ranges) is dropped: fewer parts.
+        if let Some(cut) = cut.filter(|&cut| cut > first_lsn && cut <= range.last_lsn) {
+            out.push(ArchivedRange { first_lsn, last_lsn: cut - 1 });
+            first_lsn = cut;
+        }
     }
-    ranges
+    out.push(ArchivedRange { first_lsn, last_lsn: range.last_lsn });
+    debug_assert!(out.windows(2).all(|w| w[1].first_lsn == w[0].last_lsn + 1));
+    out
 }
 
 /// `f` over every part, each on its own thread when there are several; outcomes in order. A
@@ -617,14 +634,18 @@ fn in_parallel(parts: Vec<ArchivedRange>, f: impl Fn(ArchivedRange) -> PartResul
     }
     std::thread::scope(|s| {
         let f = &f;
-        let handles: Vec<_> = parts.into_iter().map(|part| s.spawn(move || f(part))).collect();
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| std::thread::Builder::new().name("archive-writer".into()).spawn_scoped(s, move || f(part)))
+            .collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
+            .map(|spawned| match spawned {
+                Ok(h) => h.join().unwrap_or_else(|_| {
                     let error = ArchiveError::Inconsistent("an archive part's thread panicked".into());
                     Err(PartFailure::cleaned_up(error, &[]))
-                })
+                }),
+                Err(e) => Err(PartFailure::cleaned_up(ArchiveError::Runtime(e), &[])),
             })
             .collect()
     })
@@ -730,37 +751,57 @@ mod tests {
         assert!(plan_batches(&[], 100).is_empty());
     }
 
-    fn firsts(parts: &[&[SegmentInfo]]) -> Vec<Vec<Lsn>> {
-        parts.iter().map(|p| p.iter().map(|s| s.first_lsn).collect()).collect()
+    /// `plan_parts` over the whole of `segs`, as (first, last) LSN pairs.
+    fn parts(segs: &[SegmentInfo], max_parts: usize, min_part_bytes: u64) -> Vec<(Lsn, Lsn)> {
+        let range = ArchivedRange { first_lsn: segs[0].first_lsn, last_lsn: segs[segs.len() - 1].last_lsn };
+        plan_parts(range, segs, max_parts, min_part_bytes).iter().map(|r| (r.first_lsn, r.last_lsn)).collect()
     }
 
     #[test]
-    fn parts_split_a_batch_into_contiguous_shares() {
+    fn parts_split_a_batch_into_contiguous_shares_of_bytes() {
         let segs = [seg(1, 10, 40), seg(11, 20, 40), seg(21, 30, 40), seg(31, 40, 40)];
-        assert_eq!(firsts(&plan_parts(&segs, 2, 1)), vec![vec![1, 11], vec![21, 31]]);
-        assert_eq!(firsts(&plan_parts(&segs, 4, 1)), vec![vec![1], vec![11], vec![21], vec![31]]);
-        assert_eq!(firsts(&plan_parts(&segs, 8, 1)), vec![vec![1], vec![11], vec![21], vec![31]]);
-        assert_eq!(firsts(&plan_parts(&segs, 3, 1)), vec![vec![1, 11], vec![21], vec![31]]);
+        assert_eq!(parts(&segs, 2, 1), vec![(1, 20), (21, 40)]);
+        assert_eq!(parts(&segs, 4, 1), vec![(1, 10), (11, 20), (21, 30), (31, 40)]);
+        // More parts than segments: cuts inside segments.
+        assert_eq!(
+            parts(&segs, 8, 1),
+            vec![(1, 5), (6, 10), (11, 15), (16, 20), (21, 25), (26, 30), (31, 35), (36, 40)]
+        );
+        assert_eq!(parts(&segs, 3, 1), vec![(1, 13), (14, 26), (27, 40)]);
         // The minimum part size caps the count; one part below two minimums.
-        assert_eq!(firsts(&plan_parts(&segs, 4, 80)), vec![vec![1, 11], vec![21, 31]]);
-        assert_eq!(firsts(&plan_parts(&segs, 4, 100)), vec![vec![1, 11, 21, 31]]);
-        assert_eq!(firsts(&plan_parts(&segs, 1, 1)), vec![vec![1, 11, 21, 31]]);
-        assert_eq!(firsts(&plan_parts(&segs, 0, 0)), vec![vec![1, 11, 21, 31]]);
-        // Uneven sizes: every part non-empty, shares by bytes.
+        assert_eq!(parts(&segs, 4, 80), vec![(1, 20), (21, 40)]);
+        assert_eq!(parts(&segs, 4, 100), vec![(1, 40)]);
+        assert_eq!(parts(&segs, 1, 1), vec![(1, 40)]);
+        assert_eq!(parts(&segs, 0, 0), vec![(1, 40)]);
+        // Uneven sizes: shares by bytes, cut inside the big segment.
         let uneven = [seg(1, 10, 300), seg(11, 20, 10), seg(21, 30, 10), seg(31, 40, 10)];
-        assert_eq!(firsts(&plan_parts(&uneven, 2, 1)), vec![vec![1], vec![11, 21, 31]]);
-        assert_eq!(firsts(&plan_parts(&uneven, 4, 1)), vec![vec![1], vec![11], vec![21], vec![31]]);
+        assert_eq!(parts(&uneven, 2, 1), vec![(1, 5), (6, 40)]);
         let tail_heavy = [seg(1, 10, 10), seg(11, 20, 10), seg(21, 30, 300)];
-        assert_eq!(firsts(&plan_parts(&tail_heavy, 2, 1)), vec![vec![1, 11], vec![21]]);
-        assert_eq!(firsts(&plan_parts(&[seg(1, 10, 40)], 4, 1)), vec![vec![1]]);
+        assert_eq!(parts(&tail_heavy, 2, 1), vec![(1, 24), (25, 30)]);
+        // A lone segment splits too.
+        assert_eq!(parts(&[seg(1, 10, 40)], 4, 1), vec![(1, 2), (3, 5), (6, 7), (8, 10)]);
+        assert_eq!(parts(&[seg(1, 10, 40)], 2, 20), vec![(1, 5), (6, 10)]);
+        // Never an empty part: fewer LSNs than parts.
+        assert_eq!(parts(&[seg(1, 2, 400)], 4, 1), vec![(1, 1), (2, 2)]);
+        assert_eq!(parts(&[seg(7, 7, 400)], 4, 1), vec![(7, 7)]);
     }
 
     #[test]
-    fn part_ranges_cover_the_batch_exactly() {
+    fn parts_cover_the_batch_range_exactly() {
         let segs = [seg(5, 10, 40), seg(11, 20, 40), seg(21, 30, 40)];
-        let parts = plan_parts(&segs, 3, 1);
+        // The range starts inside the first segment (its head is archived already): only its
+        // share of that segment's bytes counts.
         let range = ArchivedRange { first_lsn: 7, last_lsn: 30 };
-        let ranges: Vec<(Lsn, Lsn)> = part_ranges(range, &parts).iter().map(|r| (r.first_lsn, r.last_lsn)).collect();
-        assert_eq!(ranges, vec![(7, 10), (11, 20), (21, 30)]);
+        let ranges: Vec<(Lsn, Lsn)> =
+            plan_parts(range, &segs, 3, 1).iter().map(|r| (r.first_lsn, r.last_lsn)).collect();
+        assert_eq!(ranges, vec![(7, 12), (13, 21), (22, 30)]);
+        for max_parts in 1..12 {
+            let ranges = plan_parts(range, &segs, max_parts, 1);
+            assert_eq!(ranges.first().map(|r| r.first_lsn), Some(7));
+            assert_eq!(ranges.last().map(|r| r.last_lsn), Some(30));
+            assert!(ranges.iter().all(|r| r.first_lsn <= r.last_lsn));
+            assert!(ranges.windows(2).all(|w| w[1].first_lsn == w[0].last_lsn + 1));
+            assert!(ranges.len() <= max_parts);
+        }
     }
 }

@@ -55,7 +55,7 @@ pub enum ArchiveError {
     /// A failure injected by a test ([`crate::Archiver::inject_fault`]).
     #[error("injected fault at {0:?}")]
     InjectedFault(FaultPoint),
-    /// The async runtime could not be created.
+    /// The async runtime or a worker thread could not be created.
     #[error("runtime: {0}")]
     Runtime(#[from] std::io::Error),
 }

@@ -97,11 +97,11 @@ pub struct EventRow {
     /// New row (or the DDL for `schema` rows).
     pub after: Option<Payload>,
     /// Namespace.
-    pub namespace: Option<String>,
+    pub namespace: Option<Arc<str>>,
     /// Correlation id.
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<Arc<str>>,
     /// Actor.
-    pub actor: Option<String>,
+    pub actor: Option<Arc<str>>,
 }
 
 /// A row image: JSON text or opaque bytes.
@@ -116,11 +116,9 @@ pub enum Payload {
 impl Payload {
     /// Classifies raw payload bytes.
     pub fn classify(bytes: Bytes) -> Payload {
-        match std::str::from_utf8(&bytes) {
-            // The same verdict as serde_json's (`json_check` tests that), several times faster.
-            Ok(text) if crate::json_check::is_json(text.as_bytes()) => Payload::Json(bytes),
-            _ => Payload::Binary(bytes),
-        }
+        // UTF-8 and JSON in one pass: the same verdict as serde_json's after a UTF-8 check
+        // (`json_check` tests that), several times faster.
+        if crate::json_check::is_json(&bytes) { Payload::Json(bytes) } else { Payload::Binary(bytes) }
     }
 }
 
@@ -430,7 +428,7 @@ mod tests {
             before: None,
             after: Some(after),
             namespace: None,
-            correlation_id: Some(format!("req-{lsn}")),
+            correlation_id: Some(format!("req-{lsn}").into()),
             actor: None,
         }
     }

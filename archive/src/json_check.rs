@@ -2,22 +2,25 @@
 //! every row image to choose its column (`before`/`after` for JSON, `*_bin` otherwise), so it is
 //! on the hot path: one pass, no allocation, no recursion.
 //!
-//! It accepts exactly what `serde_json::from_str::<serde::de::IgnoredAny>` accepts on UTF-8 input
-//! (the property test below checks that against serde_json): the same whitespace, escapes
+//! It accepts exactly what `serde_json::from_str::<serde::de::IgnoredAny>` accepts, after a UTF-8
+//! check, on any bytes (the property tests below check that against serde_json): UTF-8 (checked
+//! here, where it can occur: non-ASCII bytes are valid only inside strings), the same whitespace, escapes
 //! (`\u` needs four hex digits; surrogates are not paired, as in serde_json when it ignores a
 //! value), numbers and literals, and any nesting depth (serde_json ignores a value without a
 //! recursion limit; the nesting stack here grows with the input, one entry per opening bracket).
-//! The caller checks UTF-8 first.
 
 /// Nesting levels kept without allocating; deeper ones go to a `Vec`.
 const INLINE_DEPTH: usize = 64;
 
-/// What a byte class means to the string scanner: 0 = ordinary, 1 = end or escape or control.
+/// What a byte class means to the string scanner: 0 = ordinary (ASCII), 1 = end or escape or
+/// control or the start of a non-ASCII character.
 const STRING_STOP: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut b = 0;
-    while b < 0x20 {
-        table[b] = 1;
+    while b < 256 {
+        if b < 0x20 || b >= 0x80 {
+            table[b] = 1;
+        }
         b += 1;
     }
     table[b'"' as usize] = 1;
@@ -25,10 +28,23 @@ const STRING_STOP: [u8; 256] = {
     table
 };
 
-/// Whether `bytes` is one JSON text (surrounded by optional whitespace).
+/// Whether `bytes` is one JSON text (surrounded by optional whitespace) in UTF-8.
 pub fn is_json(bytes: &[u8]) -> bool {
     let mut scanner = Scanner { bytes, pos: 0 };
     scanner.text().is_some()
+}
+
+/// The length of the valid UTF-8 multi-byte character `bytes` starts with; `None` if it starts
+/// with anything else (a stray continuation byte, an overlong form, a surrogate, a code point past
+/// U+10FFFF, a cut sequence). Non-ASCII text is rare in row images; std judges the character.
+fn utf8_char_len(bytes: &[u8]) -> Option<usize> {
+    let len = match bytes.first()? {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => return None,
+    };
+    std::str::from_utf8(bytes.get(..len)?).ok().map(|_| len)
 }
 
 /// The containers a scanner is inside of, innermost last.
@@ -148,6 +164,7 @@ impl Scanner<'_> {
                         _ => return None,
                     }
                 }
+                b if b >= 0x80 => self.pos += utf8_char_len(&self.bytes[self.pos..])?,
                 _ => return None, // a control character
             }
         }
@@ -233,8 +250,34 @@ mod tests {
     }
 
     fn agrees(bytes: &[u8]) {
-        if std::str::from_utf8(bytes).is_ok() {
-            assert_eq!(is_json(bytes), serde_says(bytes), "{:?}", String::from_utf8_lossy(bytes));
+        assert_eq!(is_json(bytes), serde_says(bytes), "{bytes:?}: {:?}", String::from_utf8_lossy(bytes));
+    }
+
+    #[test]
+    fn non_utf8_is_not_json() {
+        let cases: &[&[u8]] = &[
+            b"\"\xff\"",
+            b"\"\x80\"",
+            b"\"\xc3\"",
+            b"\"\xc3\x28\"",
+            b"\"\xc0\xaf\"",         // overlong '/'
+            b"\"\xe0\x80\xaf\"",     // overlong
+            b"\"\xed\xa0\x80\"",     // a surrogate
+            b"\"\xf4\x90\x80\x80\"", // past U+10FFFF
+            b"\"\xf0\x9f\x98\"",     // cut short
+            b"{\"k\xe9\":1}",        // Latin-1
+            b"[1,\xc3\xa9]",         // valid UTF-8 outside a string
+            b"\xef\xbb\xbf{}",       // a byte-order mark
+        ];
+        for case in cases {
+            agrees(case);
+            assert!(!is_json(case), "{case:?}");
+        }
+        for ok in
+            ["\"é\"", "\"€\"", "\"😀\"", "{\"ключ\":\"значение\"}", "[\"\u{7ff}\u{800}\u{ffff}\u{10000}\u{10ffff}\"]"]
+        {
+            assert!(is_json(ok.as_bytes()), "{ok}");
+            agrees(ok.as_bytes());
         }
     }
 
@@ -361,6 +404,18 @@ mod tests {
             if truncate {
                 bytes.truncate(cut.index(bytes.len() + 1));
             }
+            agrees(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_bytes_in_strings_are_judged_like_serde_json(
+            value in json_value(),
+            at in any::<prop::sample::Index>(),
+            junk in prop::collection::vec(any::<u8>(), 1..6),
+        ) {
+            let mut bytes = serde_json::to_vec(&value).expect("serializes");
+            let at = at.index(bytes.len() + 1);
+            bytes.splice(at..at, junk);
             agrees(&bytes);
         }
 

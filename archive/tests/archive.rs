@@ -246,6 +246,50 @@ fn a_batch_split_into_parallel_parts_reads_back_like_one() {
     assert_eq!(parquet_files(&f.lake_dir), referenced_files(&archiver));
 }
 
+/// The (lsn, txn_id) of the first row of a Parquet data file.
+fn first_row(path: &std::path::Path) -> (Lsn, Lsn) {
+    let file = std::fs::File::open(path).unwrap();
+    let mut reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let batch = reader.next().expect("a data file has rows").unwrap();
+    let long = |name: &str| {
+        let col = batch.column_by_name(name).unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
+        Lsn::try_from(col.value(0)).unwrap()
+    };
+    (long("lsn"), long("txn_id"))
+}
+
+/// A lone segment still splits into parts: they are cut by LSN, also inside transactions (a part
+/// that starts there reads its transaction from the BEGIN and archives only its own LSNs), and
+/// every change is archived exactly once.
+#[test]
+fn a_lone_segment_splits_into_parts_cut_inside_transactions() {
+    let mut parts_starting_inside_a_transaction = 0;
+    for write_threads in 2..=6 {
+        let f = fixture();
+        commit_mixed(&f.db, 0, 12);
+        f.db.wal().seal_active_segment().unwrap();
+        assert_eq!(f.db.segments().iter().filter(|s| s.sealed).count(), 1, "the log fits one segment");
+        let end = sealed_end(&f.db);
+        let config = LakeConfig { write_threads, min_part_bytes: 1, chunk_rows: 4, ..lake_config(&f) };
+        let archiver = Archiver::open(f.db.clone(), config).unwrap();
+        let report = archiver.archive_sealed().unwrap();
+        assert_eq!(report.batches.len(), 1);
+        let files = &report.batches[0].data_files;
+        assert!(files.len() >= write_threads, "one file per part (and day): {files:?}");
+        assert_eq!(snapshot_ranges(&archiver), vec![ArchivedRange { first_lsn: 1, last_lsn: end }]);
+        assert_eq!(scanned_lsns(&archiver), change_lsns(&f.db, 1, end));
+        for path in parquet_files(&f.lake_dir) {
+            let (lsn, txn_id) = first_row(&path);
+            // Changes of the same transaction before this file's first row: another part has them.
+            if !change_lsns(&f.db, txn_id, lsn - 1).is_empty() {
+                parts_starting_inside_a_transaction += 1;
+            }
+        }
+    }
+    assert!(parts_starting_inside_a_transaction > 0, "some cut falls inside a transaction");
+}
+
 #[test]
 fn a_failure_at_any_step_neither_loses_nor_duplicates() {
     for (point, crash, write_threads) in

@@ -172,9 +172,9 @@ impl NativeEvent {
             change_count: None,
             schema_version: None,
             schema_change: None,
-            namespace: txn.namespace.clone(),
-            correlation_id: txn.correlation_id.clone(),
-            actor: txn.actor.clone(),
+            namespace: owned(&txn.namespace),
+            correlation_id: owned(&txn.correlation_id),
+            actor: owned(&txn.actor),
         };
         match event {
             Event::Change(c) => {
@@ -402,8 +402,8 @@ impl CdcEventEnvelope {
             before,
             after,
             changed_fields: changed,
-            source: Some(c.txn.namespace.clone().unwrap_or_else(|| "walden".to_string())),
-            correlation_id: c.txn.correlation_id.clone(),
+            source: Some(c.txn.namespace.as_deref().unwrap_or("walden").to_string()),
+            correlation_id: owned(&c.txn.correlation_id),
         }
     }
 }
@@ -415,8 +415,8 @@ impl UnifiedEvent {
             id: ulid_for(c.txn.commit_timestamp_us / 1000, c.lsn),
             event_type: format!("cdc.{}", c.op.as_str()),
             timestamp: iso8601_from_us(c.txn.commit_timestamp_us),
-            ns: c.txn.namespace.clone().unwrap_or_default(),
-            correlation_id: c.txn.correlation_id.clone(),
+            ns: c.txn.namespace.as_deref().unwrap_or_default().to_string(),
+            correlation_id: owned(&c.txn.correlation_id),
             op: c.op.code().to_string(),
             store: "relational".to_string(),
             table: c.table.clone(),
@@ -425,7 +425,7 @@ impl UnifiedEvent {
             after: opt_json(&c.data),
             txid: c.txn.txn_id.to_string(),
             lsn: c.lsn,
-            actor: c.txn.actor.clone(),
+            actor: owned(&c.txn.actor),
             meta: UnifiedMeta { schema_version: 1, source: "walden".to_string() },
         }
     }
@@ -514,7 +514,7 @@ impl EnvelopeEncoder {
                         name: self.debezium.server_name.clone(),
                         ts_ms,
                         snapshot: "false".to_string(),
-                        db: txn.namespace.clone().unwrap_or_else(|| self.debezium.server_name.clone()),
+                        db: txn.namespace.as_deref().unwrap_or(&self.debezium.server_name).to_string(),
                         schema: "public".to_string(),
                         table: c.table.clone(),
                         tx_id: txn.txn_id,
@@ -542,6 +542,11 @@ impl EnvelopeEncoder {
         };
         Some(value.expect("envelopes serialise to JSON"))
     }
+}
+
+/// An envelope's own copy of a shared transaction string.
+fn owned(s: &Option<std::sync::Arc<str>>) -> Option<String> {
+    s.as_deref().map(str::to_owned)
 }
 
 #[cfg(test)]

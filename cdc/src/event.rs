@@ -1,5 +1,7 @@
 //! The events a subscription delivers.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +39,9 @@ impl Operation {
     }
 }
 
-/// What the transaction that made a change said about itself (from its BEGIN record).
+/// What the transaction that made a change said about itself (from its BEGIN record). Every
+/// event of a transaction carries a copy: the strings are shared (`Arc<str>`), so a copy costs
+/// no allocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TxnContext {
@@ -48,11 +52,11 @@ pub struct TxnContext {
     /// Commit time, µs since the Unix epoch (the COMMIT record's timestamp).
     pub commit_timestamp_us: u64,
     /// Tenant / namespace, if the writer gave one.
-    pub namespace: Option<String>,
+    pub namespace: Option<Arc<str>>,
     /// Request correlation id, if the writer gave one.
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<Arc<str>>,
     /// Who made the change, if the writer said.
-    pub actor: Option<String>,
+    pub actor: Option<Arc<str>>,
 }
 
 /// One row change, with its payloads decoded into `T` (raw [`Bytes`] by default).

@@ -31,9 +31,9 @@ fn txn_a() -> TxnContext {
         txn_id: 1000,
         commit_lsn: 1005,
         commit_timestamp_us: TS_A_US,
-        namespace: Some("tenant-a".to_string()),
-        correlation_id: Some("req-42".to_string()),
-        actor: Some("User/alice".to_string()),
+        namespace: Some("tenant-a".into()),
+        correlation_id: Some("req-42".into()),
+        actor: Some("User/alice".into()),
     }
 }
 
