@@ -591,7 +591,8 @@ fn plan_parts(
         .iter()
         .filter_map(|s| {
             let (lo, hi) = (s.first_lsn.max(range.first_lsn), s.last_lsn.min(range.last_lsn));
-            if lo > hi || s.last_lsn < s.first_lsn {
+            // Also excludes an empty segment (last < first makes hi < lo).
+            if lo > hi {
                 return None;
             }
             let share = u128::from(s.size_bytes) * u128::from(hi - lo + 1) / u128::from(s.last_lsn - s.first_lsn + 1);
@@ -615,8 +616,10 @@ fn plan_parts(
             before = end;
             inside
         });
-        // A cut that would leave a part empty (tiny ranges) is dropped: fewer parts.
-        if let Some(cut) = cut.filter(|&cut| cut > first_lsn && cut <= range.last_lsn) {
+        // A cut lies inside a span (so within the range); one that would leave a part empty
+        // (tiny ranges) is dropped: fewer parts.
+        debug_assert!(cut.is_none_or(|cut| cut <= range.last_lsn));
+        if let Some(cut) = cut.filter(|&cut| cut > first_lsn) {
             out.push(ArchivedRange { first_lsn, last_lsn: cut - 1 });
             first_lsn = cut;
         }
