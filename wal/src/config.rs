@@ -46,12 +46,13 @@ pub enum RecoveryMode {
 /// add latency.
 pub const MAX_GROUP_COMMIT_GATHER_US: u64 = 1_000_000;
 
-/// Default of [`WalConfig::preallocate_bytes`]: 0, off (see its trade-off).
-pub const DEFAULT_PREALLOCATE_BYTES: u64 = 0;
-
-/// The window to set [`WalConfig::preallocate_bytes`] to when opting in (4 MiB): 1.5–2 × faster
-/// durable single-writer commits on ext4 in BENCHMARKS.md.
+/// The preallocation window this crate recommends (4 MiB): 1.5–2 × faster durable commits on
+/// ext4 in BENCHMARKS.md. The default of [`WalConfig::preallocate_bytes`].
 pub const RECOMMENDED_PREALLOCATE_BYTES: u64 = 4 << 20;
+
+/// Default of [`WalConfig::preallocate_bytes`]: [`RECOMMENDED_PREALLOCATE_BYTES`] (4 MiB; 0 turns
+/// preallocation off).
+pub const DEFAULT_PREALLOCATE_BYTES: u64 = RECOMMENDED_PREALLOCATE_BYTES;
 
 /// Upper bound of [`WalConfig::preallocate_bytes`] (1 GiB).
 pub const MAX_PREALLOCATE_BYTES: u64 = 1 << 30;
@@ -107,10 +108,10 @@ pub struct WalConfig {
     /// With `false`, close writes none and open trusts none (it still clears one it finds).
     pub clean_close_record: bool,
     /// Durable modes (`Always`, `Group`): bytes of zero-filled, `fdatasync`ed space the writer
-    /// keeps ahead of its write offset in the active segment (default 0 = off: the file grows
-    /// with every append; opt in with [`RECOMMENDED_PREALLOCATE_BYTES`], 4 MiB, after reading the
-    /// trade-off below). Values above `target_segment_size_bytes` act as
-    /// that size; at most [`MAX_PREALLOCATE_BYTES`].
+    /// keeps ahead of its write offset in the active segment (default
+    /// [`RECOMMENDED_PREALLOCATE_BYTES`], 4 MiB; 0 = off: the file grows with every append).
+    /// Values above `target_segment_size_bytes` act as that size; at most
+    /// [`MAX_PREALLOCATE_BYTES`].
     ///
     /// Why: on ext4 (and most journaling file systems) an `fdatasync` after an append that grows
     /// the file must commit the journal (new size, new blocks); one after overwriting blocks
@@ -122,16 +123,16 @@ pub struct WalConfig {
     /// WAL segments. Recovery treats zeros after the last complete batch as preallocated space,
     /// not as a torn tail; sealing and `close` truncate them (`docs/FORMAT.md`).
     ///
-    /// Not used by `SyncMode::None` and `IntervalMs`: their appends do not wait for a sync, so
-    /// zero-filling would only double the bytes written.
+    /// Not used by `SyncMode::None` and `IntervalMs` (their appends do not wait for a sync, so
+    /// zero-filling would only double the bytes written), nor in a version 1 segment left by an
+    /// older build (the next segment is preallocated).
     ///
-    /// Trade-off, and why it is off by default: overwrites of preallocated space are not ordered
-    /// by a journal commit, so a power loss in the middle of a commit's `fdatasync` may keep some
-    /// sectors of that (unacknowledged) write and not earlier ones; if a whole record survives
-    /// behind a lost sector, `TolerateTornTail` reports `Corruption` and the log opens only with
-    /// `PointInTime` (which keeps every acknowledged record). Nothing acknowledged is lost either
-    /// way, but an unattended restart after power loss may need that explicit mode. Appends that
-    /// grow the file (the default) are ordered by ext4's journal and never do this.
+    /// Overwrites of preallocated space are not ordered by a journal commit, so a power loss in
+    /// the middle of a commit's `fdatasync` may keep some sectors of that (unacknowledged) write
+    /// and not earlier ones. Every record marks whether it starts a new write
+    /// ([`FLAG_SYNC_START`](crate::format::FLAG_SYNC_START)), so recovery tells such a write
+    /// (damage holding a lost sector's zeros, followed only by records of the same write) from
+    /// corruption and truncates it in every mode, as a torn tail (`docs/FORMAT.md`, "Recovery").
     pub preallocate_bytes: u64,
 }
 

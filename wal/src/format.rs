@@ -12,8 +12,17 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"WALDNSEG";
 pub const FOOTER_MAGIC: [u8; 8] = *b"WALDNFTR";
 /// Magic at the very end of a sealed segment (the last 8 bytes of the trailer).
 pub const TRAILER_MAGIC: [u8; 8] = *b"WALDSEAL";
-/// The on-disk format version this crate writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The segment format version this crate writes (new segments carry it in their header).
+///
+/// Version 2 added [`FLAG_SYNC_START`], which recovery uses to tell an interrupted write of
+/// preallocated space from corruption; version 1 segments (written by older builds, whose
+/// records never carry the flag) are still read and appended to. Older builds refuse version 2
+/// segments with `UnsupportedVersion` rather than misreading the flag.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest segment format version this crate reads.
+pub const MIN_FORMAT_VERSION: u16 = 1;
+/// The version of the footer layout (unchanged since format version 1).
+pub const FOOTER_VERSION: u16 = 1;
 /// Size of the segment header in bytes.
 pub const SEGMENT_HEADER_LEN: usize = 64;
 /// Size of a record header in bytes.
@@ -39,6 +48,28 @@ pub fn is_zeroed(bytes: &[u8]) -> bool {
     bytes.chunks(ZERO_BLOCK_LEN).all(|block| block == &ZEROS[..block.len()])
 }
 
+/// Whether `bytes[from..to]` holds what a lost sector of an interrupted overwrite of zero-filled
+/// space leaves behind: for some multiple `a` of [`SECTOR_BYTES`] with `from < a <= to`, the bytes
+/// from `max(from, a - SECTOR_BYTES)` up to `a` are all zero.
+///
+/// Recovery asks this of the damaged bytes between the first invalid record (`from`) and the
+/// next valid one (`to`). A sector of such a write that did not reach the disk reads as it was
+/// before: zeros from where the write began, so the first invalid record (which overlaps it)
+/// and everything up to the sector's end hold zeros there. Damage without such zeros (a flipped
+/// bit, garbage) is never taken for an interrupted write.
+pub fn torn_write_evidence(bytes: &[u8], from: usize, to: usize) -> bool {
+    let to = to.min(bytes.len());
+    let sector = SECTOR_BYTES as usize;
+    let mut boundary = (from / sector + 1) * sector;
+    while boundary <= to {
+        if is_zeroed(&bytes[from.max(boundary - sector)..boundary]) {
+            return true;
+        }
+        boundary += sector;
+    }
+    false
+}
+
 /// Marker in every record header. Zeroed or foreign bytes almost never carry it, and the CRC and
 /// LSN checks catch the rest.
 pub const RECORD_MARKER: u16 = 0x57A1;
@@ -46,8 +77,18 @@ pub const RECORD_MARKER: u16 = 0x57A1;
 pub const FLAG_COMPRESSED: u8 = 0b0000_0001;
 /// Record flag: this record is the last of an atomically appended batch.
 pub const FLAG_BATCH_END: u8 = 0b0000_0010;
+/// Record flag (format version 2): this record starts a new write. In the durable sync modes the
+/// writer sets it on the first record written after an `fdatasync` that covered every record
+/// before it; a record without it was written together with its predecessor, with no
+/// `fdatasync` completing in between. In the other modes every batch's first record carries it.
+/// Recovery uses it to tell an interrupted write (damage followed only by records of that same
+/// write) from corruption (docs/FORMAT.md, "Recovery").
+pub const FLAG_SYNC_START: u8 = 0b0000_0100;
 /// All flags this version understands; any other bit set makes the record invalid.
-pub const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_BATCH_END;
+pub const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_BATCH_END | FLAG_SYNC_START;
+/// The sector size recovery assumes for [`torn_write_evidence`]: the smallest unit a disk writes
+/// atomically, and what a lost sector of an interrupted overwrite reverts to as a whole.
+pub const SECTOR_BYTES: u64 = 512;
 /// Largest LSN a record, segment header or footer may carry (`i64::MAX`, so an LSN also fits a
 /// signed 64-bit column). Decoders reject larger values, so `lsn + 1` on a decoded LSN cannot
 /// overflow whatever the bytes on disk say.
@@ -129,6 +170,9 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 /// The fixed header at the start of every segment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// Segment format version ([`MIN_FORMAT_VERSION`]..=[`FORMAT_VERSION`]); new segments are
+    /// written in [`FORMAT_VERSION`].
+    pub version: u16,
     /// Random identifier of the log; every segment of one log carries the same value.
     pub log_id: u64,
     /// LSN of the first record this segment holds (also its file name).
@@ -146,7 +190,7 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut b = [0u8; SEGMENT_HEADER_LEN];
         b[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..10].copy_from_slice(&self.version.to_le_bytes());
         b[10..12].copy_from_slice(&(SEGMENT_HEADER_LEN as u16).to_le_bytes());
         // 12..16 flags: none defined.
         b[16..24].copy_from_slice(&self.log_id.to_le_bytes());
@@ -172,7 +216,7 @@ impl SegmentHeader {
             return Err(FrameError::BadMagic);
         }
         let version = u16_at(b, 8);
-        if version != FORMAT_VERSION {
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(FrameError::UnsupportedVersion(version));
         }
         let stored = u32_at(b, 60);
@@ -187,6 +231,7 @@ impl SegmentHeader {
             return Err(FrameError::Invalid("segment header reserved bits"));
         }
         let header = SegmentHeader {
+            version,
             log_id: u64_at(b, 16),
             first_lsn: u64_at(b, 24),
             prev_last_lsn: u64_at(b, 32),
@@ -229,6 +274,11 @@ impl RecordHeader {
     /// Whether this record ends its batch.
     pub fn is_batch_end(&self) -> bool {
         self.flags & FLAG_BATCH_END != 0
+    }
+
+    /// Whether this record starts a new write ([`FLAG_SYNC_START`]).
+    pub fn is_sync_start(&self) -> bool {
+        self.flags & FLAG_SYNC_START != 0
     }
 
     /// Whether the payload is zstd-compressed.
@@ -440,7 +490,7 @@ impl Footer {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let start = out.len();
         out.extend_from_slice(&FOOTER_MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&FOOTER_VERSION.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(&(self.index.len() as u32).to_le_bytes());
         out.extend_from_slice(&(self.holes.len() as u32).to_le_bytes());
@@ -503,7 +553,7 @@ impl Footer {
             return Err(FrameError::BadMagic);
         }
         let version = u16_at(b, 8);
-        if version != FORMAT_VERSION {
+        if version != FOOTER_VERSION {
             return Err(FrameError::UnsupportedVersion(version));
         }
         if u16_at(b, 10) != 0 || u32_at(b, 20) != 0 || u32_at(b, 60) != 0 {
@@ -856,16 +906,48 @@ mod tests {
 
     #[test]
     fn segment_header_roundtrip_and_damage() {
-        let h = SegmentHeader { log_id: 77, first_lsn: 100, prev_last_lsn: 99, prev_crc: 5, created_at_us: 123 };
+        let h = SegmentHeader {
+            version: FORMAT_VERSION,
+            log_id: 77,
+            first_lsn: 100,
+            prev_last_lsn: 99,
+            prev_crc: 5,
+            created_at_us: 123,
+        };
         let bytes = h.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
         let mut bad = bytes;
         bad[30] ^= 1;
         assert!(matches!(SegmentHeader::decode(&bad), Err(FrameError::BadChecksum { .. })));
-        let mut v2 = bytes;
-        v2[8] = 2;
-        assert_eq!(SegmentHeader::decode(&v2), Err(FrameError::UnsupportedVersion(2)));
+        let mut v3 = bytes;
+        v3[8] = 3;
+        assert_eq!(SegmentHeader::decode(&v3), Err(FrameError::UnsupportedVersion(3)));
+        // Version 1 (older builds) still reads.
+        let v1 = SegmentHeader { version: MIN_FORMAT_VERSION, ..h };
+        assert_eq!(SegmentHeader::decode(&v1.encode()), Ok(v1));
         assert!(SegmentHeader::decode(&bytes[..10]).is_err());
+    }
+
+    #[test]
+    fn torn_write_evidence_needs_a_lost_sectors_zeros() {
+        let sector = SECTOR_BYTES as usize;
+        let mut bytes = vec![0x5Au8; 8 * sector];
+        // No zeros at all: a flipped bit or garbage.
+        assert!(!torn_write_evidence(&bytes, 100, 4 * sector));
+        // Zeros from the damage up to a sector boundary (the boundary sector lost).
+        bytes[300..sector].fill(0);
+        assert!(torn_write_evidence(&bytes, 300, 4 * sector));
+        // ... but not if the boundary lies past the next valid record.
+        assert!(!torn_write_evidence(&bytes, 300, sector - 1));
+        // Zeros that stop short of the boundary are not a lost sector.
+        bytes[sector - 1] = 1;
+        assert!(!torn_write_evidence(&bytes, 300, 4 * sector));
+        // A whole zero sector further on.
+        bytes[2 * sector..3 * sector].fill(0);
+        assert!(torn_write_evidence(&bytes, 300, 3 * sector));
+        assert!(!torn_write_evidence(&bytes, 300, 3 * sector - 1));
+        // Bounds beyond the slice are clamped, never a panic.
+        assert!(!torn_write_evidence(&bytes, 7 * sector + 3, usize::MAX));
     }
 
     #[test]

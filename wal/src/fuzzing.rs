@@ -172,6 +172,11 @@ pub fn segment_header(data: &[u8]) {
     // decode ∘ encode for field values taken from the input.
     if data.len() >= 36 {
         let h = SegmentHeader {
+            version: if data.len() > 36 && data[36] & 1 == 1 {
+                format::MIN_FORMAT_VERSION
+            } else {
+                format::FORMAT_VERSION
+            },
             log_id: le_u64(data, 0),
             first_lsn: le_u64(data, 8),
             prev_last_lsn: le_u64(data, 16),
@@ -313,7 +318,14 @@ pub fn scan(data: &[u8]) {
 
     let max_len = RECORD_LIMITS_BYTES[usize::from(ctl & 3)];
     let interval = INDEX_INTERVALS_BYTES[usize::from((ctl >> 2) & 3)];
-    let header = SegmentHeader { log_id: 7, first_lsn, prev_last_lsn: first_lsn - 1, prev_crc, created_at_us: 1 };
+    let header = SegmentHeader {
+        version: format::FORMAT_VERSION,
+        log_id: 7,
+        first_lsn,
+        prev_last_lsn: first_lsn - 1,
+        prev_crc,
+        created_at_us: 1,
+    };
     let mut bytes = header.encode().to_vec();
     bytes.extend_from_slice(body);
     if ctl & 0x10 != 0 {
@@ -946,7 +958,14 @@ mod tests {
             input.extend_from_slice(&rec);
         }
         scan(&input);
-        let header = SegmentHeader { log_id: 7, first_lsn: 9, prev_last_lsn: 8, prev_crc: 0, created_at_us: 1 };
+        let header = SegmentHeader {
+            version: format::FORMAT_VERSION,
+            log_id: 7,
+            first_lsn: 9,
+            prev_last_lsn: 8,
+            prev_crc: 0,
+            created_at_us: 1,
+        };
         let mut bytes = header.encode().to_vec();
         bytes.extend_from_slice(&input[14..]);
         let (last, _) = repair_records(&mut bytes, 9, 0, 64, true, None);

@@ -279,6 +279,25 @@ pub fn scan_segment(
 
         // `pos` is bad. Is there valid data after it?
         let resync = find_valid_record(bytes, pos + 1, committed.last_lsn + 1, max_stored_len);
+        if let Some(next) = resync
+            && header.version >= 2
+            && interrupted_write(bytes, pos, next, committed.last_lsn + 1, max_stored_len)
+        {
+            // Valid records follow, but only records of the write the damage is in, and the
+            // damage holds a lost sector's zeros: a write interrupted by a power loss whose
+            // sectors reached the disk out of order (overwrites of preallocated space have no
+            // journal commit ordering them). Nothing in it was acknowledged: a torn tail.
+            let after = count_valid_records(bytes, next, committed.last_lsn + 1, max_stored_len);
+            let outcome = ScanOutcome::TornTail {
+                offset: committed.end,
+                records_dropped: count - committed.count + after,
+                reason: format!(
+                    "{reason}; an interrupted write: its {after} surviving records after the damage (from offset \
+                     {next}) start no new write"
+                ),
+            };
+            return finish(committed, &mut index, holes, 0, outcome);
+        }
         match (mode, resync) {
             (RecoveryMode::SkipCorrupted, Some(next)) => {
                 match holes.last_mut() {
@@ -347,6 +366,27 @@ fn count_valid_records(bytes: &[u8], from: u64, min_lsn: Lsn, max_stored_len: u3
     count
 }
 
+/// Whether damage at `pos`, with the first valid record after it at `next`, is an interrupted
+/// write rather than corruption: the damaged bytes hold a lost sector's zeros
+/// ([`format::torn_write_evidence`]) and no valid record from `next` on starts a new write
+/// ([`format::FLAG_SYNC_START`]), so every one of them was written together with the damaged
+/// bytes, after the last `fdatasync` that completed (a write that began later, and so after the
+/// damaged bytes were synced, starts with a flagged record). Version 2 segments only. Used only
+/// on the failure path.
+fn interrupted_write(bytes: &[u8], pos: u64, next: u64, min_lsn: Lsn, max_stored_len: u32) -> bool {
+    if !format::torn_write_evidence(bytes, pos as usize, next as usize) {
+        return false;
+    }
+    let mut at = next;
+    while let Some(found) = find_valid_record(bytes, at, min_lsn, max_stored_len) {
+        match RecordHeader::decode(&bytes[found as usize..], max_stored_len) {
+            Ok(h) if !h.is_sync_start() => at = found + h.total_len(),
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// Finds the first offset at or after `from` holding a complete, CRC-valid record with an LSN of
 /// at least `min_lsn`. Used only on the failure path.
 fn find_valid_record(bytes: &[u8], from: u64, min_lsn: Lsn, max_stored_len: u32) -> Option<u64> {
@@ -379,6 +419,9 @@ pub(crate) struct RecoveredActive {
     /// End of the zero-filled space after `write_offset` (the file's length; `write_offset` if
     /// there is none).
     pub(crate) preallocated_end: u64,
+    /// The segment's format version: the writer marks new writes ([`format::FLAG_SYNC_START`])
+    /// and preallocates only in segments of [`format::FORMAT_VERSION`] 2 and later.
+    pub(crate) segment_version: u16,
 }
 
 /// Everything `open` needs to start the writer and readers.
@@ -741,6 +784,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
 
     if listed.segments.is_empty() {
         let header = SegmentHeader {
+            version: format::FORMAT_VERSION,
             log_id: new_log_id(),
             first_lsn: 1,
             prev_last_lsn: 0,
@@ -763,6 +807,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
                 last_timestamp_us: 0,
                 last_record_offset: 0,
                 preallocated_end: SEGMENT_HEADER_LEN as u64,
+                segment_version: header.version,
             },
             report,
             lock_file,
@@ -831,6 +876,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
                 last_timestamp_us,
                 last_record_offset: record.last_record_offset,
                 preallocated_end: record.data_end_offset,
+                segment_version: header.version,
             });
             continue;
         }
@@ -953,7 +999,10 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
         // the end of the data is cut too.
         let zero_tail = if scan.outcome == ScanOutcome::Clean { scan.zero_tail_bytes } else { 0 };
         report.preallocated_bytes += zero_tail;
-        let kept_zero_tail = if config.effective_preallocate_bytes() > 0 { zero_tail } else { 0 };
+        // (A version 1 segment, from an older build, is never preallocated into: its records
+        // cannot mark new writes, so an interrupted overwrite there would read as corruption.)
+        let preallocates = config.effective_preallocate_bytes() > 0 && header.version >= 2;
+        let kept_zero_tail = if preallocates { zero_tail } else { 0 };
         if scan.valid_end_offset + kept_zero_tail < file_len {
             writable.set_len(scan.valid_end_offset).map_err(|e| WalError::io("truncate", path, e))?;
         }
@@ -987,6 +1036,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
             last_timestamp_us: scan.last_timestamp_us,
             last_record_offset: scan.last_record_offset,
             preallocated_end: scan.valid_end_offset + kept_zero_tail,
+            segment_version: header.version,
         });
     }
 
@@ -996,6 +1046,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
             // The last segment is sealed: start a new active segment after it.
             let last = sealed.last().expect("at least one segment").footer.get().expect("sealed").clone();
             let header = SegmentHeader {
+                version: format::FORMAT_VERSION,
                 log_id,
                 first_lsn: last.last_lsn + 1,
                 prev_last_lsn: last.last_lsn,
@@ -1020,6 +1071,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
                 last_timestamp_us: last.sealed_at_us.min(now_us()),
                 last_record_offset: 0,
                 preallocated_end: SEGMENT_HEADER_LEN as u64,
+                segment_version: header.version,
             }
         }
     };

@@ -24,8 +24,8 @@ use parking_lot_core::{DEFAULT_UNPARK_TOKEN, FilterOp, ParkResult, ParkToken};
 
 use crate::config::{SyncMode, WalConfig};
 use crate::format::{
-    self, CleanClose, FLAG_BATCH_END, FLAG_COMPRESSED, Footer, IndexEntry, RECORD_HEADER_LEN, RecordHeader,
-    SEGMENT_HEADER_LEN, SegmentHeader,
+    self, CleanClose, FLAG_BATCH_END, FLAG_COMPRESSED, FLAG_SYNC_START, Footer, IndexEntry, RECORD_HEADER_LEN,
+    RecordHeader, SEGMENT_HEADER_LEN, SegmentHeader,
 };
 use crate::reader::Reader;
 use crate::recovery::{self, RecoveryReport};
@@ -136,6 +136,9 @@ struct AppendState {
     seg_first_lsn: Lsn,
     seg_bytes: u64,
     seg_records: u64,
+    /// Format version of that segment: records mark new writes ([`FLAG_SYNC_START`]) only in
+    /// version 2 and later.
+    seg_version: u16,
     last_index_offset: u64,
     pending: VecDeque<Chunk>,
     pending_bytes: usize,
@@ -162,6 +165,9 @@ struct IoState {
     /// `write_offset..preallocated_end` of the file are zeros (equal to `write_offset`, or below
     /// it once a batch ran past the preallocated space, when there is none).
     preallocated_end: u64,
+    /// Format version of the active segment: only version 2 and later are preallocated into
+    /// (an older build's version 1 segment is finished as it is; the next one is version 2).
+    segment_version: u16,
     /// `LOCK`, where `close` leaves the clean-close record.
     lock_file: Box<dyn StorageFile>,
     /// Whether `LOCK` holds a clean-close record that is still valid. Cleared durably before
@@ -275,6 +281,7 @@ impl Wal {
             seg_first_lsn: active.segment.first_lsn,
             seg_bytes: active.write_offset,
             seg_records: active.record_count,
+            seg_version: active.segment_version,
             last_index_offset: active.segment.active_index.read().last().map(|e| e.offset).unwrap_or(0),
             pending: VecDeque::new(),
             pending_bytes: 0,
@@ -292,6 +299,7 @@ impl Wal {
             unsynced: false,
             writeback_from: active.write_offset,
             preallocated_end: active.preallocated_end,
+            segment_version: active.segment_version,
             lock_file: rec.lock_file,
             clean_close_on_disk: rec.clean_close_on_disk,
         };
@@ -656,8 +664,17 @@ impl AppendState {
             self.seg_first_lsn = self.next_lsn;
             self.seg_bytes = SEGMENT_HEADER_LEN as u64;
             self.seg_records = 0;
+            self.seg_version = format::FORMAT_VERSION;
             self.last_index_offset = 0;
         }
+        // Does this batch start a new write? In the durable modes the queue is drained and
+        // written by one `io` holder, which `fdatasync`s before the next one takes it: a batch
+        // queued behind others is written with them, one queued into an empty queue is written
+        // after the `fdatasync` of everything before it. (A durable-mode `Wal::flush` writing
+        // without a sync only makes a flag claim more than it has to, which makes recovery
+        // stricter, never looser.) The other modes write queued batches at any time and sync
+        // rarely, so each batch is marked.
+        let sync_start = self.seg_version >= 2 && (!cfg.sync_mode.is_durable() || self.pending.is_empty());
         let timestamp_us = recovery::now_us().max(self.last_timestamp_us);
         self.last_timestamp_us = timestamp_us;
         if self.pending.back().is_none_or(|c| c.segment_first_lsn != self.seg_first_lsn) {
@@ -688,6 +705,9 @@ impl AppendState {
             }
             if i + 1 == batch.len() {
                 flags |= FLAG_BATCH_END;
+            }
+            if i == 0 && sync_start {
+                flags |= FLAG_SYNC_START;
             }
             let header = RecordHeader {
                 crc: 0,
@@ -884,7 +904,7 @@ impl Shared {
     /// zeros half-written past the data are preallocated space to recovery).
     fn preallocate(&self, io: &mut IoState, incoming: u64) -> Result<()> {
         let window = self.config.effective_preallocate_bytes();
-        if window == 0 {
+        if window == 0 || io.segment_version < 2 {
             return Ok(());
         }
         let chunk_end = io.write_offset + incoming;
@@ -1177,6 +1197,7 @@ impl Shared {
             return Err(self.fail(e));
         }
         let header = SegmentHeader {
+            version: format::FORMAT_VERSION,
             log_id: self.log_id,
             first_lsn: new_first_lsn,
             prev_last_lsn: io.last_lsn,
@@ -1202,6 +1223,7 @@ impl Shared {
         io.write_offset = SEGMENT_HEADER_LEN as u64;
         io.writeback_from = io.write_offset;
         io.preallocated_end = io.write_offset;
+        io.segment_version = header.version;
         io.record_count = 0;
         io.last_record_offset = 0;
         self.stats.segments_sealed.fetch_add(1, Ordering::Relaxed);

@@ -27,7 +27,7 @@ struct WaldenStore {
 }
 
 /// Environment variable: Walden's `WalConfig::preallocate_bytes` for this run (default: the
-/// WAL's default, off), e.g. `WALDEN_PEERS_PREALLOCATE_BYTES=4194304` to measure the opt-in.
+/// WAL's default, 4 MiB), e.g. `WALDEN_PEERS_PREALLOCATE_BYTES=0` to measure without it.
 pub const PREALLOCATE_ENV: &str = "WALDEN_PEERS_PREALLOCATE_BYTES";
 
 fn config(durability: Durability) -> Config {
