@@ -479,7 +479,10 @@ impl Wal {
     }
 
     /// Hands every buffered record to the OS (no fsync) and makes it visible to readers in
-    /// non-durable modes.
+    /// non-durable modes. In the durable modes (where only group-commit batches still waiting
+    /// for their leader can be queued) it writes them and `fdatasync`s, as that leader would:
+    /// every write there ends in a sync before the next one begins, which is what
+    /// [`FLAG_SYNC_START`] records.
     pub fn flush(&self) -> Result<()> {
         self.shared.flush(false)
     }
@@ -509,6 +512,7 @@ impl Wal {
                 st.seg_first_lsn = next;
                 st.seg_bytes = SEGMENT_HEADER_LEN as u64;
                 st.seg_records = 0;
+                st.seg_version = format::FORMAT_VERSION;
                 st.last_index_offset = 0;
             }
             Ok(())
@@ -670,10 +674,9 @@ impl AppendState {
         // Does this batch start a new write? In the durable modes the queue is drained and
         // written by one `io` holder, which `fdatasync`s before the next one takes it: a batch
         // queued behind others is written with them, one queued into an empty queue is written
-        // after the `fdatasync` of everything before it. (A durable-mode `Wal::flush` writing
-        // without a sync only makes a flag claim more than it has to, which makes recovery
-        // stricter, never looser.) The other modes write queued batches at any time and sync
-        // rarely, so each batch is marked.
+        // after the `fdatasync` of everything before it (`Shared::flush` syncs in the durable
+        // modes too). The other modes write queued batches at any time and sync rarely, so
+        // each batch is marked (a flag where no sync happened only makes recovery stricter).
         let sync_start = self.seg_version >= 2 && (!cfg.sync_mode.is_durable() || self.pending.is_empty());
         let timestamp_us = recovery::now_us().max(self.last_timestamp_us);
         self.last_timestamp_us = timestamp_us;
@@ -773,6 +776,8 @@ impl Shared {
     }
 
     pub(crate) fn flush(&self, durable: bool) -> Result<()> {
+        // Durable modes never write without syncing (see `encode_batch` on `FLAG_SYNC_START`).
+        let durable = durable || self.config.sync_mode.is_durable();
         let mut io = self.io.lock();
         self.check_usable()?;
         let result = self.write_pending(&mut io, durable);

@@ -754,14 +754,31 @@ fn version_1_active_segment_is_finished_without_preallocation() {
     assert_eq!(p, path);
     assert_eq!(file_len(&fs, &path), end, "no zeros after the data of a version 1 segment");
     assert_eq!(wal.stats().preallocations, 0);
-    while active(&wal).0 == path {
-        last = append_n(&wal, 1);
+    // Its records do not mark new writes (a version 1 segment cannot carry the flag).
+    let v1_bytes = fs.file_bytes(&path).expect("segment");
+    let (h, _) = format::verify_record(&v1_bytes[end as usize - 32 - payload(last).len()..], u32::MAX).expect("record");
+    assert_eq!((h.lsn, h.is_sync_start()), (last, false));
+    // Sealed by rotation (first log) or explicitly (second): either way the next segment is
+    // version 2, preallocated, and its writes are marked.
+    for explicit_seal in [false, true] {
+        if explicit_seal {
+            wal.seal_active_segment().expect("seal");
+        } else {
+            while active(&wal).0 == path {
+                append_n(&wal, 1);
+            }
+        }
+        let first = append_n(&wal, 1);
+        last = first;
+        assert!(wal.stats().preallocations > 0, "the version 2 segment is preallocated");
+        let (next, end) = active(&wal);
+        let next_bytes = fs.file_bytes(&next).expect("segment");
+        assert_eq!(u16::from_le_bytes([next_bytes[8], next_bytes[9]]), 2);
+        assert!(next_bytes.len() as u64 > end);
+        let (h, _) =
+            format::verify_record(&next_bytes[end as usize - 32 - payload(first).len()..], u32::MAX).expect("record");
+        assert_eq!((h.lsn, h.is_sync_start()), (first, true), "explicit seal {explicit_seal}");
     }
-    assert!(wal.stats().preallocations > 0, "the version 2 segment after it is preallocated");
-    let (next, end) = active(&wal);
-    let next_bytes = fs.file_bytes(&next).expect("segment");
-    assert_eq!(u16::from_le_bytes([next_bytes[8], next_bytes[9]]), 2);
-    assert!(next_bytes.len() as u64 > end);
     check_all(&wal, last);
     wal.close().expect("close");
 }
