@@ -21,6 +21,9 @@ pub const TRAILER_MAGIC: [u8; 8] = *b"WALDSEAL";
 pub const FORMAT_VERSION: u16 = 2;
 /// The oldest segment format version this crate reads.
 pub const MIN_FORMAT_VERSION: u16 = 1;
+/// The first segment format version whose records carry [`FLAG_SYNC_START`]: the writer marks
+/// writes and preallocates, and recovery recognises interrupted writes, only in such segments.
+pub const SYNC_START_FORMAT_VERSION: u16 = 2;
 /// The version of the footer layout (unchanged since format version 1).
 pub const FOOTER_VERSION: u16 = 1;
 /// Size of the segment header in bytes.
@@ -78,9 +81,10 @@ pub const FLAG_COMPRESSED: u8 = 0b0000_0001;
 /// Record flag: this record is the last of an atomically appended batch.
 pub const FLAG_BATCH_END: u8 = 0b0000_0010;
 /// Record flag (format version 2): this record starts a new write. In the durable sync modes the
-/// writer sets it on the first record written after an `fdatasync` that covered every record
-/// before it; a record without it was written together with its predecessor, with no
-/// `fdatasync` completing in between. In the other modes every batch's first record carries it.
+/// writer sets it on the first record written after the `fdatasync` that acknowledged every
+/// record before it; a record without it was written by the same `io` holder as its
+/// predecessor, in one write that is acknowledged only once all of it is synced. In the other
+/// modes every batch's first record carries it.
 /// Recovery uses it to tell an interrupted write (damage followed only by records of that same
 /// write) from corruption (docs/FORMAT.md, "Recovery").
 pub const FLAG_SYNC_START: u8 = 0b0000_0100;

@@ -280,14 +280,13 @@ pub fn scan_segment(
         // `pos` is bad. Is there valid data after it?
         let resync = find_valid_record(bytes, pos + 1, committed.last_lsn + 1, max_stored_len);
         if let Some(next) = resync
-            && header.version >= 2
-            && interrupted_write(bytes, pos, next, committed.last_lsn + 1, max_stored_len)
+            && header.version >= format::SYNC_START_FORMAT_VERSION
+            && let Some(after) = interrupted_write(bytes, pos, next, committed.last_lsn + 1, max_stored_len)
         {
             // Valid records follow, but only records of the write the damage is in, and the
             // damage holds a lost sector's zeros: a write interrupted by a power loss whose
             // sectors reached the disk out of order (overwrites of preallocated space have no
             // journal commit ordering them). Nothing in it was acknowledged: a torn tail.
-            let after = count_valid_records(bytes, next, committed.last_lsn + 1, max_stored_len);
             let outcome = ScanOutcome::TornTail {
                 offset: committed.end,
                 records_dropped: count - committed.count + after,
@@ -371,20 +370,22 @@ fn count_valid_records(bytes: &[u8], from: u64, min_lsn: Lsn, max_stored_len: u3
 /// ([`format::torn_write_evidence`]) and no valid record from `next` on starts a new write
 /// ([`format::FLAG_SYNC_START`]), so every one of them was written together with the damaged
 /// bytes, after the last `fdatasync` that completed (a write that began later, and so after the
-/// damaged bytes were synced, starts with a flagged record). Version 2 segments only. Used only
-/// on the failure path.
-fn interrupted_write(bytes: &[u8], pos: u64, next: u64, min_lsn: Lsn, max_stored_len: u32) -> bool {
+/// damaged bytes were synced, starts with a flagged record). Returns how many valid records
+/// follow (what the torn tail drops), or `None` for corruption. Version 2 segments only. Used
+/// only on the failure path.
+fn interrupted_write(bytes: &[u8], pos: u64, next: u64, min_lsn: Lsn, max_stored_len: u32) -> Option<u64> {
     if !format::torn_write_evidence(bytes, pos as usize, next as usize) {
-        return false;
+        return None;
     }
-    let mut at = next;
+    let (mut at, mut count) = (next, 0);
     while let Some(found) = find_valid_record(bytes, at, min_lsn, max_stored_len) {
         match RecordHeader::decode(&bytes[found as usize..], max_stored_len) {
             Ok(h) if !h.is_sync_start() => at = found + h.total_len(),
-            _ => return false,
+            _ => return None,
         }
+        count += 1;
     }
-    true
+    Some(count)
 }
 
 /// Finds the first offset at or after `from` holding a complete, CRC-valid record with an LSN of
@@ -1001,7 +1002,8 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
         report.preallocated_bytes += zero_tail;
         // (A version 1 segment, from an older build, is never preallocated into: its records
         // cannot mark new writes, so an interrupted overwrite there would read as corruption.)
-        let preallocates = config.effective_preallocate_bytes() > 0 && header.version >= 2;
+        let preallocates =
+            config.effective_preallocate_bytes() > 0 && header.version >= format::SYNC_START_FORMAT_VERSION;
         let kept_zero_tail = if preallocates { zero_tail } else { 0 };
         if scan.valid_end_offset + kept_zero_tail < file_len {
             writable.set_len(scan.valid_end_offset).map_err(|e| WalError::io("truncate", path, e))?;

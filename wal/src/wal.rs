@@ -509,11 +509,7 @@ impl Wal {
                 let next = st.next_lsn;
                 assert_eq!(next, io.last_lsn + 1, "everything queued was written before the seal");
                 shared.rotate(&mut io, next)?;
-                st.seg_first_lsn = next;
-                st.seg_bytes = SEGMENT_HEADER_LEN as u64;
-                st.seg_records = 0;
-                st.seg_version = format::FORMAT_VERSION;
-                st.last_index_offset = 0;
+                st.start_segment(next);
             }
             Ok(())
         })();
@@ -659,17 +655,23 @@ impl Drop for GroupInFlight<'_> {
 }
 
 impl AppendState {
+    /// Points the next batch at a new segment starting at `first_lsn` (written in
+    /// [`format::FORMAT_VERSION`], empty).
+    fn start_segment(&mut self, first_lsn: Lsn) {
+        self.seg_first_lsn = first_lsn;
+        self.seg_bytes = SEGMENT_HEADER_LEN as u64;
+        self.seg_records = 0;
+        self.seg_version = format::FORMAT_VERSION;
+        self.last_index_offset = 0;
+    }
+
     /// Assigns LSNs to `batch` and encodes it into the pending queue; rotates to a new segment
     /// first if the current one is full. Never splits a batch across segments.
     fn encode_batch(&mut self, cfg: &WalConfig, batch: &[Prepared<'_>], batch_bytes: u64) -> RangeInclusive<Lsn> {
         if self.seg_records > 0
             && (self.seg_bytes >= cfg.target_segment_size_bytes || self.seg_records >= cfg.max_records_per_segment)
         {
-            self.seg_first_lsn = self.next_lsn;
-            self.seg_bytes = SEGMENT_HEADER_LEN as u64;
-            self.seg_records = 0;
-            self.seg_version = format::FORMAT_VERSION;
-            self.last_index_offset = 0;
+            self.start_segment(self.next_lsn);
         }
         // Does this batch start a new write? In the durable modes the queue is drained and
         // written by one `io` holder, which `fdatasync`s before the next one takes it: a batch
@@ -677,7 +679,8 @@ impl AppendState {
         // after the `fdatasync` of everything before it (`Shared::flush` syncs in the durable
         // modes too). The other modes write queued batches at any time and sync rarely, so
         // each batch is marked (a flag where no sync happened only makes recovery stricter).
-        let sync_start = self.seg_version >= 2 && (!cfg.sync_mode.is_durable() || self.pending.is_empty());
+        let sync_start = self.seg_version >= format::SYNC_START_FORMAT_VERSION
+            && (!cfg.sync_mode.is_durable() || self.pending.is_empty());
         let timestamp_us = recovery::now_us().max(self.last_timestamp_us);
         self.last_timestamp_us = timestamp_us;
         if self.pending.back().is_none_or(|c| c.segment_first_lsn != self.seg_first_lsn) {
@@ -909,7 +912,7 @@ impl Shared {
     /// zeros half-written past the data are preallocated space to recovery).
     fn preallocate(&self, io: &mut IoState, incoming: u64) -> Result<()> {
         let window = self.config.effective_preallocate_bytes();
-        if window == 0 || io.segment_version < 2 {
+        if window == 0 || io.segment_version < format::SYNC_START_FORMAT_VERSION {
             return Ok(());
         }
         let chunk_end = io.write_offset + incoming;

@@ -614,18 +614,7 @@ fn power_loss_with_reordered_sectors_is_a_torn_tail() {
             let what = format!("{sync_mode:?}, batch {batch}, seed {seed}");
             let cfg = wide(config(sync_mode, RecoveryMode::TolerateTornTail));
             let fs = FaultStorage::new();
-            let wal = open_ok(&fs, &cfg);
-            // Right after a fill, so that the batch goes into preallocated space.
-            let mut acked = append_n(&wal, 1);
-            while wal.stats().preallocations < 2 {
-                acked = append_n(&wal, 1);
-            }
-            fs.fail_next_sync();
-            append_batch(&wal, batch).expect_err("its fdatasync fails");
-            assert!(wal.is_failed(), "{what}");
-            assert_eq!(wal.stats().preallocations, 2, "{what}: the batch needed no fill");
-            fs.power_loss_keep_random_sectors(seed);
-            drop(wal);
+            let acked = interrupt_commit_in_preallocated_space(&fs, open_ok(&fs, &cfg), batch, seed);
             let strict = wide(config(sync_mode, RecoveryMode::AbsoluteConsistency));
             let wal = open(&fs, &cfg).unwrap_or_else(|e| panic!("{what}: the default refused: {e}"));
             let report = wal.recovery_report().clone();
@@ -645,6 +634,22 @@ fn power_loss_with_reordered_sectors_is_a_torn_tail() {
     assert!(interrupted > 50, "the sweep must produce interrupted writes ({interrupted})");
 }
 
+/// Commits single records until right after the second zero-fill, then a `batch`-record commit
+/// into the preallocated space whose `fdatasync` fails, and loses power keeping a random set of
+/// that write's sectors (`seed`). Returns the last acknowledged LSN.
+fn interrupt_commit_in_preallocated_space(fs: &FaultStorage, wal: Wal, batch: u64, seed: u64) -> Lsn {
+    let mut acked = append_n(&wal, 1);
+    while wal.stats().preallocations < 2 {
+        acked = append_n(&wal, 1);
+    }
+    fs.fail_next_sync();
+    append_batch(&wal, batch).expect_err("its fdatasync fails");
+    assert!(wal.is_failed());
+    assert_eq!(wal.stats().preallocations, 2, "the batch needed no fill");
+    fs.power_loss_keep_random_sectors(seed);
+    acked
+}
+
 /// `cfg` with a preallocation window (256 KiB in 1 MiB segments) that takes a batch of hundreds
 /// of records without a fill.
 fn wide(cfg: WalConfig) -> WalConfig {
@@ -659,16 +664,7 @@ fn reordered_sectors_under_absolute_consistency_are_an_incomplete_tail() {
     let mut refused = 0;
     for seed in 0..32 {
         let fs = FaultStorage::new();
-        let wal = open_ok(&fs, &wide(group()));
-        let mut acked = append_n(&wal, 1);
-        while wal.stats().preallocations < 2 {
-            acked = append_n(&wal, 1);
-        }
-        fs.fail_next_sync();
-        append_batch(&wal, 40).expect_err("its fdatasync fails");
-        assert_eq!(wal.stats().preallocations, 2, "the batch needed no fill");
-        fs.power_loss_keep_random_sectors(seed);
-        drop(wal);
+        let acked = interrupt_commit_in_preallocated_space(&fs, open_ok(&fs, &wide(group())), 40, seed);
         match open(&fs, &wide(config(SyncMode::Group, RecoveryMode::AbsoluteConsistency))) {
             Ok(wal) => {
                 // Every sector of the write survived, or none did past a complete batch.
