@@ -549,13 +549,14 @@ pub(crate) fn parquet_properties() -> Result<WriterProperties> {
         .set_max_row_group_row_count(Some(ROW_GROUP_MAX_ROWS))
         .set_max_row_group_bytes(Some(ROW_GROUP_MAX_BYTES));
     // Row images and keys are (nearly) unique: a dictionary only costs a hash per value before
-    // the writer gives up on it. Min/max statistics of row images prune nothing; the LSN, commit
-    // LSN, commit time, table and operation columns keep theirs (replay and queries prune by them).
+    // the writer gives up on it. Min/max statistics of row images, keys and correlation ids prune
+    // nothing (in LSN order every file spans nearly the whole range of them) and cost two byte
+    // comparisons per value; the LSN, commit LSN, commit time, table and operation columns keep
+    // theirs (replay and queries prune by them).
     for column in OPAQUE_COLUMNS {
-        builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), false);
-    }
-    for column in IMAGE_COLUMNS {
-        builder = builder.set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None);
+        builder = builder
+            .set_column_dictionary_enabled(ColumnPath::from(*column), false)
+            .set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None);
     }
     // LSNs, transaction ids and commit times rise through a file: deltas pack them into a few
     // bits each with no hashing, where a dictionary hashes every value (and gives up on `lsn`).
@@ -570,10 +571,9 @@ pub(crate) fn parquet_properties() -> Result<WriterProperties> {
 /// Integer columns whose values rise (or repeat) from row to row: delta-encoded.
 const RISING_COLUMNS: &[&str] = &["lsn", "commit_lsn", "txn_id", "commit_ts"];
 
-/// Columns written without dictionary encoding (unique or nearly unique values).
+/// Columns of (nearly) unique values, written without dictionary encoding and without min/max
+/// statistics.
 const OPAQUE_COLUMNS: &[&str] = &["key", "before", "after", "before_bin", "after_bin", "correlation_id"];
-/// Columns written without min/max statistics (row images).
-const IMAGE_COLUMNS: &[&str] = &["before", "after", "before_bin", "after_bin"];
 
 /// Splits the batch `range` (over its `segments`) into at most `max_parts` contiguous,
 /// non-empty LSN ranges of about equal WAL bytes, each at least `min_part_bytes` (one part when

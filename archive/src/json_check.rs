@@ -10,7 +10,7 @@
 //! recursion limit; the nesting stack here grows with the input, one entry per opening bracket).
 
 /// Nesting levels kept without allocating; deeper ones go to a `Vec`.
-const INLINE_DEPTH: usize = 64;
+const INLINE_DEPTH: usize = u64::BITS as usize;
 
 /// What a byte class means to the string scanner: 0 = ordinary (ASCII), 1 = end or escape or
 /// control or the start of a non-ASCII character.
@@ -27,6 +27,23 @@ const STRING_STOP: [u8; 256] = {
     table[b'\\' as usize] = 1;
     table
 };
+
+/// Eight bytes (little-endian: the first byte lowest) → the high bit of each byte that
+/// [`STRING_STOP`] marks. Exact for the lowest marked byte, which is all the scanner uses: the
+/// subtractions below borrow only out of a byte that is itself marked, so a byte above it may be
+/// marked wrongly, never one below.
+fn string_stops(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `x` is zero → its high bit in `(x - 1) & !x`.
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x;
+    let quote = zero_bytes(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_bytes(word ^ (ONES * u64::from(b'\\')));
+    // Bytes below 0x20: subtracting 0x20 sets the high bit of a byte that was below it (the
+    // `!word` term drops bytes that already had it: those are non-ASCII, marked below).
+    let control = word.wrapping_sub(ONES * 0x20) & !word;
+    (quote | backslash | control | word) & HIGH
+}
 
 /// Whether `bytes` is one JSON text (surrounded by optional whitespace) in UTF-8.
 pub fn is_json(bytes: &[u8]) -> bool {
@@ -47,24 +64,32 @@ fn utf8_char_len(bytes: &[u8]) -> Option<usize> {
     std::str::from_utf8(bytes.get(..len)?).ok().map(|_| len)
 }
 
-/// The containers a scanner is inside of, innermost last.
+/// The containers a scanner is inside of, innermost last: one bit per level for the first
+/// [`INLINE_DEPTH`] (set = object), a `Vec` beyond.
 struct Stack {
-    inline: [Container; INLINE_DEPTH],
+    inline: u64,
     deeper: Vec<Container>,
 }
 
 impl Stack {
+    #[inline(always)]
     fn set(&mut self, level: usize, container: Container) {
         if level < INLINE_DEPTH {
-            self.inline[level] = container;
+            let bit = 1u64 << level;
+            if container == Container::Object { self.inline |= bit } else { self.inline &= !bit }
         } else {
             self.deeper.truncate(level - INLINE_DEPTH);
             self.deeper.push(container);
         }
     }
 
+    #[inline(always)]
     fn get(&self, level: usize) -> Container {
-        if level < INLINE_DEPTH { self.inline[level] } else { self.deeper[level - INLINE_DEPTH] }
+        if level < INLINE_DEPTH {
+            if self.inline >> level & 1 == 1 { Container::Object } else { Container::Array }
+        } else {
+            self.deeper[level - INLINE_DEPTH]
+        }
     }
 }
 
@@ -81,25 +106,30 @@ enum Container {
 }
 
 impl Scanner<'_> {
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
+    #[inline(always)]
     fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
             self.pos += 1;
         }
     }
 
+    #[inline(always)]
     fn eat(&mut self, byte: u8) -> Option<()> {
         (self.peek()? == byte).then(|| self.pos += 1)
     }
 
+    #[inline(always)]
     fn literal(&mut self, word: &[u8]) -> Option<()> {
         let end = self.pos.checked_add(word.len())?;
         (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
     }
 
+    #[inline(always)]
     fn digits(&mut self) -> usize {
         let start = self.pos;
         while let Some(b'0'..=b'9') = self.peek() {
@@ -108,6 +138,7 @@ impl Scanner<'_> {
         self.pos - start
     }
 
+    #[inline(always)]
     fn number(&mut self) -> Option<()> {
         let _ = self.eat(b'-');
         match self.peek()? {
@@ -139,13 +170,29 @@ impl Scanner<'_> {
     }
 
     /// A string, the opening quote already consumed.
+    #[inline(always)]
     fn string_rest(&mut self) -> Option<()> {
         loop {
-            // Skip ordinary bytes in a tight loop.
-            while STRING_STOP[*self.bytes.get(self.pos)? as usize] == 0 {
-                self.pos += 1;
-            }
-            match self.bytes[self.pos] {
+            // Skip ordinary bytes eight at a time, then one at a time near the end; `stop` is
+            // the byte at `pos` that ends the run.
+            let stop = loop {
+                let Some(word) = self.bytes.get(self.pos..self.pos + 8) else {
+                    while STRING_STOP[*self.bytes.get(self.pos)? as usize] == 0 {
+                        self.pos += 1;
+                    }
+                    break self.bytes[self.pos];
+                };
+                let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+                let stops = string_stops(word);
+                if stops != 0 {
+                    let skipped = stops.trailing_zeros() / 8;
+                    self.pos += skipped as usize;
+                    break (word >> (skipped * 8)) as u8;
+                }
+                self.pos += 8;
+            };
+            debug_assert_eq!(stop, self.bytes[self.pos]);
+            match stop {
                 b'"' => {
                     self.pos += 1;
                     return Some(());
@@ -172,7 +219,7 @@ impl Scanner<'_> {
 
     /// One JSON text: a value between optional whitespace, nothing after it.
     fn text(&mut self) -> Option<()> {
-        let mut stack = Stack { inline: [Container::Array; INLINE_DEPTH], deeper: Vec::new() };
+        let mut stack = Stack { inline: 0, deeper: Vec::new() };
         let mut depth = 0usize;
         self.skip_whitespace();
         'value: loop {
@@ -230,6 +277,7 @@ impl Scanner<'_> {
     }
 
     /// `"key" :` and the whitespace after it (before the member's value).
+    #[inline(always)]
     fn member_key(&mut self) -> Option<()> {
         self.eat(b'"')?;
         self.string_rest()?;
@@ -251,6 +299,20 @@ mod tests {
 
     fn agrees(bytes: &[u8]) {
         assert_eq!(is_json(bytes), serde_says(bytes), "{bytes:?}: {:?}", String::from_utf8_lossy(bytes));
+    }
+
+    #[test]
+    fn the_word_scan_marks_every_stop_byte_at_every_place() {
+        for place in 0..8 {
+            for byte in 0..=255u8 {
+                let mut word = *b"abcdefgh";
+                word[place] = byte;
+                let stops = string_stops(u64::from_le_bytes(word));
+                let expected = (STRING_STOP[byte as usize] == 1).then_some(place);
+                let found = (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize);
+                assert_eq!(found, expected, "byte {byte:#04x} at {place}");
+            }
+        }
     }
 
     #[test]
@@ -417,6 +479,17 @@ mod tests {
             let at = at.index(bytes.len() + 1);
             bytes.splice(at..at, junk);
             agrees(&bytes);
+        }
+
+        #[test]
+        fn the_word_scan_finds_the_first_stop_like_the_table(
+            word in prop::array::uniform8(prop::sample::select(
+                b"\x00\x01\x1f \x21\"#[\\]az\x7f\x80\xa0\xc3\xff".to_vec())),
+        ) {
+            let first = word.iter().position(|&b| STRING_STOP[b as usize] == 1);
+            let stops = string_stops(u64::from_le_bytes(word));
+            let found = (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize);
+            prop_assert_eq!(found, first, "{:?}", word);
         }
 
         #[test]
