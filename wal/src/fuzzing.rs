@@ -334,10 +334,20 @@ pub fn scan(data: &[u8]) {
     }
 
     let results = MODES.map(|mode| {
-        let r = recovery::scan_segment(&bytes, &header, mode, max_len, interval);
+        let r = recovery::scan_segment(&bytes, &header, mode, max_len, interval, true);
         check_scan(&bytes, &header, mode, max_len, interval, &r);
         r
     });
+    // Scanned as a sealed segment (salvage of one whose footer is damaged), damage is never an
+    // interrupted write; the result differs only where the last-segment scan took it for one.
+    for (&mode, last) in MODES.iter().zip(&results) {
+        let sealed = recovery::scan_segment(&bytes, &header, mode, max_len, interval, false);
+        check_scan(&bytes, &header, mode, max_len, interval, &sealed);
+        assert!(!is_interrupted_write(&sealed), "mode {mode:?}, sealed: {sealed:?}");
+        if !is_interrupted_write(last) {
+            assert_eq!(&sealed, last, "mode {mode:?}");
+        }
+    }
     let [tolerate, absolute, pit, skip] = &results;
     // Absolute consistency decides exactly like the default; only `open` treats a torn tail
     // differently.
@@ -354,6 +364,11 @@ pub fn scan(data: &[u8]) {
         assert_eq!(kept(skip), kept(pit));
         assert!(matches!(skip.outcome, ScanOutcome::TornTail { .. } | ScanOutcome::Clean));
     }
+}
+
+/// Whether a scan ended in an interrupted write (a torn tail found by that rule).
+fn is_interrupted_write(r: &ScanResult) -> bool {
+    matches!(&r.outcome, ScanOutcome::TornTail { reason, .. } if reason.contains("an interrupted write"))
 }
 
 /// The part of a scan result that says what is kept.
@@ -415,7 +430,8 @@ fn check_scan(bytes: &[u8], header: &SegmentHeader, mode: RecoveryMode, max_len:
     }
     // What recovery keeps must scan clean on its own (a reopen after truncation finds nothing new).
     if r.holes.is_empty() && r.valid_end_offset < len {
-        let again = recovery::scan_segment(&bytes[..r.valid_end_offset as usize], header, mode, max_len, interval);
+        let again =
+            recovery::scan_segment(&bytes[..r.valid_end_offset as usize], header, mode, max_len, interval, true);
         assert_eq!(again.outcome, ScanOutcome::Clean, "kept prefix does not rescan clean: {}", ctx());
         assert_eq!(kept(&again), kept(r), "kept prefix rescans differently: {}", ctx());
     }
@@ -970,7 +986,7 @@ mod tests {
         bytes.extend_from_slice(&input[14..]);
         let (last, _) = repair_records(&mut bytes, 9, 0, 64, true, None);
         assert_eq!(last, 11);
-        let r = recovery::scan_segment(&bytes, &header, RecoveryMode::TolerateTornTail, 64, 64);
+        let r = recovery::scan_segment(&bytes, &header, RecoveryMode::TolerateTornTail, 64, 64, true);
         assert_eq!((r.record_count, r.last_lsn, r.outcome), (3, 11, ScanOutcome::Clean));
     }
 }

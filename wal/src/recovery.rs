@@ -162,12 +162,18 @@ struct Committed {
 /// after an incomplete batch are still a torn tail, and zeros followed by anything non-zero are
 /// damage as before. (The check is one block-wise comparison of the tail, done only where a
 /// record fails to parse, so it costs at most one pass over the file.)
+///
+/// `last_segment`: whether this is the log's last segment, the only one that can end in a write
+/// that was never synced. Only there can damage followed by valid records be an *interrupted
+/// write* (a torn tail); in a sealed segment (scanned in salvage, its footer damaged) every write
+/// was synced and acknowledged, so the same bytes are damage that salvage skips past.
 pub fn scan_segment(
     bytes: &[u8],
     header: &SegmentHeader,
     mode: RecoveryMode,
     max_stored_len: u32,
     index_interval_bytes: u64,
+    last_segment: bool,
 ) -> ScanResult {
     let len = bytes.len() as u64;
     let start = SEGMENT_HEADER_LEN as u64;
@@ -280,6 +286,7 @@ pub fn scan_segment(
         // `pos` is bad. Is there valid data after it?
         let resync = find_valid_record(bytes, pos + 1, committed.last_lsn + 1, max_stored_len);
         if let Some(next) = resync
+            && last_segment
             && header.version >= format::SYNC_START_FORMAT_VERSION
             && let Some(after) = interrupted_write(bytes, pos, next, committed.last_lsn + 1, max_stored_len)
         {
@@ -911,7 +918,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &WalConfig) -> 
         }
         // Scan: the active segment, or (salvage only) a damaged sealed one.
         let bytes = read_whole(storage, path)?;
-        let scan = scan_segment(&bytes, header, mode, max_len, config.index_interval_bytes);
+        let scan = scan_segment(&bytes, header, mode, max_len, config.index_interval_bytes, i == last_index);
         let file_len = bytes.len() as u64;
         match &scan.outcome {
             ScanOutcome::Clean => {

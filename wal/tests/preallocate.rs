@@ -726,6 +726,46 @@ fn damage_in_acknowledged_data_is_still_corruption() {
     }
 }
 
+/// Salvage of a sealed segment whose footer is damaged never takes damage for an interrupted
+/// write: there every write was synced and acknowledged. A lost sector inside a segment's last
+/// write (a 30-record batch, sealed right after) followed by that write's unflagged records is
+/// an interrupted write only in the last segment; in a sealed one, `SkipCorrupted` skips the
+/// damage as a hole and keeps the batch's records after it and every later segment.
+#[test]
+fn salvage_of_a_sealed_segment_keeps_the_records_after_a_lost_sector() {
+    let fs = FaultStorage::new();
+    let wal = open_ok(&fs, &group());
+    append_n(&wal, 5);
+    let (path, before) = active(&wal);
+    let batch = append_batch(&wal, 30).expect("batch");
+    wal.seal_active_segment().expect("seal");
+    let last = append_n(&wal, 4);
+    wal.close().expect("close");
+    let mut bytes = fs.file_bytes(&path).expect("sealed segment");
+    // A lost sector inside the batch, past its first record; and a damaged footer.
+    let sector = (before / 512 + 2) * 512;
+    bytes[sector as usize..sector as usize + 512].fill(0);
+    let end = bytes.len() - 1;
+    bytes[end] ^= 0x40;
+    fs.set_file_bytes(&path, bytes);
+
+    let wal = open_ok(&fs, &config(SyncMode::Group, RecoveryMode::SkipCorrupted));
+    let report = wal.recovery_report().clone();
+    // The damaged footer itself is cut as a torn tail after the data, dropping no record.
+    let tail = report.torn_tail.as_ref();
+    assert!(tail.is_none_or(|t| t.records_dropped == 0 && !t.reason.contains("interrupted")), "{report:?}");
+    assert_eq!(report.skipped_ranges.len(), 1, "{report:?}");
+    assert_eq!(report.last_lsn, last, "{report:?}");
+    let lsns: Vec<Lsn> = read_all(&wal).iter().map(|r| r.lsn).collect();
+    let lost: Vec<Lsn> = (1..=last).filter(|l| !lsns.contains(l)).collect();
+    assert!(!lost.is_empty() && lost.iter().all(|l| batch.contains(l)), "lost {lost:?}");
+    assert!(lsns.contains(batch.end()), "the batch's records after the hole are kept: {lsns:?}");
+    for r in read_all(&wal) {
+        assert_eq!(&r.payload[..], &payload(r.lsn)[..], "payload of LSN {}", r.lsn);
+    }
+    wal.close().expect("close");
+}
+
 /// A log left by an older build has a version 1 active segment: it opens, its records read, the
 /// writer finishes that segment without preallocating into it (its records could not mark new
 /// writes), and the next segment is version 2 and preallocated.
