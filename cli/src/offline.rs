@@ -219,7 +219,9 @@ pub struct ScannedSegment {
 }
 
 /// Reads a whole segment and scans its records (every CRC, LSN and chain link), up to the
-/// footer's data end for a sealed segment. Damage is in [`ScannedSegment::outcome`].
+/// footer's data end for a sealed segment. Damage is in [`ScannedSegment::outcome`]. A segment
+/// without a footer is scanned as the log's last (active) one: only there can damage be an
+/// interrupted write (`recovery::scan_segment`).
 pub fn scan(path: &Path, header: SegmentHeader, footer: Option<Footer>) -> CliResult<ScannedSegment> {
     let bytes = fs::read(path).map_err(|e| io_error("cannot read", path, &e))?;
     let data_end = footer.as_ref().map_or(bytes.len() as u64, |f| f.data_end_offset.min(bytes.len() as u64));
@@ -228,8 +230,15 @@ pub fn scan(path: &Path, header: SegmentHeader, footer: Option<Footer>) -> CliRe
     } else {
         RecoveryMode::TolerateTornTail
     };
-    let result =
-        recovery::scan_segment(&bytes[..data_end as usize], &header, mode, MAX_STORED_LEN, SCAN_INDEX_INTERVAL_BYTES);
+    let last_segment = footer.is_none();
+    let result = recovery::scan_segment(
+        &bytes[..data_end as usize],
+        &header,
+        mode,
+        MAX_STORED_LEN,
+        SCAN_INDEX_INTERVAL_BYTES,
+        last_segment,
+    );
     Ok(ScannedSegment {
         path: path.to_path_buf(),
         footer,
