@@ -18,7 +18,7 @@
 # Environment: WALDEN_BENCH_DIR (where to write; a real disk, not tmpfs), WALDEN_PEERS_FEATURES
 # (default all-peers; e.g. "okaywal sqlite"), WALDEN_PEERS_SLICE_MS (250), WALDEN_PEERS_ROUNDS (8),
 # WALDEN_PEERS_REPLAY_RECORDS (1000000), WALDEN_PEERS_REOPEN_MIB (1024),
-# WALDEN_PEERS_PREALLOCATE_BYTES (Walden's WalConfig::preallocate_bytes; default off).
+# WALDEN_PEERS_PREALLOCATE_BYTES (Walden's WalConfig::preallocate_bytes; default the WAL's, 4 MiB; 0 turns it off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,8 +33,9 @@ features="${WALDEN_PEERS_FEATURES:-all-peers}"
 if [[ " $features " == *" all-peers "* || " $features " == *" rocksdb "* ]]; then
   # librocksdb-sys generates its bindings with bindgen, which loads libclang at build time.
   need=()
-  compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null || compgen -G '/usr/lib/*/libclang*.so*' >/dev/null ||
-    need+=(libclang-dev)
+  # (Not `libclang*`: libclang-cpp, which other packages bring, is not the C API bindgen loads.)
+  compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null || compgen -G '/usr/lib/*/libclang.so*' >/dev/null ||
+    compgen -G '/usr/lib/*/libclang-[0-9]*.so*' >/dev/null || need+=(libclang-dev)
   if [ "${WALDEN_PEERS_ROCKSDB_FROM_SOURCE:-0}" = 0 ]; then
     [ -f /usr/include/rocksdb/c.h ] || need+=(librocksdb-dev)
     export ROCKSDB_LIB_DIR="${ROCKSDB_LIB_DIR:-/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)}"
