@@ -368,7 +368,7 @@ pub fn scan(data: &[u8]) {
 
 /// Whether a scan ended in an interrupted write (a torn tail found by that rule).
 fn is_interrupted_write(r: &ScanResult) -> bool {
-    matches!(&r.outcome, ScanOutcome::TornTail { reason, .. } if reason.contains("an interrupted write"))
+    matches!(&r.outcome, ScanOutcome::TornTail { reason, .. } if reason.contains(recovery::INTERRUPTED_WRITE))
 }
 
 /// The part of a scan result that says what is kept.

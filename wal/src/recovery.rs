@@ -151,6 +151,10 @@ struct Committed {
     index_len: usize,
 }
 
+/// The phrase in [`TornTail::reason`] (and [`ScanOutcome::TornTail`]'s `reason`) when the torn
+/// tail is an interrupted write (`docs/FORMAT.md`, "Interrupted write").
+pub const INTERRUPTED_WRITE: &str = "an interrupted write";
+
 /// Scans the records of a segment whose full bytes (header included) are `bytes`.
 ///
 /// Validates each record's structure, CRC, LSN (must be the next one) and chain (its `prev_crc`
@@ -298,7 +302,7 @@ pub fn scan_segment(
                 offset: committed.end,
                 records_dropped: count - committed.count + after,
                 reason: format!(
-                    "{reason}; an interrupted write: its {after} surviving records after the damage (from offset \
+                    "{reason}; {INTERRUPTED_WRITE}: its {after} surviving records after the damage (from offset \
                      {next}) start no new write"
                 ),
             };
