@@ -18,7 +18,8 @@
 # Environment: WALDEN_BENCH_DIR (where to write; a real disk, not tmpfs), WALDEN_PEERS_FEATURES
 # (default all-peers; e.g. "okaywal sqlite"), WALDEN_PEERS_SLICE_MS (250), WALDEN_PEERS_ROUNDS (8),
 # WALDEN_PEERS_REPLAY_RECORDS (1000000), WALDEN_PEERS_REOPEN_MIB (1024),
-# WALDEN_PEERS_PREALLOCATE_BYTES (Walden's WalConfig::preallocate_bytes; default the WAL's, 4 MiB; 0 turns it off).
+# WALDEN_PEERS_PREALLOCATE_BYTES (Walden's WalConfig::preallocate_bytes; default the WAL's, 4 MiB; 0 turns it off),
+# WALDEN_PEERS_FLUSHER (0 turns Walden's group-commit flusher thread off; default on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -96,6 +96,18 @@ pub struct WalConfig {
     /// follow the `fdatasync` (only `SyncMode::Group` gathers). Like PostgreSQL's
     /// `commit_delay`/`commit_siblings`.
     pub group_commit_gather_max_us: u64,
+    /// Group commit: whether a background thread (`walden-wal-flusher`) takes over leading
+    /// the syncs while commits keep coming (default true; only `SyncMode::Group` starts it).
+    ///
+    /// A committer that finds the `io` lock free leads its own sync, as always, so a lone
+    /// writer pays nothing for it. When that sync ends and more batches were queued meanwhile,
+    /// the committer hands them to the flusher and returns; the flusher writes and `fdatasync`s
+    /// round after round, for as long as batches keep arriving, and then sleeps again. Without
+    /// it, each sync's leader wakes one of the parked committers to lead the next, and on a
+    /// busy machine that hand-off (a wake-up, then waiting for a CPU) sits between every two
+    /// syncs; with it, none does, and no committer's call is held up leading syncs for others.
+    /// Acknowledgements and the on-disk format are the same either way.
+    pub group_commit_flusher: bool,
     /// Non-durable modes (`None`, `IntervalMs`): after this many bytes written to the active
     /// segment since the last time, ask the OS to start writing them back
     /// ([`StorageFile::start_writeback`](crate::StorageFile::start_writeback),
@@ -151,6 +163,7 @@ impl Default for WalConfig {
             index_interval_bytes: 32 << 10,
             write_buffer_bytes: 256 << 10,
             group_commit_gather_max_us: 2_000,
+            group_commit_flusher: true,
             writeback_interval_bytes: 1 << 20,
             clean_close_record: true,
             preallocate_bytes: DEFAULT_PREALLOCATE_BYTES,

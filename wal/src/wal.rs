@@ -11,6 +11,10 @@
 //! `gather` condvar (with the `append` guard, released while asleep) until every appender in
 //! flight has queued its batch, for at most half the recent fsync time and
 //! `WalConfig::group_commit_gather_max_us`. Appenders that complete the group wake it.
+//!
+//! A leader whose sync ends with more batches queued hands them to the group-commit flusher
+//! thread (`flusher`, `WalConfig::group_commit_flusher`), which keeps leading while they keep
+//! coming, instead of waking a parked committer to lead the next sync.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::RangeInclusive;
@@ -32,6 +36,8 @@ use crate::recovery::{self, RecoveryReport};
 use crate::segment::{Segment, SegmentInfo};
 use crate::storage::{StdStorage, Storage, StorageFile};
 use crate::{Lsn, Result, WalError};
+
+mod flusher;
 
 /// Largest chunk buffer kept for reuse.
 const SPARE_BUFFER_MAX_BYTES: usize = 4 << 20;
@@ -70,6 +76,9 @@ pub struct WalStats {
     pub group_commit_gathers: u64,
     /// Total time those leaders waited, in microseconds.
     pub group_commit_gather_us: u64,
+    /// Group-commit syncs led by the flusher thread ([`WalConfig::group_commit_flusher`]),
+    /// counted in `data_syncs` too.
+    pub flusher_syncs: u64,
     /// Group-commit followers that woke by the safety-net timeout instead of being woken by the
     /// sync that covered them (0 unless a sync took longer than the timeout, 50 ms).
     pub group_commit_park_timeouts: u64,
@@ -92,6 +101,7 @@ struct Counters {
     group_commit_gathers: AtomicU64,
     group_commit_gather_us: AtomicU64,
     group_commit_park_timeouts: AtomicU64,
+    flusher_syncs: AtomicU64,
     preallocations: AtomicU64,
     bytes_preallocated: AtomicU64,
 }
@@ -108,6 +118,7 @@ impl Counters {
             group_commit_gathers: self.group_commit_gathers.load(Ordering::Relaxed),
             group_commit_gather_us: self.group_commit_gather_us.load(Ordering::Relaxed),
             group_commit_park_timeouts: self.group_commit_park_timeouts.load(Ordering::Relaxed),
+            flusher_syncs: self.flusher_syncs.load(Ordering::Relaxed),
             preallocations: self.preallocations.load(Ordering::Relaxed),
             bytes_preallocated: self.bytes_preallocated.load(Ordering::Relaxed),
         }
@@ -204,6 +215,8 @@ pub(crate) struct Shared {
     gathering: AtomicBool,
     /// Wakes a gathering leader (waited on with the `append` guard).
     gather: Condvar,
+    /// The group-commit flusher thread's controls (`flusher`).
+    flusher: flusher::FlusherControl,
     /// Moving average of data fdatasync durations, µs (0 until the first).
     sync_avg_us: AtomicU64,
     stats: Counters,
@@ -222,6 +235,8 @@ pub(crate) struct Shared {
 pub struct Wal {
     shared: Arc<Shared>,
     syncer: Option<Syncer>,
+    /// The group-commit flusher (`SyncMode::Group` with `group_commit_flusher`).
+    flusher: Option<flusher::Flusher>,
 }
 
 struct Syncer {
@@ -325,6 +340,7 @@ impl Wal {
             group_in_flight: AtomicUsize::new(0),
             gathering: AtomicBool::new(false),
             gather: Condvar::new(),
+            flusher: flusher::FlusherControl::default(),
             sync_avg_us: AtomicU64::new(0),
             stats: Counters::default(),
             seal_listener: RwLock::new(None),
@@ -337,7 +353,12 @@ impl Wal {
             SyncMode::IntervalMs(ms) => Some(Syncer::start(Arc::downgrade(&shared), Duration::from_millis(ms))),
             _ => None,
         };
-        Ok(Wal { shared, syncer })
+        let flusher = if config.sync_mode == SyncMode::Group && config.group_commit_flusher {
+            Some(flusher::Flusher::start(&shared)?)
+        } else {
+            None
+        };
+        Ok(Wal { shared, syncer, flusher })
     }
 
     /// What recovery found and did when this log was opened.
@@ -602,18 +623,24 @@ impl Wal {
     ///
     /// An error writing the record is returned, but everything appended is durable by then.
     pub fn close(mut self) -> Result<()> {
-        if let Some(syncer) = self.syncer.take() {
-            syncer.stop();
-        }
+        self.stop_threads();
         let result = if self.is_failed() { self.shared.check_usable() } else { self.shared.close_clean() };
         self.shutdown();
         result
     }
 
-    fn shutdown(&mut self) {
+    /// Stops the background syncer and flusher, if running.
+    fn stop_threads(&mut self) {
         if let Some(syncer) = self.syncer.take() {
             syncer.stop();
         }
+        if let Some(flusher) = self.flusher.take() {
+            flusher.stop();
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.stop_threads();
         self.shared.closed.store(true, Ordering::Release);
         self.shared.dir_lock.lock().take();
         self.shared.wake_all();
@@ -1089,8 +1116,14 @@ impl Shared {
                     self.gather();
                     self.write_pending(&mut io, true)
                 };
-                // Wake followers after releasing the lock, so that those not covered can lead next.
-                self.release_io(io);
+                if result.is_ok() && self.hand_over_to_flusher() {
+                    // The flusher leads the batches queued meanwhile: wake only those now durable.
+                    drop(io);
+                    self.wake_group_followers(false);
+                } else {
+                    // Wake followers after releasing the lock, so that one not covered can lead next.
+                    self.release_io(io);
+                }
                 result?;
                 continue;
             }
@@ -1136,14 +1169,14 @@ impl Shared {
         }
     }
 
-    /// After a sync, with `io` unlocked: wakes the parked group-commit followers whose LSN is
-    /// now durable and, unless someone holds `io` again (who wakes the rest in turn), the first
-    /// one not covered, to lead the next sync; the others stay parked. Everyone when the log is
-    /// failed or closed.
-    fn wake_group_followers(&self) {
+    /// After a sync: wakes the parked group-commit followers whose LSN is now durable and, if
+    /// `may_elect` and no one holds `io` (whoever does wakes the rest in turn), the first one
+    /// not covered, to lead the next sync; the others stay parked. Everyone when the log is
+    /// failed or closed. `may_elect` is false where the flusher leads next.
+    fn wake_group_followers(&self, may_elect: bool) {
         let durable = self.durable_lsn.load(Ordering::Acquire);
         let everyone = self.failed.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire);
-        let mut need_leader = !everyone && !self.io.is_locked();
+        let mut need_leader = may_elect && !everyone && !self.io.is_locked();
         // SAFETY: our own key (see `park_group_follower`); the filter and callback only read
         // atomics and captured values and cannot unwind.
         unsafe {
@@ -1171,7 +1204,7 @@ impl Shared {
     fn release_io(&self, io: MutexGuard<'_, IoState>) {
         drop(io);
         if self.config.sync_mode == SyncMode::Group {
-            self.wake_group_followers();
+            self.wake_group_followers(true);
         }
     }
 
@@ -1282,7 +1315,7 @@ impl Shared {
             self.notify.notify_all();
         }
         if self.config.sync_mode == SyncMode::Group {
-            self.wake_group_followers();
+            self.wake_group_followers(true);
         }
     }
 

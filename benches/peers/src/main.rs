@@ -8,7 +8,8 @@
 //! Environment: `WALDEN_BENCH_DIR` (where to write; a real disk, not tmpfs),
 //! `WALDEN_PEERS_SLICE_MS`, `WALDEN_PEERS_ROUNDS`, `WALDEN_PEERS_REPLAY_RECORDS`,
 //! `WALDEN_PEERS_REOPEN_MIB`; `WALDEN_PEERS_PREALLOCATE_BYTES` sets Walden's
-//! `WalConfig::preallocate_bytes` (default: the WAL default, 4 MiB; 0 = off).
+//! `WalConfig::preallocate_bytes` (default: the WAL default, 4 MiB; 0 = off);
+//! `WALDEN_PEERS_FLUSHER=0` turns Walden's group-commit flusher thread off.
 
 use std::process::ExitCode;
 

@@ -30,6 +30,10 @@ struct WaldenStore {
 /// WAL's default, 4 MiB), e.g. `WALDEN_PEERS_PREALLOCATE_BYTES=0` to measure without it.
 pub const PREALLOCATE_ENV: &str = "WALDEN_PEERS_PREALLOCATE_BYTES";
 
+/// Environment variable: `0` turns Walden's group-commit flusher thread off for this run
+/// (`WalConfig::group_commit_flusher`, on by default), to measure what it is worth.
+pub const FLUSHER_ENV: &str = "WALDEN_PEERS_FLUSHER";
+
 fn config(durability: Durability) -> Config {
     let mut config = Config::with_sync_mode(match durability {
         Durability::Durable => SyncMode::Group,
@@ -37,6 +41,9 @@ fn config(durability: Durability) -> Config {
     });
     if let Some(bytes) = std::env::var(PREALLOCATE_ENV).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
         config.wal.preallocate_bytes = bytes;
+    }
+    if std::env::var(FLUSHER_ENV).is_ok_and(|v| v.trim() == "0") {
+        config.wal.group_commit_flusher = false;
     }
     config
 }
