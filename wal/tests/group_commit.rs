@@ -29,25 +29,31 @@ fn config(gather_max_us: u64, flusher: bool) -> WalConfig {
 }
 
 /// Holds the next data sync once armed, until opened: lets a test queue a batch behind a
-/// leader that is in the middle of its `fdatasync`.
+/// leader that is in the middle of its `fdatasync`. With `fail_the_next` set, the sync after
+/// the held one fails with `EIO`.
 #[derive(Debug, Default)]
 struct SyncGate {
     armed: AtomicBool,
     entered: AtomicBool,
     open: Mutex<bool>,
     opened: Condvar,
+    fail_the_next: AtomicBool,
+    failing: AtomicBool,
 }
 
 impl SyncGate {
-    fn pass(&self) {
+    /// Called by every data sync: holds the armed one; returns whether this sync must fail.
+    fn pass(&self) -> bool {
         if !self.armed.swap(false, Ordering::SeqCst) {
-            return;
+            return self.failing.swap(false, Ordering::SeqCst);
         }
         self.entered.store(true, Ordering::SeqCst);
         let mut open = self.open.lock().expect("gate");
         while !*open {
             open = self.opened.wait(open).expect("gate");
         }
+        self.failing.store(self.fail_the_next.load(Ordering::SeqCst), Ordering::SeqCst);
+        false
     }
 
     fn release(&self) {
@@ -93,7 +99,9 @@ impl StorageFile for SlowFile {
         self.file.write_at(buf, offset)
     }
     fn sync_data(&self) -> io::Result<()> {
-        self.gate.pass();
+        if self.gate.pass() {
+            return Err(io::Error::from_raw_os_error(5));
+        }
         std::thread::sleep(self.delay);
         let n = self.syncs.fetch_add(1, Ordering::SeqCst) + 1;
         if n == self.fail_at {
@@ -235,6 +243,27 @@ fn gathering_can_be_turned_off() {
     }
 }
 
+/// A leader's append held inside its `fdatasync` (holding `io`) while a second append queues
+/// and parks behind it; then the sync ends. Returns both appends' results.
+fn queue_behind_a_held_sync(storage: &SlowSync, wal: &Wal) -> (Result<Lsn, WalError>, Result<Lsn, WalError>) {
+    storage.gate.armed.store(true, Ordering::SeqCst);
+    std::thread::scope(|s| {
+        let leader = s.spawn(|| wal.append(1, b"leader"));
+        while !storage.gate.entered.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        let follower = s.spawn(|| wal.append(1, b"follower"));
+        while wal.next_lsn() < 3 {
+            std::thread::yield_now();
+        }
+        // Queued; give it time to park (a follower that has not parked yet by the end of the
+        // leader's sync would lead itself, which is also correct, but not what is tested).
+        std::thread::sleep(Duration::from_millis(20));
+        storage.gate.release();
+        (leader.join().expect("leader"), follower.join().expect("follower"))
+    })
+}
+
 /// A leader whose sync ends with a batch queued behind it hands that batch to the flusher and
 /// returns; the flusher syncs it and wakes its committer. Without the flusher, the leader wakes
 /// that committer to lead its own sync. Either way: two syncs, both commits durable.
@@ -245,25 +274,11 @@ fn a_batch_queued_during_a_sync_is_synced_by_the_flusher() {
         let cfg = WalConfig { preallocate_bytes: 0, ..config(0, flusher) };
         let wal = Wal::open_with_storage(DIR, cfg.clone(), Arc::new(storage.clone())).expect("open");
         let before = wal.stats();
-        storage.gate.armed.store(true, Ordering::SeqCst);
-        let acked = std::thread::scope(|s| {
-            let leader = s.spawn(|| wal.append(1, b"leader").expect("leader's append"));
-            while !storage.gate.entered.load(Ordering::SeqCst) {
-                std::thread::yield_now();
-            }
-            // The leader is inside its fdatasync, holding `io`: this append queues and parks.
-            let follower = s.spawn(|| wal.append(1, b"follower").expect("follower's append"));
-            while wal.next_lsn() < 3 {
-                std::thread::yield_now();
-            }
-            // Queued; give it time to park (a follower that has not parked yet by the end of the
-            // leader's sync would lead itself, which is also correct, but not what is tested).
-            std::thread::sleep(Duration::from_millis(20));
-            storage.gate.release();
-            let leader_lsn = leader.join().expect("leader");
-            let follower_lsn = follower.join().expect("follower");
-            vec![(leader_lsn, b"leader".to_vec()), (follower_lsn, b"follower".to_vec())]
-        });
+        let (leader, follower) = queue_behind_a_held_sync(&storage, &wal);
+        let acked = vec![
+            (leader.expect("leader's append"), b"leader".to_vec()),
+            (follower.expect("follower's append"), b"follower".to_vec()),
+        ];
         assert_eq!((acked[0].0, acked[1].0), (1, 2));
         let stats = wal.stats();
         assert_eq!(stats.data_syncs - before.data_syncs, 2, "flusher {flusher}: {stats:?}");
@@ -271,6 +286,33 @@ fn a_batch_queued_during_a_sync_is_synced_by_the_flusher() {
         assert_eq!(wal.durable_lsn(), 2);
         wal.close().expect("close");
         check_durable(&storage, &cfg, &acked);
+    }
+}
+
+/// The flusher's sync fails: its committer gets `Failed` naming the `fdatasync` error (the
+/// flusher has no caller to return the I/O error to), the log refuses everything after, and
+/// the leader's acknowledged commit survives a power loss. Without the flusher, the follower
+/// leads that sync itself and gets the I/O error.
+#[test]
+fn a_failed_flusher_sync_fails_the_committers_it_covered() {
+    for flusher in [true, false] {
+        let storage = SlowSync::new(Duration::ZERO, 0);
+        storage.gate.fail_the_next.store(true, Ordering::SeqCst);
+        let cfg = WalConfig { preallocate_bytes: 0, ..config(0, flusher) };
+        let wal = Wal::open_with_storage(DIR, cfg.clone(), Arc::new(storage.clone())).expect("open");
+        let (leader, follower) = queue_behind_a_held_sync(&storage, &wal);
+        assert_eq!(leader.expect("the leader's own sync succeeded"), 1);
+        match follower {
+            Err(WalError::Failed { reason }) if flusher => assert!(reason.contains("fdatasync"), "{reason}"),
+            Err(WalError::Io { op: "fdatasync", .. }) if !flusher => {}
+            other => panic!("flusher {flusher}: {other:?}"),
+        }
+        assert!(wal.is_failed());
+        assert!(matches!(wal.append(1, b"later"), Err(WalError::Failed { .. })));
+        assert_eq!(wal.durable_lsn(), 1);
+        assert_eq!(wal.stats().flusher_syncs, 0, "a failed round is not counted");
+        drop(wal);
+        check_durable(&storage, &cfg, &[(1, b"leader".to_vec())]);
     }
 }
 
