@@ -1116,14 +1116,11 @@ impl Shared {
                     self.gather();
                     self.write_pending(&mut io, true)
                 };
-                if result.is_ok() && self.hand_over_to_flusher() {
-                    // The flusher leads the batches queued meanwhile: wake only those now durable.
-                    drop(io);
-                    self.wake_group_followers(false);
-                } else {
-                    // Wake followers after releasing the lock, so that one not covered can lead next.
-                    self.release_io(io);
-                }
+                // Wake followers after releasing the lock: those now durable and, unless the
+                // flusher leads the batches queued meanwhile, one not covered to lead next.
+                let handed_over = result.is_ok() && self.hand_over_to_flusher();
+                drop(io);
+                self.wake_group_followers(!handed_over);
                 result?;
                 continue;
             }
@@ -1200,7 +1197,8 @@ impl Shared {
 
     /// Unlocks `io`, then wakes the group-commit followers parked while it was held. Every
     /// `io` holder in `SyncMode::Group` releases it through here, or drops it and calls
-    /// `wake_all` (flush, close), which does the same.
+    /// `wake_all` (flush, close), which does the same, or (a committer that led a sync) drops
+    /// it and calls `wake_group_followers` itself, electing no one if it handed over.
     fn release_io(&self, io: MutexGuard<'_, IoState>) {
         drop(io);
         if self.config.sync_mode == SyncMode::Group {

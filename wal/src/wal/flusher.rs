@@ -26,7 +26,8 @@ pub(super) struct FlusherControl {
     /// Whether the flusher thread is running (set before it starts, cleared when it ends,
     /// also by a panic): committers hand over only to a running flusher.
     alive: AtomicBool,
-    /// Set by `stop`: the flusher finishes its round and exits.
+    /// Set by `stop` (under `state`'s lock, so a waiting flusher cannot miss it): the flusher
+    /// finishes its round and exits, and nothing more is handed over.
     stopping: AtomicBool,
 }
 
@@ -34,7 +35,6 @@ pub(super) struct FlusherControl {
 struct FlusherState {
     /// A committer handed over queued batches since the flusher last looked.
     wanted: bool,
-    stop: bool,
 }
 
 /// Clears `alive` when the flusher thread ends, however it ends.
@@ -72,8 +72,10 @@ impl Flusher {
     /// nothing over from then on (those that still commit lead their own syncs).
     pub(super) fn stop(self) {
         let control = &self.shared.flusher;
-        control.stopping.store(true, Ordering::Release);
-        control.state.lock().stop = true;
+        {
+            let _state = control.state.lock();
+            control.stopping.store(true, Ordering::Release);
+        }
         control.wake.notify_one();
         if self.handle.join().is_err() {
             tracing::error!("the group-commit flusher thread panicked");
@@ -91,7 +93,7 @@ impl Shared {
             return false;
         }
         let mut state = control.state.lock();
-        if state.stop {
+        if control.stopping.load(Ordering::Acquire) {
             return false;
         }
         state.wanted = true;
@@ -107,10 +109,11 @@ impl Shared {
         loop {
             {
                 let mut state = self.flusher.state.lock();
-                while !state.wanted && !state.stop {
+                let stopping = || self.flusher.stopping.load(Ordering::Acquire);
+                while !state.wanted && !stopping() {
                     self.flusher.wake.wait(&mut state);
                 }
-                if state.stop {
+                if stopping() {
                     return;
                 }
                 state.wanted = false;
