@@ -452,10 +452,7 @@ impl Lake {
         ] {
             props.insert(k.to_string(), v.to_string());
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let now_ms = i64::try_from(walden_wal::clock::now_ms()).unwrap_or(i64::MAX);
         let snapshot = Snapshot::builder()
             .with_snapshot_id(snapshot_id)
             .with_parent_snapshot_id(Some(parent.snapshot_id()))

@@ -2,11 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::BenchError;
+use walden_wal::storage::FileSystemType;
 
-/// `statfs` magic numbers of file systems that live in memory.
-const TMPFS_MAGIC: i64 = 0x0102_1994;
-const RAMFS_MAGIC: i64 = 0x8584_58f6;
+use crate::BenchError;
 
 /// The directory under which every benchmark creates (and removes) its temporary directories.
 #[derive(Debug, Clone)]
@@ -24,8 +22,7 @@ impl BenchRoot {
             return BenchRoot::at(PathBuf::from(dir), "$WALDEN_BENCH_DIR");
         }
         let tmp = std::env::temp_dir();
-        let magic = fs_magic(&tmp)?;
-        if magic != TMPFS_MAGIC && magic != RAMFS_MAGIC {
+        if !fs_type(&tmp)?.is_in_memory() {
             return BenchRoot::at(tmp, "system temp dir (not tmpfs)");
         }
         BenchRoot::at(target_dir().join("walden-bench-tmp"), "target dir (system temp dir is tmpfs)")
@@ -34,7 +31,7 @@ impl BenchRoot {
     /// Uses `path` (created if missing).
     pub fn at(path: PathBuf, why: &'static str) -> Result<BenchRoot, BenchError> {
         std::fs::create_dir_all(&path).map_err(|e| BenchError::io("create directory", &path, e))?;
-        let fs_type = fs_name(fs_magic(&path)?);
+        let fs_type = fs_type(&path)?.name();
         Ok(BenchRoot { path, fs_type, why })
     }
 
@@ -78,33 +75,8 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-fn fs_magic(path: &Path) -> Result<i64, BenchError> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| BenchError::Check(format!("path {} contains a NUL byte", path.display())))?;
-    // SAFETY: `statfs` only writes into the zero-initialised struct we pass; the path is a valid
-    // NUL-terminated string that outlives the call.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut st) };
-    if rc != 0 {
-        return Err(BenchError::io("statfs", path, std::io::Error::last_os_error()));
-    }
-    #[allow(clippy::unnecessary_cast)] // f_type's integer type differs between libc targets
-    Ok(st.f_type as i64)
-}
-
-fn fs_name(magic: i64) -> String {
-    match magic {
-        0xEF53 => "ext4".to_string(),
-        0x5846_5342 => "xfs".to_string(),
-        0x9123_683E => "btrfs".to_string(),
-        0x794C_7630 => "overlayfs".to_string(),
-        0x2FC1_2FC1 => "zfs".to_string(),
-        0x6969 => "nfs".to_string(),
-        TMPFS_MAGIC => "tmpfs".to_string(),
-        RAMFS_MAGIC => "ramfs".to_string(),
-        other => format!("fs magic {other:#x}"),
-    }
+fn fs_type(path: &Path) -> Result<FileSystemType, BenchError> {
+    walden_wal::storage::file_system_type(path).map_err(|e| BenchError::io("statfs", path, e))
 }
 
 /// The machine, as the summary reports it.

@@ -342,13 +342,8 @@ impl OpenFixture {
 
 /// Writes back and drops `path`'s pages from the page cache, so the next read goes to the disk.
 fn evict(path: &Path) -> Result<(), BenchError> {
-    use std::os::fd::AsRawFd;
     let file = std::fs::File::open(path).map_err(|e| BenchError::io("open", path, e))?;
     file.sync_data().map_err(|e| BenchError::io("fdatasync", path, e))?;
-    // SAFETY: advisory call on a valid descriptor owned by `file` for the duration of the call.
-    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    if rc != 0 {
-        return Err(BenchError::io("posix_fadvise", path, std::io::Error::from_raw_os_error(rc)));
-    }
-    Ok(())
+    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)
+        .map_err(|e| BenchError::io("posix_fadvise", path, e.into()))
 }

@@ -12,6 +12,8 @@ use futures::channel::mpsc;
 use futures::{SinkExt, Stream};
 use parking_lot::{Condvar, Mutex};
 
+use walden_wal::clock::now_us;
+
 use crate::Lsn;
 use crate::codec::PayloadDecoder;
 use crate::envelope::NativeEvent;
@@ -383,10 +385,6 @@ struct Shared {
 pub struct CallbackStream {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
-}
-
-fn now_us() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 impl CallbackStream {

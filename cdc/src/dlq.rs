@@ -31,6 +31,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use walden_wal::clock::now_ms;
 
 /// File-format version of DLQ entries.
 pub const DLQ_FORMAT_VERSION: u32 = 1;
@@ -106,9 +107,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DlqError + '_ {
     move |source| DlqError::Io { path: path.to_path_buf(), source }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 /// Maps an id to a safe file stem: `[A-Za-z0-9_-]` kept, anything else (`.` and `/` included)
 /// hex-escaped, so no id can name a path outside the directory.

@@ -149,26 +149,20 @@ pub fn lock_holder(wal_dir: &Path) -> Option<u32> {
 /// creating the file: `Ok(None)` if there is no lock file, [`Code::Locked`] if another process
 /// holds it. The lock lasts as long as the returned file.
 pub fn try_lock(wal_dir: &Path) -> CliResult<Option<fs::File>> {
-    use std::os::fd::AsRawFd;
     let path = wal_dir.join(LOCK_FILE_NAME);
     let file = match fs::OpenOptions::new().read(true).open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(CliError::io("cannot open", &path, &e)),
     };
-    // SAFETY: flock on a valid, open descriptor; the lock lives as long as the file.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::WouldBlock {
+    match walden_wal::storage::try_lock_exclusive(&file) {
+        Ok(()) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             let who = lock_holder(wal_dir).map(|pid| format!(" (pid {pid})")).unwrap_or_default();
-            return Err(CliError::new(
-                Code::Locked,
-                format!("{} is in use by another process{who}", wal_dir.display()),
-            ));
+            Err(CliError::new(Code::Locked, format!("{} is in use by another process{who}", wal_dir.display())))
         }
-        return Err(CliError::io("cannot lock", &path, &e));
+        Err(e) => Err(CliError::io("cannot lock", &path, &e)),
     }
-    Ok(Some(file))
 }
 
 /// The WAL configuration the CLI opens databases with: the defaults, liberal record limits (so a

@@ -72,9 +72,14 @@ fn json_lines(o: &Output) -> Vec<Value> {
     out(o).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
 }
 
+/// Sends SIGINT to a child process (as Ctrl-C would).
+fn interrupt(pid: i32) {
+    let pid = rustix::process::Pid::from_raw(pid).expect("a child's pid is positive");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("signal the child");
+}
+
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// A temporary directory other users may traverse (the unprivileged runs need to).
@@ -871,8 +876,7 @@ fn tail_exits_cleanly_on_sigint() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(child.try_wait().expect("try_wait").is_none(), "tail waits for more without --drain");
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    interrupt(pid);
     let stop_deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
@@ -1183,8 +1187,7 @@ fn archive_follow_archives_then_stops_cleanly_on_sigint() {
     // It holds the database while it follows.
     expect(&walden(&dir, &["archive", "--once"]), LOCKED);
     assert!(child.try_wait().expect("try_wait").is_none(), "--follow keeps running");
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    interrupt(pid);
     let stop_deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
@@ -1747,8 +1750,7 @@ fn bench_measures_and_cleans_up() {
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_millis(200));
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    interrupt(child.id() as i32);
     let o = child.wait_with_output().expect("wait");
     expect(&o, 130);
     assert!(started.elapsed() < Duration::from_secs(20));

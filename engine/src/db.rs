@@ -13,9 +13,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
+use walden_wal::clock::now_us;
 use walden_wal::storage::{StdStorage, Storage};
 use walden_wal::{RecoveryReport, SealListener, SegmentInfo, Wal};
 
@@ -133,10 +133,6 @@ impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database").field("dir", &self.dir).field("wal", &self.wal).finish()
     }
-}
-
-pub(crate) fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 impl Database {

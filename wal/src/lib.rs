@@ -32,6 +32,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod clock;
 mod config;
 mod error;
 pub mod fault;

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::clock::now_us;
 use crate::config::{RecoveryMode, WalConfig};
 use crate::format::{
     self, CleanClose, Footer, FrameError, Hole, IndexEntry, MAX_CLEAN_CLOSE_LEN, RECORD_HEADER_LEN, RECORD_MARKER,
@@ -506,10 +507,6 @@ fn read_footer(path: &Path, file: &dyn StorageFile) -> Result<Result<Footer, Fra
     let mut buf = vec![0u8; footer_len];
     file.read_exact_at(&mut buf, offset).map_err(|e| WalError::io("read", path, e))?;
     Ok(Footer::decode(&buf, offset))
-}
-
-pub(crate) fn now_us() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 fn new_log_id() -> u64 {

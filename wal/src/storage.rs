@@ -199,13 +199,66 @@ impl Storage for StdStorage {
         Ok(Bytes::from_owner(map))
     }
     fn lock_exclusive(&self, path: &Path) -> io::Result<Box<dyn std::any::Any + Send + Sync>> {
-        use std::os::fd::AsRawFd;
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
-        // SAFETY: flock on a valid, open descriptor; the lock lives as long as the file handle.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        try_lock_exclusive(&file)?;
         Ok(Box::new(file))
     }
+}
+
+/// Takes the exclusive advisory lock (`flock`) that guards a log directory on `file` without
+/// waiting: `WouldBlock` if another open file holds it. Held until `file` is closed. The WAL's
+/// own lock and the CLI's check of it both go through here.
+pub fn try_lock_exclusive(file: &File) -> io::Result<()> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// `statfs` magic numbers of the file systems [`file_system_type`] names.
+const FILE_SYSTEM_NAMES: [(u64, &str); 10] = [
+    (0xEF53, "ext4"),
+    (0x5846_5342, "xfs"),
+    (0x9123_683E, "btrfs"),
+    (0x0102_1994, "tmpfs"),
+    (0x8584_58F6, "ramfs"),
+    (0x794C_7630, "overlayfs"),
+    (0x2FC1_2FC1, "zfs"),
+    (0x6969, "nfs"),
+    (0x6573_5546, "fuse"),
+    (0x0102_1997, "9p"),
+];
+
+/// The type of the file system holding a path (`statfs`), as benchmarks and `walden bench`
+/// report it: a disk's figures mean nothing on a file system that lives in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileSystemType {
+    /// The `statfs` magic number.
+    pub magic: u64,
+}
+
+impl FileSystemType {
+    /// `ext4`, `xfs`, `tmpfs`, …, or `fs magic 0x…` for one not in the table.
+    pub fn name(&self) -> String {
+        match FILE_SYSTEM_NAMES.iter().find(|(magic, _)| *magic == self.magic) {
+            Some((_, name)) => (*name).to_string(),
+            None => format!("fs magic {:#x}", self.magic),
+        }
+    }
+
+    /// Whether the file system keeps its files in memory (tmpfs, ramfs): nothing is durable
+    /// there, and `fdatasync` costs nothing.
+    pub fn is_in_memory(&self) -> bool {
+        matches!(self.name().as_str(), "tmpfs" | "ramfs")
+    }
+}
+
+/// The type of the file system holding `path`.
+pub fn file_system_type(path: &Path) -> io::Result<FileSystemType> {
+    let st = rustix::fs::statfs(path)?;
+    // `f_type`'s integer type differs between targets; the magic numbers fit in 32 bits.
+    #[allow(clippy::unnecessary_cast)]
+    let magic = st.f_type as u64 & 0xFFFF_FFFF;
+    Ok(FileSystemType { magic })
 }

@@ -708,7 +708,7 @@ impl AppendState {
         // each batch is marked (a flag where no sync happened only makes recovery stricter).
         let sync_start = self.seg_version >= format::SYNC_START_FORMAT_VERSION
             && (!cfg.sync_mode.is_durable() || self.pending.is_empty());
-        let timestamp_us = recovery::now_us().max(self.last_timestamp_us);
+        let timestamp_us = crate::clock::now_us().max(self.last_timestamp_us);
         self.last_timestamp_us = timestamp_us;
         if self.pending.back().is_none_or(|c| c.segment_first_lsn != self.seg_first_lsn) {
             let mut bytes = self.spare_buffers.pop().unwrap_or_default();
@@ -1022,7 +1022,7 @@ impl Shared {
                 record_count: io.record_count,
                 last_lsn: io.last_lsn,
                 last_crc: io.last_crc,
-                closed_at_us: recovery::now_us(),
+                closed_at_us: crate::clock::now_us(),
                 index: io.segment.active_index.read().clone(),
             };
             // The data is durable already: a record that is lost or torn here only makes the
@@ -1218,7 +1218,7 @@ impl Shared {
             record_count: io.record_count,
             data_end_offset: io.write_offset,
             last_crc: io.last_crc,
-            sealed_at_us: recovery::now_us(),
+            sealed_at_us: crate::clock::now_us(),
             index: io.segment.active_index.read().clone(),
             holes: Vec::new(),
         };
@@ -1241,7 +1241,7 @@ impl Shared {
             first_lsn: new_first_lsn,
             prev_last_lsn: io.last_lsn,
             prev_crc: io.last_crc,
-            created_at_us: recovery::now_us(),
+            created_at_us: crate::clock::now_us(),
         };
         let (file, new_path) = match recovery::create_segment(self.storage.as_ref(), &self.dir, &header) {
             Ok(x) => x,

@@ -16,7 +16,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -186,7 +186,7 @@ fn parse_rfc3339_ms(s: &str) -> Option<i64> {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    i64::try_from(walden_wal::clock::now_ms()).unwrap_or(i64::MAX)
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);

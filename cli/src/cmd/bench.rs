@@ -78,25 +78,7 @@ struct BenchReport {
 
 /// The file-system type under `path` (from `statfs`).
 fn filesystem(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return "unknown".to_string() };
-    // SAFETY: statfs fills the zeroed struct we pass; the path is a valid NUL-terminated string.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c_path.as_ptr(), &mut st) } != 0 {
-        return "unknown".to_string();
-    }
-    match st.f_type as i64 {
-        0xEF53 => "ext4".to_string(),
-        0x5846_5342 => "xfs".to_string(),
-        0x9123_683E => "btrfs".to_string(),
-        0x0102_1994 => "tmpfs".to_string(),
-        0x794C_7630 => "overlayfs".to_string(),
-        0x2FC1_2FC1 => "zfs".to_string(),
-        0x6969 => "nfs".to_string(),
-        0x6573_5546 => "fuse".to_string(),
-        0x0102_1997 => "9p".to_string(),
-        other => format!("type {other:#x}"),
-    }
+    walden_wal::storage::file_system_type(path).map_or_else(|_| "unknown".to_string(), |t| t.name())
 }
 
 fn raw_loop(dir: &Path, record_bytes: u32, budget: Duration) -> CliResult<RawResult> {
