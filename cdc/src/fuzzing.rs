@@ -323,7 +323,7 @@ pub fn stream(data: &[u8]) {
     use std::sync::Arc;
 
     use walden_engine::record::{KIND_BEGIN, KIND_COMMIT};
-    use walden_engine::walden_wal::fault::FaultStorage;
+    use walden_engine::walden_wal::testing::fault::FaultStorage;
     use walden_engine::{
         Begin, ChangeOp, Column, Commit, Config, Database, EngineRecord, RowChange, SchemaChange, SchemaRecord,
         SyncMode,

@@ -13,7 +13,7 @@ use walden_cdc::{
     AsyncSubscription, BackpressureSignal, Cdc, CdcError, CdcErrorCode, ChangeHandler, OverflowPolicy,
     SubscriptionOptions,
 };
-use walden_engine::walden_wal::fault::FaultStorage;
+use walden_engine::walden_wal::testing::fault::FaultStorage;
 use walden_engine::{Config, Database, SyncMode};
 
 const CAPACITY: usize = 8;

@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use walden_cdc::{Cdc, Event, SubscriptionOptions, TransactionEventKind};
 use walden_engine::walden_wal::Storage;
-use walden_engine::walden_wal::fault::FaultStorage;
+use walden_engine::walden_wal::testing::fault::FaultStorage;
 use walden_engine::{Config, Database, SyncMode, WalConfig};
 
 /// One row change as written: (table, key, after).

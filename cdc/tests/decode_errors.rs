@@ -15,7 +15,7 @@ use walden_cdc::{
     Cdc, CdcError, CdcErrorCode, ChangeEvent, ChangeHandler, ColumnMask, DecodeErrorPolicy, Event, Filter,
     SubscriptionOptions,
 };
-use walden_engine::walden_wal::fault::FaultStorage;
+use walden_engine::walden_wal::testing::fault::FaultStorage;
 use walden_engine::{Config, Database, SyncMode};
 
 /// One delivered item, comparable across consumers: a change's LSN, or an error's code and LSN.

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use walden_cdc::{Cdc, ColumnMask, Event, Filter, Operation, SubscriptionOptions, TransactionEventKind};
-use walden_engine::walden_wal::fault::FaultStorage;
+use walden_engine::walden_wal::testing::fault::FaultStorage;
 use walden_engine::{Column, Config, Database, SyncMode, WalConfig};
 
 const TABLES: [&str; 3] = ["users", "orders", "payments"];

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use walden_cdc::fuzzing;
-use walden_wal::fuzzing::corpus::{self, Mutation, files_in, mutate};
+use walden_wal::testing::corpus::{self, Mutation, files_in, mutate};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz")

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use walden_cdc::{Cdc, CdcError, CdcErrorCode, Event, Filter, Operation, SlotSubscription, SubscriptionOptions};
 use walden_engine::walden_wal::Storage;
-use walden_engine::walden_wal::fault::FaultStorage;
+use walden_engine::walden_wal::testing::fault::FaultStorage;
 use walden_engine::{
     Column, Config, Database, EngineError, SlotFilter, SlotOptions, SlotState, StartPosition, SyncMode, WalConfig,
 };

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use walden_engine::{Config, Database, RecoveryMode, SLOTS_DIR_NAME, WAL_DIR_NAME, WalConfig};
-use walden_wal::format;
-use walden_wal::recovery::{LOCK_FILE_NAME, TEMP_SUFFIX};
+use walden_wal::format::LOCK_FILE_NAME;
+use walden_wal::inspect;
+use walden_wal::storage::StdStorage;
 
 use crate::exit::{CliError, CliResult, Code};
 
@@ -95,32 +96,22 @@ pub fn check_existing(root: &Path) -> CliResult<DataDir> {
     if !fs::metadata(&wal).map_err(|e| CliError::io("cannot access", &wal, &e))?.is_dir() {
         return Err(CliError::new(Code::Foreign, format!("{} is not a directory", wal.display())));
     }
-    let mut segments = Vec::new();
-    let mut segment_temp_files = Vec::new();
-    for name in list_names(&wal)? {
-        if name == LOCK_FILE_NAME {
-            continue;
-        }
-        if let Some(lsn) = format::parse_segment_file_name(&name) {
-            segments.push((lsn, wal.join(&name)));
-        } else if name.strip_suffix(TEMP_SUFFIX).and_then(format::parse_segment_file_name).is_some() {
-            segment_temp_files.push(wal.join(&name));
-        } else {
-            return Err(CliError::new(
-                Code::Foreign,
-                format!(
-                    "{} is not a Walden data directory: unknown file {} in its log directory",
-                    root.display(),
-                    wal.join(&name).display()
-                ),
-            )
-            .with_hint("the WAL refuses to open a directory with files it did not write; move the file away"));
-        }
+    let listing = inspect::list(&StdStorage, &wal).map_err(|e| CliError::from_error("cannot list the log", &e))?;
+    if let Some(unknown) = listing.unknown_files.first() {
+        return Err(CliError::new(
+            Code::Foreign,
+            format!(
+                "{} is not a Walden data directory: unknown file {} in its log directory",
+                root.display(),
+                unknown.display()
+            ),
+        )
+        .with_hint("the WAL refuses to open a directory with files it did not write; move the file away"));
     }
+    let (segments, segment_temp_files) = (listing.segments, listing.temp_files);
     if segments.is_empty() {
         return Err(missing(root, "its wal/ directory holds no segment"));
     }
-    segments.sort_by_key(|(lsn, _)| *lsn);
     Ok(DataDir { root: root.to_path_buf(), slots: root.join(SLOTS_DIR_NAME), wal, segments, segment_temp_files })
 }
 

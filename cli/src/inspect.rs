@@ -1,21 +1,18 @@
 //! The read-only views behind `walden status` and `walden slots list`: positions, segments,
 //! slots and what holds the WAL, computed from the files (see [`crate::offline`]).
 //!
-//! The formulas are the engine's ([`walden_engine::Database::status`]): a slot's lag in LSNs is
-//! `current LSN - confirmed LSN`; its lag in bytes is the size of every segment holding LSNs at or
-//! after its restart LSN; the bytes it pins are those of the sealed segments holding LSNs at or
-//! after `max(restart LSN, archived LSN + 1)` (the archive serves what it holds, so a slot pins
-//! only unarchived WAL); the retention horizon is `min(valid slots' pins, retain-from, checkpoint
-//! LSN + 1)`. A valid slot is invalidated at the next open when it confirmed LSNs beyond the log,
-//! or needs LSNs that are neither in the WAL nor in the archive.
+//! The rules are the engine's own functions ([`walden_engine::retention`]), applied to what the
+//! files say: slot lag and pinned bytes, the retention horizon and what holds the oldest
+//! segment, and which valid slots the engine will invalidate at its next open.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use walden_engine::retention::{self, LogBounds};
 use walden_engine::slot::SlotRecord;
 use walden_engine::state::EngineState;
-use walden_engine::{InvalidationReason, Operation, RetentionHolder};
-use walden_wal::Lsn;
+use walden_engine::{Operation, RetentionHolder};
+use walden_wal::{Lsn, SegmentInfo};
 
 use crate::datadir::{self, DataDir};
 use crate::exit::CliResult;
@@ -120,24 +117,6 @@ pub struct ArchiveView {
     pub unarchived_sealed_bytes: u64,
 }
 
-/// The first LSN a slot with restart LSN `restart_lsn` keeps in the WAL: the archive serves what
-/// lies at or below `archived_lsn` (the engine's rule).
-pub fn slot_pin(restart_lsn: Lsn, archived_lsn: Option<Lsn>) -> Lsn {
-    match archived_lsn {
-        Some(archived) => restart_lsn.max(archived.saturating_add(1)),
-        None => restart_lsn,
-    }
-}
-
-/// The oldest LSN a consumer can read: the WAL's oldest, or 1 when the archive reaches the WAL
-/// (the engine's rule).
-pub fn readable_from(wal_oldest_lsn: Lsn, archived_lsn: Option<Lsn>) -> Lsn {
-    match archived_lsn {
-        Some(archived) if archived.saturating_add(1) >= wal_oldest_lsn => 1,
-        _ => wal_oldest_lsn,
-    }
-}
-
 /// Everything read from a data directory.
 pub struct Inspection {
     /// The directory.
@@ -173,91 +152,57 @@ fn operation_name(op: Operation) -> &'static str {
 }
 
 impl Inspection {
+    /// The segments as the engine's rules take them.
+    fn segment_infos(&self) -> Vec<SegmentInfo> {
+        self.log
+            .segments
+            .iter()
+            .map(|s| SegmentInfo {
+                path: s.path.clone(),
+                first_lsn: s.first_lsn,
+                last_lsn: s.last_lsn,
+                sealed: s.sealed,
+                size_bytes: s.size_bytes,
+            })
+            .collect()
+    }
+
+    /// The retention horizon and what sets it ([`retention::horizon`] over the valid slots).
     fn horizon(&self) -> (Option<Lsn>, RetentionHolder) {
-        let mut best: Option<(Lsn, RetentionHolder)> = None;
-        let mut consider = |lsn: Lsn, holder: RetentionHolder| {
-            if best.as_ref().is_none_or(|(b, _)| lsn < *b) {
-                best = Some((lsn, holder));
-            }
-        };
-        for (_, rec) in &self.slots {
-            if rec.invalidation.is_none() {
-                consider(slot_pin(rec.restart_lsn, self.state.archived_lsn), RetentionHolder::Slot(rec.name.clone()));
-            }
-        }
-        if let Some(r) = self.state.retain_from {
-            consider(r, RetentionHolder::RetainFrom(r));
-        }
-        if let Some(c) = self.state.checkpoint_lsn {
-            consider(c.saturating_add(1), RetentionHolder::Checkpoint(c));
-        }
-        match best {
-            Some((lsn, holder)) => (Some(lsn), holder),
-            None => (None, RetentionHolder::Nothing),
-        }
+        let valid = self.slots.iter().filter(|(_, rec)| rec.invalidation.is_none());
+        retention::horizon(valid.map(|(_, rec)| (rec.name.as_str(), rec.restart_lsn)), &self.state)
     }
 
     /// What keeps the oldest segment (as the engine's status says).
     pub fn oldest_segment_held_by(&self) -> RetentionHolder {
         let (horizon, holder) = self.horizon();
-        match self.log.segments.first() {
-            None => RetentionHolder::Nothing,
-            Some(first) if !first.sealed => RetentionHolder::ActiveSegment,
-            Some(first) => match horizon {
-                Some(h) if h <= first.last_lsn => holder,
-                _ => RetentionHolder::Nothing,
-            },
-        }
+        retention::oldest_segment_held_by(&self.segment_infos(), horizon, holder)
     }
 
     /// Every slot with its lag.
     pub fn slot_rows(&self) -> Vec<SlotRow> {
-        let segments = &self.log.segments;
+        let segments = self.segment_infos();
         let holder = self.oldest_segment_held_by();
         let archived_lsn = self.state.archived_lsn;
-        let readable_from = readable_from(self.log.oldest_lsn, archived_lsn);
+        let log = LogBounds { oldest_lsn: self.log.oldest_lsn, last_lsn: self.log.last_lsn };
         self.slots
             .iter()
             .map(|(_, rec)| {
                 let valid = rec.invalidation.is_none();
-                let invalid_at_next_open = if !valid {
-                    None
-                } else if rec.confirmed_lsn > self.log.last_lsn {
-                    Some(
-                        InvalidationReason::AheadOfLog {
-                            confirmed_lsn: rec.confirmed_lsn,
-                            last_lsn: self.log.last_lsn,
-                        }
-                        .to_string(),
-                    )
-                } else if rec.restart_lsn < readable_from {
-                    Some(
-                        InvalidationReason::WalRemoved {
-                            restart_lsn: rec.restart_lsn,
-                            oldest_lsn: self.log.oldest_lsn,
-                        }
-                        .to_string(),
-                    )
-                } else {
-                    None
-                };
+                let invalid_at_next_open = valid
+                    .then(|| retention::slot_unservable(rec.restart_lsn, rec.confirmed_lsn, log, archived_lsn))
+                    .flatten()
+                    .map(|reason| reason.to_string());
+                let positions = (rec.restart_lsn, rec.confirmed_lsn);
+                let lag = retention::slot_lag(&segments, self.log.last_lsn, positions, valid, archived_lsn);
                 SlotRow {
                     name: rec.name.clone(),
                     state: if valid { "valid" } else { "lost" },
                     restart_lsn: rec.restart_lsn,
                     confirmed_lsn: rec.confirmed_lsn,
-                    lag_lsns: self.log.last_lsn.saturating_sub(rec.confirmed_lsn),
-                    lag_bytes: segments
-                        .iter()
-                        .filter(|s| s.last_lsn >= rec.restart_lsn && s.last_lsn >= s.first_lsn)
-                        .map(|s| s.size_bytes)
-                        .sum(),
-                    pinned_bytes: if valid {
-                        let pin = slot_pin(rec.restart_lsn, archived_lsn);
-                        segments.iter().filter(|s| s.sealed && s.last_lsn >= pin).map(|s| s.size_bytes).sum()
-                    } else {
-                        0
-                    },
+                    lag_lsns: lag.lag_lsns,
+                    lag_bytes: lag.lag_bytes,
+                    pinned_bytes: lag.pinned_bytes,
                     reads_archive: archived_lsn.is_some_and(|a| rec.restart_lsn <= a),
                     tables: rec.filter.tables.as_ref().map(|t| t.iter().cloned().collect()),
                     operations: rec.filter.operations.as_ref().map(|o| o.iter().copied().map(operation_name).collect()),
@@ -279,7 +224,7 @@ impl Inspection {
         let archived = |s: &&SegmentView| archived_lsn.is_some_and(|a| s.last_lsn <= a);
         ArchiveView {
             archived_lsn,
-            readable_from: readable_from(self.log.oldest_lsn, archived_lsn),
+            readable_from: retention::readable_from(self.log.oldest_lsn, archived_lsn),
             archived_segments: sealed().filter(archived).count(),
             archived_bytes: sealed().filter(archived).map(|s| s.size_bytes).sum(),
             unarchived_sealed_segments: sealed().filter(|s| !archived(s)).count(),

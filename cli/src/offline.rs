@@ -3,36 +3,28 @@
 //! The read-only commands (`status`, `dump`, `verify`, `slots list`) never open a
 //! [`walden_engine::Database`]: opening takes the WAL's lock and may write (it truncates a torn
 //! tail, removes temporary files, invalidates slots, creates a segment). Instead they read the
-//! files with the WAL's and the engine's pure decoders ([`walden_wal::format`],
-//! [`walden_wal::recovery::scan_segment`], [`SlotRecord::decode`], [`EngineState::decode`]), like
+//! files with the WAL's read-only inspection ([`walden_wal::inspect`], which the WAL's own
+//! recovery uses too) and the engine's pure decoders ([`SlotRecord::decode`],
+//! [`EngineState::decode`]), like
 //! `pg_waldump` reads PostgreSQL's WAL files. So they create and modify nothing, take no lock,
 //! and work while another process has the database open (they then see the files as they are:
 //! records a running writer has not fsynced yet may show, and an incomplete last batch is left
 //! out).
 
-use std::borrow::Cow;
-use std::fs::{self, File};
+use std::fs;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use walden_engine::slot::SlotRecord;
 use walden_engine::state::{EngineState, STATE_FILE_NAME};
-use walden_wal::format::{
-    self, Footer, FrameError, Hole, SEGMENT_HEADER_LEN, SegmentHeader, TRAILER_LEN, TRAILER_MAGIC,
-};
-use walden_wal::recovery::{self, ScanOutcome};
-use walden_wal::{Lsn, RecoveryMode};
+use walden_wal::format::{Footer, SegmentHeader};
+use walden_wal::inspect::{self, FooterState, RecordProblem, ScanOutcome, ScannedSegment};
+use walden_wal::storage::{StdStorage, Storage};
+use walden_wal::{Lsn, WalError};
 
 use crate::datadir::DataDir;
 use crate::exit::{CliError, CliResult, Code};
-
-/// Bound on a record's stored length when reading (the largest `max_record_size_bytes` the WAL
-/// accepts), so logs written with any configuration read.
-pub const MAX_STORED_LEN: u32 = 1 << 30;
-/// Index spacing handed to the scanner (the index it builds is not used).
-const SCAN_INDEX_INTERVAL_BYTES: u64 = 32 << 10;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -107,6 +99,14 @@ fn io_error(op: &str, path: &Path, e: &io::Error) -> CliError {
     }
 }
 
+/// A WAL error from reading a file: an I/O error as [`io_error`], anything else as is.
+fn wal_error(e: WalError) -> CliError {
+    match &e {
+        WalError::Io { op, path, source } => io_error(&format!("cannot {op}"), path, source),
+        _ => CliError::from_error("reading the log failed", &e),
+    }
+}
+
 /// Why a segment header could not be used.
 #[derive(Debug)]
 pub enum HeaderError {
@@ -133,194 +133,44 @@ impl HeaderError {
     }
 }
 
-/// Reads and validates a segment's header, and checks it against the file name.
+/// Reads and validates a segment's header, and checks it against the file name
+/// ([`inspect::read_header`]); returns it with the file's length.
 pub fn read_header(path: &Path, name_lsn: Lsn) -> CliResult<Result<(SegmentHeader, u64), HeaderError>> {
-    let file = File::open(path).map_err(|e| io_error("cannot open", path, &e))?;
-    let len = file.metadata().map_err(|e| io_error("cannot stat", path, &e))?.len();
-    if len < SEGMENT_HEADER_LEN as u64 {
-        return Ok(Err(HeaderError::Foreign(Problem::error(
-            path,
-            Some(0),
-            None,
-            format!("not a segment: {len} bytes is shorter than a segment header"),
-        ))));
-    }
-    let mut buf = [0u8; SEGMENT_HEADER_LEN];
-    file.read_exact_at(&mut buf, 0).map_err(|e| io_error("cannot read", path, &e))?;
-    let header = match SegmentHeader::decode(&buf) {
-        Ok(h) => h,
-        Err(e @ (FrameError::BadChecksum { .. } | FrameError::Invalid(_))) => {
-            return Ok(Err(HeaderError::Damaged(Problem::error(path, Some(0), None, format!("segment header: {e}")))));
+    let file = StdStorage.open(path, false).map_err(|e| io_error("cannot open", path, &e))?;
+    let len = file.len().map_err(|e| io_error("cannot stat", path, &e))?;
+    Ok(match inspect::read_header(file.as_ref(), path, name_lsn).map_err(wal_error)? {
+        Ok(header) => Ok((header, len)),
+        Err(problem) => {
+            let finding = Problem::error(path, Some(0), None, problem.to_string());
+            Err(if problem.is_foreign() { HeaderError::Foreign(finding) } else { HeaderError::Damaged(finding) })
         }
-        Err(e) => {
-            return Ok(Err(HeaderError::Foreign(Problem::error(
-                path,
-                Some(0),
-                None,
-                format!("not a segment of a Walden log: {e}"),
-            ))));
-        }
-    };
-    if header.first_lsn != name_lsn {
-        return Ok(Err(HeaderError::Foreign(Problem::error(
-            path,
-            Some(0),
-            None,
-            format!("the file name says first LSN {name_lsn}, the header says {}", header.first_lsn),
-        ))));
-    }
-    Ok(Ok((header, len)))
-}
-
-/// Reads a segment's footer. `None`: the file does not end in a trailer (an active segment);
-/// `Some(Err)`: it does, but the footer is invalid.
-pub fn read_footer(path: &Path, len: u64) -> CliResult<Option<Result<Footer, FrameError>>> {
-    if len < (SEGMENT_HEADER_LEN + TRAILER_LEN) as u64 {
-        return Ok(None);
-    }
-    let file = File::open(path).map_err(|e| io_error("cannot open", path, &e))?;
-    let mut trailer = [0u8; TRAILER_LEN];
-    file.read_exact_at(&mut trailer, len - TRAILER_LEN as u64).map_err(|e| io_error("cannot read", path, &e))?;
-    if trailer[8..16] != TRAILER_MAGIC {
-        return Ok(None);
-    }
-    let (offset, footer_len, _) = match Footer::decode_trailer(&trailer, len) {
-        Ok(t) => t,
-        Err(e) => return Ok(Some(Err(e))),
-    };
-    let mut buf = vec![0u8; footer_len];
-    file.read_exact_at(&mut buf, offset).map_err(|e| io_error("cannot read", path, &e))?;
-    Ok(Some(Footer::decode(&buf, offset)))
-}
-
-/// One segment after a full scan of its records.
-#[derive(Debug)]
-pub struct ScannedSegment {
-    /// The file.
-    pub path: PathBuf,
-    /// Its footer, if sealed.
-    pub footer: Option<Footer>,
-    /// The whole file.
-    pub bytes: Vec<u8>,
-    /// Where valid, batch-complete records end.
-    pub valid_end_offset: u64,
-    /// Records kept by the scan.
-    pub record_count: u64,
-    /// Last valid LSN (`first_lsn - 1` if none).
-    pub last_lsn: Lsn,
-    /// CRC of the last valid record.
-    pub last_crc: u32,
-    /// Damaged ranges skipped (salvaged segments only).
-    pub holes: Vec<Hole>,
-    /// Preallocated zero bytes after the data (`WalConfig::preallocate_bytes`), not data.
-    pub zero_tail_bytes: u64,
-    /// How the scan ended.
-    pub outcome: ScanOutcome,
-}
-
-/// Reads a whole segment and scans its records (every CRC, LSN and chain link), up to the
-/// footer's data end for a sealed segment. Damage is in [`ScannedSegment::outcome`]. A segment
-/// without a footer is scanned as the log's last (active) one: only there can damage be an
-/// interrupted write (`recovery::scan_segment`).
-pub fn scan(path: &Path, header: SegmentHeader, footer: Option<Footer>) -> CliResult<ScannedSegment> {
-    let bytes = fs::read(path).map_err(|e| io_error("cannot read", path, &e))?;
-    let data_end = footer.as_ref().map_or(bytes.len() as u64, |f| f.data_end_offset.min(bytes.len() as u64));
-    let mode = if footer.as_ref().is_some_and(|f| !f.holes.is_empty()) {
-        RecoveryMode::SkipCorrupted
-    } else {
-        RecoveryMode::TolerateTornTail
-    };
-    let last_segment = footer.is_none();
-    let result = recovery::scan_segment(
-        &bytes[..data_end as usize],
-        &header,
-        mode,
-        MAX_STORED_LEN,
-        SCAN_INDEX_INTERVAL_BYTES,
-        last_segment,
-    );
-    Ok(ScannedSegment {
-        path: path.to_path_buf(),
-        footer,
-        bytes,
-        valid_end_offset: result.valid_end_offset,
-        record_count: result.record_count,
-        last_lsn: result.last_lsn,
-        last_crc: result.last_crc,
-        holes: result.holes,
-        zero_tail_bytes: result.zero_tail_bytes,
-        outcome: result.outcome,
     })
 }
 
-/// One record read from a segment file.
-#[derive(Debug, Clone)]
-pub struct RawRecord<'a> {
-    /// LSN.
-    pub lsn: Lsn,
-    /// Append time, µs since the Unix epoch.
-    pub timestamp_us: u64,
-    /// Record kind.
-    pub kind: u8,
-    /// Whether it ends its batch.
-    pub batch_end: bool,
-    /// Offset of its header in the file.
-    pub offset: u64,
-    /// Bytes on disk (header + stored payload).
-    pub disk_bytes: u64,
-    /// The payload, decompressed.
-    pub payload: Cow<'a, [u8]>,
+/// Reads a segment's footer ([`inspect::read_footer`]).
+pub fn read_footer(path: &Path, header: &SegmentHeader) -> CliResult<FooterState> {
+    let file = StdStorage.open(path, false).map_err(|e| io_error("cannot open", path, &e))?;
+    inspect::read_footer(file.as_ref(), path, header).map_err(wal_error)
 }
 
-impl ScannedSegment {
-    /// The valid records, in order (holes skipped). Only a record whose compressed payload does
-    /// not decompress can fail here; the scan checked everything else.
-    pub fn records(&self) -> impl Iterator<Item = Result<RawRecord<'_>, Problem>> + '_ {
-        let mut pos = SEGMENT_HEADER_LEN as u64;
-        let end = self.valid_end_offset;
-        let mut failed = false;
-        std::iter::from_fn(move || {
-            if failed {
-                return None;
-            }
-            if let Some(hole) = self.holes.iter().find(|h| h.start_offset == pos) {
-                pos = hole.end_offset;
-            }
-            if pos >= end {
-                return None;
-            }
-            let slice = &self.bytes[pos as usize..end as usize];
-            let item = match format::verify_record(slice, MAX_STORED_LEN) {
-                Ok((h, range)) => {
-                    let stored = &slice[range];
-                    let payload = if h.is_compressed() {
-                        format::decompress_payload(stored, MAX_STORED_LEN).map(Cow::Owned)
-                    } else {
-                        Ok(Cow::Borrowed(stored))
-                    };
-                    match payload {
-                        Ok(payload) => {
-                            let rec = RawRecord {
-                                lsn: h.lsn,
-                                timestamp_us: h.timestamp_us,
-                                kind: h.kind,
-                                batch_end: h.is_batch_end(),
-                                offset: pos,
-                                disk_bytes: h.total_len(),
-                                payload,
-                            };
-                            pos += h.total_len();
-                            Ok(rec)
-                        }
-                        Err(e) => Err(Problem::error(&self.path, Some(pos), Some(h.lsn), format!("payload: {e}"))),
-                    }
-                }
-                Err(e) => Err(Problem::error(&self.path, Some(pos), None, format!("record: {e}"))),
-            };
-            failed = item.is_err();
-            Some(item)
-        })
-    }
+/// The footer of a segment sealed as its header says, if it has a valid one.
+pub fn sealed_footer(path: &Path, header: &SegmentHeader) -> CliResult<Option<Footer>> {
+    Ok(match read_footer(path, header)? {
+        FooterState::Sealed(footer) => Some(footer),
+        _ => None,
+    })
+}
+
+/// Reads a whole segment and scans its records (every CRC, LSN and chain link), up to the
+/// footer's data end for a sealed segment ([`inspect::scan_file`]). Damage is in the scan's
+/// outcome.
+pub fn scan(path: &Path, header: SegmentHeader, footer: Option<Footer>) -> CliResult<ScannedSegment> {
+    inspect::scan_file(&StdStorage, path, header, footer).map_err(wal_error)
+}
+
+/// A record that cannot be read, as a finding.
+pub fn record_problem(path: &Path, problem: RecordProblem) -> Problem {
+    Problem::error(path, Some(problem.offset), problem.lsn, problem.detail)
 }
 
 /// One segment as `status` and `slots list` see it (sealed ones from their footer, the active
@@ -373,8 +223,8 @@ pub fn read_log(dir: &DataDir) -> CliResult<LogView> {
     let last_index = dir.segments.len().saturating_sub(1);
     for (i, (name_lsn, path)) in dir.segments.iter().enumerate() {
         let (header, len) = read_header(path, *name_lsn)?.map_err(HeaderError::into_error)?;
-        match read_footer(path, len)? {
-            Some(Ok(footer)) if footer.first_lsn == header.first_lsn => {
+        match read_footer(path, &header)? {
+            FooterState::Sealed(footer) => {
                 segments.push(SegmentView {
                     path: path.clone(),
                     first_lsn: header.first_lsn,
@@ -384,14 +234,14 @@ pub fn read_log(dir: &DataDir) -> CliResult<LogView> {
                 });
                 continue;
             }
-            Some(Ok(_)) | Some(Err(_)) | None if i != last_index => {
+            _ if i != last_index => {
                 return Err(Problem::error(path, None, Some(header.first_lsn), "sealed segment has no valid footer")
                     .into_error(false));
             }
             _ => {}
         }
         let scanned = scan(path, header, None)?;
-        match &scanned.outcome {
+        match &scanned.scan.outcome {
             ScanOutcome::Clean => {}
             ScanOutcome::TornTail { offset, reason, .. } => {
                 torn_tail =
@@ -404,10 +254,10 @@ pub fn read_log(dir: &DataDir) -> CliResult<LogView> {
         segments.push(SegmentView {
             path: path.clone(),
             first_lsn: header.first_lsn,
-            last_lsn: scanned.last_lsn,
+            last_lsn: scanned.scan.last_lsn,
             sealed: false,
             // Preallocated zeros are space, not log: the WAL's own accounting leaves them out.
-            size_bytes: len - scanned.zero_tail_bytes.min(len),
+            size_bytes: len - scanned.scan.zero_tail_bytes.min(len),
         });
     }
     let oldest_lsn = segments.first().map_or(1, |s| s.first_lsn);

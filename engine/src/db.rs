@@ -25,12 +25,13 @@ use crate::error::{EngineError, Result};
 use crate::log::LogReader;
 use crate::persist;
 use crate::record::ChangeOp;
-use crate::retention::{self, CheckpointReport, InvalidatedSlot, RetentionHolder, SlotStatus, Status};
+use crate::retention::{self, LogBounds, RetentionHolder};
 use crate::slot::{
     self, Invalidation, InvalidationReason, SLOT_FILE_EXTENSION, SlotInfo, SlotOptions, SlotRecord, SlotState,
     StartPosition,
 };
 use crate::state::{EngineState, STATE_FILE_NAME};
+use crate::status::{CheckpointReport, InvalidatedSlot, SlotStatus, Status};
 use crate::txn::Transaction;
 
 /// Sub-directory of the database directory holding the WAL segments.
@@ -154,44 +155,8 @@ impl Database {
         let slots_dir = dir.join(SLOTS_DIR_NAME);
         storage.create_dir_all(&slots_dir).map_err(|e| EngineError::io("create directory", &slots_dir, e))?;
         let mut report = OpenReport::default();
-
-        let state_tmp = dir.join(format!("{STATE_FILE_NAME}{}", persist::TEMP_SUFFIX));
-        if storage.exists(&state_tmp).map_err(|e| EngineError::io("stat", &state_tmp, e))? {
-            storage.remove_file(&state_tmp).map_err(|e| EngineError::io("remove stale temp file", &state_tmp, e))?;
-            report.temp_files_removed.push(state_tmp);
-        }
-        let state_path = dir.join(STATE_FILE_NAME);
-        let state = match persist::read_file(storage.as_ref(), &state_path)? {
-            None => EngineState::default(),
-            Some(bytes) => EngineState::decode(&bytes)
-                .map_err(|e| EngineError::CorruptFile { path: state_path.clone(), detail: e.to_string() })?,
-        };
-
-        report.temp_files_removed.extend(persist::remove_temp_files(storage.as_ref(), &slots_dir)?);
-        let mut names = storage.list_dir(&slots_dir).map_err(|e| EngineError::io("list directory", &slots_dir, e))?;
-        names.sort();
-        let mut records = Vec::new();
-        for file_name in names {
-            let path = slots_dir.join(&file_name);
-            let Some(stem) =
-                file_name.strip_suffix(SLOT_FILE_EXTENSION).filter(|s| slot::validate_slot_name(s).is_ok())
-            else {
-                tracing::warn!(path = %path.display(), "ignoring a file that is not a slot file");
-                report.foreign_files.push(path);
-                continue;
-            };
-            let Some(bytes) = persist::read_file(storage.as_ref(), &path)? else { continue };
-            let rec = SlotRecord::decode(&bytes)
-                .map_err(|e| EngineError::CorruptFile { path: path.clone(), detail: e.to_string() })?;
-            if rec.name != stem {
-                return Err(EngineError::CorruptFile {
-                    path,
-                    detail: format!("the file holds slot {:?}, not {stem:?}", rec.name),
-                });
-            }
-            records.push(rec);
-        }
-
+        let state = read_state(storage.as_ref(), &dir, &mut report)?;
+        let records = read_slot_files(storage.as_ref(), &slots_dir, &mut report)?;
         let hook: HookSlot = Arc::new(RwLock::new(None));
         wal.set_seal_listener(Some(Arc::new(SealForwarder { hook: hook.clone() })));
         let db = Database {
@@ -205,42 +170,39 @@ impl Database {
             hook,
             open_report: OpenReport::default(),
         };
-        // Check every valid slot against the recovered log before anything can use it.
-        let last_lsn = db.wal.next_lsn() - 1;
-        let oldest_lsn = db.wal.oldest_lsn();
-        // Records the WAL no longer has are still readable when the archive holds them.
-        let readable_from = readable_from(oldest_lsn, state.archived_lsn);
-        let now = now_us();
-        {
-            let mut slots = db.slots.lock();
-            for rec in records {
-                let name = rec.name.clone();
-                let reason = match rec.invalidation {
-                    Some(_) => None,
-                    None if rec.confirmed_lsn > last_lsn => {
-                        Some(InvalidationReason::AheadOfLog { confirmed_lsn: rec.confirmed_lsn, last_lsn })
-                    }
-                    None if rec.restart_lsn < readable_from => {
-                        Some(InvalidationReason::WalRemoved { restart_lsn: rec.restart_lsn, oldest_lsn })
-                    }
-                    None => None,
-                };
-                let cell = Arc::new(SlotCell {
-                    name: name.clone(),
-                    temporary: false,
-                    inner: Mutex::new(SlotInner { rec, active: false, dropped: false }),
-                });
-                if let Some(reason) = reason {
-                    let mut s = cell.inner.lock();
-                    db.invalidate(&cell, &mut s, reason, now)?;
-                    report.slots_invalidated.push(InvalidatedSlot { name: name.clone(), reason });
-                }
-                report.slots_loaded += 1;
-                slots.insert(name, cell);
-            }
-        }
+        db.load_slots(records, &mut report)?;
         tracing::info!(dir = %db.dir.display(), slots = report.slots_loaded, "opened database");
         Ok(Database { open_report: report, ..db })
+    }
+
+    /// Takes the slots read at open, checking every valid one against the recovered log
+    /// before anything can use it: one the log can no longer serve is invalidated
+    /// ([`retention::slot_unservable`]).
+    fn load_slots(&self, records: Vec<SlotRecord>, report: &mut OpenReport) -> Result<()> {
+        let log = LogBounds { oldest_lsn: self.wal.oldest_lsn(), last_lsn: self.wal.next_lsn() - 1 };
+        let archived_lsn = self.retention.lock().archived_lsn;
+        let now = now_us();
+        let mut slots = self.slots.lock();
+        for rec in records {
+            let name = rec.name.clone();
+            let reason = match rec.invalidation {
+                Some(_) => None,
+                None => retention::slot_unservable(rec.restart_lsn, rec.confirmed_lsn, log, archived_lsn),
+            };
+            let cell = Arc::new(SlotCell {
+                name: name.clone(),
+                temporary: false,
+                inner: Mutex::new(SlotInner { rec, active: false, dropped: false }),
+            });
+            if let Some(reason) = reason {
+                let mut s = cell.inner.lock();
+                self.invalidate(&cell, &mut s, reason, now)?;
+                report.slots_invalidated.push(InvalidatedSlot { name: name.clone(), reason });
+            }
+            report.slots_loaded += 1;
+            slots.insert(name, cell);
+        }
+        Ok(())
     }
 
     /// The configuration the database was opened with.
@@ -375,7 +337,7 @@ impl Database {
             StartPosition::Oldest => oldest_lsn,
             StartPosition::Lsn(lsn) => {
                 let lsn = lsn.max(1);
-                let readable_from = readable_from(oldest_lsn, retention.archived_lsn);
+                let readable_from = retention::readable_from(oldest_lsn, retention.archived_lsn);
                 if lsn < readable_from {
                     return Err(EngineError::LsnNotRetained { requested: lsn, oldest_lsn: readable_from });
                 }
@@ -456,6 +418,8 @@ impl Database {
             rec.confirmed_lsn = lsn;
             rec.restart_lsn = lsn + 1;
         }
+        debug_assert!(rec.confirmed_lsn >= s.rec.confirmed_lsn, "a slot's confirmed LSN never goes backwards");
+        debug_assert!(rec.restart_lsn <= rec.confirmed_lsn + 1, "a slot restarts right after what it confirmed");
         rec.last_active_at_us = now_us().max(rec.last_active_at_us);
         if !cell.temporary {
             self.persist_slot(&rec)?;
@@ -586,13 +550,14 @@ impl Database {
         self.persist_state(&new)?;
         *state = new;
         // A lower archived LSN (another lake, say) may leave slots behind what is readable.
-        let oldest_lsn = self.wal.oldest_lsn();
-        let readable_from = readable_from(oldest_lsn, lsn);
+        let log = LogBounds { oldest_lsn: self.wal.oldest_lsn(), last_lsn: self.wal.next_lsn() - 1 };
         let now = now_us();
         for cell in self.cells() {
             let mut s = cell.inner.lock();
-            if !s.dropped && s.rec.invalidation.is_none() && s.rec.restart_lsn < readable_from {
-                let reason = InvalidationReason::WalRemoved { restart_lsn: s.rec.restart_lsn, oldest_lsn };
+            if s.dropped || s.rec.invalidation.is_some() {
+                continue;
+            }
+            if let Some(reason) = retention::slot_unservable(s.rec.restart_lsn, s.rec.confirmed_lsn, log, lsn) {
                 self.invalidate(&cell, &mut s, reason, now)?;
             }
         }
@@ -654,6 +619,10 @@ impl Database {
         }
         let (horizon, held_by) = self.horizon(&state);
         let removed = self.wal.remove_segments_before(horizon.unwrap_or(Lsn::MAX))?;
+        debug_assert!(
+            removed.iter().all(|s| horizon.is_none_or(|h| s.last_lsn < h)),
+            "a checkpoint removes only segments below the horizon"
+        );
         let removed_bytes = removed.iter().map(|s| s.size_bytes).sum();
         if !removed.is_empty() || !invalidated.is_empty() {
             tracing::info!(removed = removed.len(), removed_bytes, ?horizon, ?held_by, "checkpoint");
@@ -675,7 +644,7 @@ impl Database {
         now: u64,
     ) -> Option<InvalidationReason> {
         if let Some(max_bytes) = self.config.max_slot_wal_keep_bytes {
-            let pinned_bytes = retention::pinned_bytes(segments, slot_pin(s.rec.restart_lsn, archived_lsn));
+            let pinned_bytes = retention::pinned_bytes(segments, retention::slot_pin(s.rec.restart_lsn, archived_lsn));
             if pinned_bytes > max_bytes {
                 return Some(InvalidationReason::MaxWalKeepBytes {
                     restart_lsn: s.rec.restart_lsn,
@@ -696,30 +665,17 @@ impl Database {
     }
 
     /// The retention horizon (first LSN that must be kept) and what sets it; `None` if nothing
-    /// restricts retention.
+    /// restricts retention ([`retention::horizon`] over the valid slots).
     fn horizon(&self, state: &EngineState) -> (Option<Lsn>, RetentionHolder) {
-        let mut best: Option<(Lsn, RetentionHolder)> = None;
-        let mut consider = |lsn: Lsn, holder: RetentionHolder| {
-            if best.as_ref().is_none_or(|(b, _)| lsn < *b) {
-                best = Some((lsn, holder));
-            }
-        };
-        for cell in self.cells() {
-            let s = cell.inner.lock();
-            if !s.dropped && s.rec.invalidation.is_none() {
-                consider(slot_pin(s.rec.restart_lsn, state.archived_lsn), RetentionHolder::Slot(cell.name.clone()));
-            }
-        }
-        if let Some(r) = state.retain_from {
-            consider(r, RetentionHolder::RetainFrom(r));
-        }
-        if let Some(c) = state.checkpoint_lsn {
-            consider(c.saturating_add(1), RetentionHolder::Checkpoint(c));
-        }
-        match best {
-            Some((lsn, holder)) => (Some(lsn), holder),
-            None => (None, RetentionHolder::Nothing),
-        }
+        let valid: Vec<(String, Lsn)> = self
+            .cells()
+            .iter()
+            .filter_map(|cell| {
+                let s = cell.inner.lock();
+                (!s.dropped && s.rec.invalidation.is_none()).then(|| (cell.name.clone(), s.rec.restart_lsn))
+            })
+            .collect();
+        retention::horizon(valid.iter().map(|(name, lsn)| (name.as_str(), *lsn)), state)
     }
 
     /// Positions, sizes and slot lags, and what holds the oldest segment.
@@ -728,26 +684,15 @@ impl Database {
         let segments = self.wal.segments();
         let current_lsn = self.wal.next_lsn() - 1;
         let (horizon, holder) = self.horizon(&state);
-        let oldest_segment_held_by = match segments.first() {
-            None => RetentionHolder::Nothing,
-            Some(first) if !first.sealed => RetentionHolder::ActiveSegment,
-            Some(first) => match horizon {
-                Some(h) if h <= first.last_lsn => holder,
-                _ => RetentionHolder::Nothing,
-            },
-        };
+        let oldest_segment_held_by = retention::oldest_segment_held_by(&segments, horizon, holder);
         let slots = self
             .slots()
             .into_iter()
-            .map(|info| SlotStatus {
-                lag_lsns: current_lsn.saturating_sub(info.confirmed_lsn),
-                lag_bytes: retention::lag_bytes(&segments, info.restart_lsn),
-                pinned_bytes: if info.state.is_valid() {
-                    retention::pinned_bytes(&segments, slot_pin(info.restart_lsn, state.archived_lsn))
-                } else {
-                    0
-                },
-                info,
+            .map(|info| {
+                let positions = (info.restart_lsn, info.confirmed_lsn);
+                let lag =
+                    retention::slot_lag(&segments, current_lsn, positions, info.state.is_valid(), state.archived_lsn);
+                SlotStatus { lag_lsns: lag.lag_lsns, lag_bytes: lag.lag_bytes, pinned_bytes: lag.pinned_bytes, info }
             })
             .collect();
         Status {
@@ -766,21 +711,49 @@ impl Database {
     }
 }
 
-/// The first LSN a slot with restart LSN `restart_lsn` keeps in the WAL: the archive serves what
-/// lies at or below `archived_lsn`.
-fn slot_pin(restart_lsn: Lsn, archived_lsn: Option<Lsn>) -> Lsn {
-    match archived_lsn {
-        Some(archived) => restart_lsn.max(archived.saturating_add(1)),
-        None => restart_lsn,
+/// Reads `engine.state` (defaults if absent), removing a leftover of an interrupted write.
+fn read_state(storage: &dyn Storage, dir: &Path, report: &mut OpenReport) -> Result<EngineState> {
+    let state_tmp = dir.join(format!("{STATE_FILE_NAME}{}", persist::TEMP_SUFFIX));
+    if storage.exists(&state_tmp).map_err(|e| EngineError::io("stat", &state_tmp, e))? {
+        storage.remove_file(&state_tmp).map_err(|e| EngineError::io("remove stale temp file", &state_tmp, e))?;
+        report.temp_files_removed.push(state_tmp);
+    }
+    let state_path = dir.join(STATE_FILE_NAME);
+    match persist::read_file(storage, &state_path)? {
+        None => Ok(EngineState::default()),
+        Some(bytes) => EngineState::decode(&bytes)
+            .map_err(|e| EngineError::CorruptFile { path: state_path.clone(), detail: e.to_string() }),
     }
 }
 
-/// The oldest LSN a consumer can read: the WAL's oldest, or 1 when the archive reaches the WAL.
-fn readable_from(wal_oldest_lsn: Lsn, archived_lsn: Option<Lsn>) -> Lsn {
-    match archived_lsn {
-        Some(archived) if archived.saturating_add(1) >= wal_oldest_lsn => 1,
-        _ => wal_oldest_lsn,
+/// Reads every slot file in `slots_dir`, by name, after removing leftovers of interrupted
+/// writes. Files that are not slot files are reported and left alone; a slot file that does not
+/// decode, or holds another slot's name, fails the open.
+fn read_slot_files(storage: &dyn Storage, slots_dir: &Path, report: &mut OpenReport) -> Result<Vec<SlotRecord>> {
+    report.temp_files_removed.extend(persist::remove_temp_files(storage, slots_dir)?);
+    let mut names = storage.list_dir(slots_dir).map_err(|e| EngineError::io("list directory", slots_dir, e))?;
+    names.sort();
+    let mut records = Vec::new();
+    for file_name in names {
+        let path = slots_dir.join(&file_name);
+        let Some(stem) = file_name.strip_suffix(SLOT_FILE_EXTENSION).filter(|s| slot::validate_slot_name(s).is_ok())
+        else {
+            tracing::warn!(path = %path.display(), "ignoring a file that is not a slot file");
+            report.foreign_files.push(path);
+            continue;
+        };
+        let Some(bytes) = persist::read_file(storage, &path)? else { continue };
+        let rec = SlotRecord::decode(&bytes)
+            .map_err(|e| EngineError::CorruptFile { path: path.clone(), detail: e.to_string() })?;
+        if rec.name != stem {
+            return Err(EngineError::CorruptFile {
+                path,
+                detail: format!("the file holds slot {:?}, not {stem:?}", rec.name),
+            });
+        }
+        records.push(rec);
     }
+    Ok(records)
 }
 
 fn slot_file_name(name: &str) -> String {

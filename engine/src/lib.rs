@@ -19,7 +19,7 @@
 //!   the guard rails (`max_slot_wal_keep_bytes`, idle timeout). Every input is on disk.
 //! - All file I/O goes through [`walden_wal::storage::Storage`]
 //!   ([`Database::open_with_storage`]), so tests inject faults with
-//!   [`walden_wal::fault::FaultStorage`].
+//!   `walden_wal::testing::fault::FaultStorage` (the `testing` feature).
 //!
 //! ```
 //! use walden_engine::{Config, Database, EngineRecord, SlotOptions, StartPosition, SyncMode};
@@ -58,14 +58,15 @@ mod codec;
 mod config;
 mod db;
 mod error;
-#[doc(hidden)]
-pub mod fuzzing;
 mod log;
 mod persist;
 pub mod record;
-mod retention;
+pub mod retention;
 pub mod slot;
 pub mod state;
+mod status;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod txn;
 
 pub use walden_wal;
@@ -79,8 +80,9 @@ pub use log::{LogEntry, LogReader};
 pub use record::{
     Begin, ChangeOp, Column, Commit, EngineRecord, RowChange, SchemaChange, SchemaRecord, decode, decode_bytes,
 };
-pub use retention::{CheckpointReport, InvalidatedSlot, RetentionHolder, SlotStatus, Status};
+pub use retention::RetentionHolder;
 pub use slot::{
     Invalidation, InvalidationReason, Operation, SlotFilter, SlotInfo, SlotOptions, SlotState, StartPosition,
 };
+pub use status::{CheckpointReport, InvalidatedSlot, SlotStatus, Status};
 pub use txn::{CommitInfo, Transaction};

@@ -334,43 +334,7 @@ impl SlotRecord {
 
     /// Decodes and verifies a slot file. Never panics; only the canonical encoding is accepted.
     pub fn decode(bytes: &[u8]) -> Result<SlotRecord, DecodeError> {
-        let mut d = Decoder::new(bytes);
-        let mut magic = [0u8; 8];
-        for b in &mut magic {
-            *b = d.u8("magic")?;
-        }
-        if magic != SLOT_MAGIC {
-            return Err(DecodeError::InvalidValue { field: "magic", detail: format!("{magic:02x?}") });
-        }
-        let version = d.u16_le("version")?;
-        if version != SLOT_VERSION {
-            return Err(DecodeError::InvalidValue {
-                field: "version",
-                detail: format!("{version}, this build reads {SLOT_VERSION}"),
-            });
-        }
-        let flags = d.u16_le("flags")?;
-        if flags != 0 {
-            return Err(DecodeError::InvalidValue { field: "flags", detail: format!("{flags:#06x}, expected 0") });
-        }
-        let body_len = d.u32_le("body_len")? as usize;
-        let expected = SLOT_HEADER_LEN as u64 + body_len as u64 + SLOT_CRC_LEN as u64;
-        if bytes.len() as u64 != expected {
-            return Err(DecodeError::InvalidValue {
-                field: "body_len",
-                detail: format!("file is {} bytes, header says {expected}", bytes.len()),
-            });
-        }
-        let crc_at = SLOT_HEADER_LEN + body_len;
-        let stored_crc = u32::from_le_bytes([bytes[crc_at], bytes[crc_at + 1], bytes[crc_at + 2], bytes[crc_at + 3]]);
-        let crc = crc32fast::hash(&bytes[..crc_at]);
-        if stored_crc != crc {
-            return Err(DecodeError::InvalidValue {
-                field: "crc",
-                detail: format!("stored {stored_crc:#010x}, computed {crc:#010x}"),
-            });
-        }
-        let mut d = Decoder::new(&bytes[SLOT_HEADER_LEN..crc_at]);
+        let mut d = Decoder::new(decode_frame(bytes)?);
         let name = d.string("name")?;
         validate_slot_name(&name)
             .map_err(|detail| DecodeError::InvalidValue { field: "name", detail: detail.to_string() })?;
@@ -384,88 +348,118 @@ impl SlotRecord {
         }
         let created_at_us = d.u64_le("created_at_us")?;
         let last_active_at_us = d.u64_le("last_active_at_us")?;
-        let invalidation = match d.u8("state")? {
-            STATE_VALID => None,
-            STATE_LOST => {
-                let invalidated_at_us = d.u64_le("invalidated_at_us")?;
-                let tag = d.u8("invalidation reason")?;
-                let (a, b, c) = (d.u64_le("reason field")?, d.u64_le("reason field")?, d.u64_le("reason field")?);
-                let unused_zero = |v: u64| {
-                    if v == 0 {
-                        Ok(())
-                    } else {
-                        Err(DecodeError::InvalidValue { field: "reason field", detail: "unused field is not 0".into() })
-                    }
-                };
-                let reason = match tag {
-                    REASON_MAX_WAL_KEEP => {
-                        InvalidationReason::MaxWalKeepBytes { restart_lsn: a, pinned_bytes: b, max_bytes: c }
-                    }
-                    REASON_IDLE_TIMEOUT => {
-                        unused_zero(c)?;
-                        InvalidationReason::IdleTimeout { idle_ms: a, timeout_ms: b }
-                    }
-                    REASON_WAL_REMOVED => {
-                        unused_zero(c)?;
-                        InvalidationReason::WalRemoved { restart_lsn: a, oldest_lsn: b }
-                    }
-                    REASON_AHEAD_OF_LOG => {
-                        unused_zero(c)?;
-                        InvalidationReason::AheadOfLog { confirmed_lsn: a, last_lsn: b }
-                    }
-                    other => {
-                        return Err(DecodeError::InvalidValue {
-                            field: "invalidation reason",
-                            detail: format!("unknown reason {other}"),
-                        });
-                    }
-                };
-                Some(Invalidation { reason, invalidated_at_us })
-            }
-            other => {
-                return Err(DecodeError::InvalidValue { field: "state", detail: format!("unknown state {other}") });
-            }
-        };
-        let tables = if d.bool("table filter present")? {
-            let n = d.count("table count", 2)?;
-            let mut tables = BTreeSet::new();
-            for _ in 0..n {
-                let t = d.name("table")?;
-                if tables.last().is_some_and(|last: &String| last >= &t) {
-                    return Err(DecodeError::InvalidValue {
-                        field: "table",
-                        detail: "tables must be sorted and unique".to_string(),
-                    });
-                }
-                tables.insert(t);
-            }
-            Some(tables)
-        } else {
-            None
-        };
-        let operations = if d.bool("operation filter present")? {
-            let mask = d.u8("operation mask")?;
-            if mask & !0x0f != 0 {
+        let invalidation = decode_invalidation(&mut d)?;
+        let filter = decode_filter(&mut d)?;
+        d.finish()?;
+        Ok(SlotRecord { name, restart_lsn, confirmed_lsn, created_at_us, last_active_at_us, invalidation, filter })
+    }
+}
+
+/// Checks a slot file's frame (magic, version, flags, length, CRC) and returns its body.
+fn decode_frame(bytes: &[u8]) -> Result<&[u8], DecodeError> {
+    let mut d = Decoder::new(bytes);
+    let mut magic = [0u8; 8];
+    for b in &mut magic {
+        *b = d.u8("magic")?;
+    }
+    if magic != SLOT_MAGIC {
+        return Err(DecodeError::InvalidValue { field: "magic", detail: format!("{magic:02x?}") });
+    }
+    let version = d.u16_le("version")?;
+    if version != SLOT_VERSION {
+        return Err(DecodeError::InvalidValue {
+            field: "version",
+            detail: format!("{version}, this build reads {SLOT_VERSION}"),
+        });
+    }
+    let flags = d.u16_le("flags")?;
+    if flags != 0 {
+        return Err(DecodeError::InvalidValue { field: "flags", detail: format!("{flags:#06x}, expected 0") });
+    }
+    let body_len = d.u32_le("body_len")? as usize;
+    let expected = SLOT_HEADER_LEN as u64 + body_len as u64 + SLOT_CRC_LEN as u64;
+    if bytes.len() as u64 != expected {
+        return Err(DecodeError::InvalidValue {
+            field: "body_len",
+            detail: format!("file is {} bytes, header says {expected}", bytes.len()),
+        });
+    }
+    let crc_at = SLOT_HEADER_LEN + body_len;
+    let stored_crc = u32::from_le_bytes([bytes[crc_at], bytes[crc_at + 1], bytes[crc_at + 2], bytes[crc_at + 3]]);
+    let crc = crc32fast::hash(&bytes[..crc_at]);
+    if stored_crc != crc {
+        return Err(DecodeError::InvalidValue {
+            field: "crc",
+            detail: format!("stored {stored_crc:#010x}, computed {crc:#010x}"),
+        });
+    }
+    Ok(&bytes[SLOT_HEADER_LEN..crc_at])
+}
+
+/// The slot's state: valid (`None`) or lost, when and why.
+fn decode_invalidation(d: &mut Decoder<'_>) -> Result<Option<Invalidation>, DecodeError> {
+    match d.u8("state")? {
+        STATE_VALID => Ok(None),
+        STATE_LOST => {
+            let invalidated_at_us = d.u64_le("invalidated_at_us")?;
+            let tag = d.u8("invalidation reason")?;
+            let fields = [d.u64_le("reason field")?, d.u64_le("reason field")?, d.u64_le("reason field")?];
+            Ok(Some(Invalidation { reason: decode_reason(tag, fields)?, invalidated_at_us }))
+        }
+        other => Err(DecodeError::InvalidValue { field: "state", detail: format!("unknown state {other}") }),
+    }
+}
+
+/// An invalidation reason from its tag and three fields (unused ones must be 0).
+fn decode_reason(tag: u8, [a, b, c]: [u64; 3]) -> Result<InvalidationReason, DecodeError> {
+    if tag != REASON_MAX_WAL_KEEP && c != 0 {
+        return Err(DecodeError::InvalidValue { field: "reason field", detail: "unused field is not 0".into() });
+    }
+    match tag {
+        REASON_MAX_WAL_KEEP => {
+            Ok(InvalidationReason::MaxWalKeepBytes { restart_lsn: a, pinned_bytes: b, max_bytes: c })
+        }
+        REASON_IDLE_TIMEOUT => Ok(InvalidationReason::IdleTimeout { idle_ms: a, timeout_ms: b }),
+        REASON_WAL_REMOVED => Ok(InvalidationReason::WalRemoved { restart_lsn: a, oldest_lsn: b }),
+        REASON_AHEAD_OF_LOG => Ok(InvalidationReason::AheadOfLog { confirmed_lsn: a, last_lsn: b }),
+        other => {
+            Err(DecodeError::InvalidValue { field: "invalidation reason", detail: format!("unknown reason {other}") })
+        }
+    }
+}
+
+/// The slot's filter: a sorted, unique table set and an operation mask, each optional.
+fn decode_filter(d: &mut Decoder<'_>) -> Result<SlotFilter, DecodeError> {
+    let tables = if d.bool("table filter present")? {
+        let n = d.count("table count", 2)?;
+        let mut tables = BTreeSet::new();
+        for _ in 0..n {
+            let t = d.name("table")?;
+            if tables.last().is_some_and(|last: &String| last >= &t) {
                 return Err(DecodeError::InvalidValue {
-                    field: "operation mask",
-                    detail: format!("unknown bits {mask:#04x}"),
+                    field: "table",
+                    detail: "tables must be sorted and unique".to_string(),
                 });
             }
-            Some(Operation::ALL.into_iter().filter(|o| mask & o.bit() != 0).collect())
-        } else {
-            None
-        };
-        d.finish()?;
-        Ok(SlotRecord {
-            name,
-            restart_lsn,
-            confirmed_lsn,
-            created_at_us,
-            last_active_at_us,
-            invalidation,
-            filter: SlotFilter { tables, operations },
-        })
-    }
+            tables.insert(t);
+        }
+        Some(tables)
+    } else {
+        None
+    };
+    let operations = if d.bool("operation filter present")? {
+        let mask = d.u8("operation mask")?;
+        if mask & !0x0f != 0 {
+            return Err(DecodeError::InvalidValue {
+                field: "operation mask",
+                detail: format!("unknown bits {mask:#04x}"),
+            });
+        }
+        Some(Operation::ALL.into_iter().filter(|o| mask & o.bit() != 0).collect())
+    } else {
+        None
+    };
+    Ok(SlotFilter { tables, operations })
 }
 
 #[cfg(test)]

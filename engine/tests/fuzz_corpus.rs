@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use walden_engine::fuzzing;
 use walden_engine::slot::{Invalidation, InvalidationReason, SlotRecord};
 use walden_engine::state::EngineState;
+use walden_engine::testing::fuzzing;
 use walden_engine::{Begin, ChangeOp, Column, Commit, EngineRecord, RowChange, SchemaChange, SchemaRecord, SlotFilter};
-use walden_wal::fuzzing::corpus::{self, Mutation, files_in, mutate};
+use walden_wal::testing::corpus::{self, Mutation, files_in, mutate};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz")

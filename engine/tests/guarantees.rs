@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::{read_all, small_config, transactions};
-use walden_engine::walden_wal::fault::FaultStorage;
+use walden_engine::walden_wal::testing::fault::FaultStorage;
 use walden_engine::{
     Begin, ChangeOp, Column, Commit, CommitInfo, Config, Database, DecodeError, EngineError, EngineRecord, RowChange,
     SchemaChange, SchemaRecord, SyncMode, WalConfig,

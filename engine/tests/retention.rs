@@ -12,7 +12,7 @@ use common::{read_all, small_config, transactions};
 use proptest::prelude::*;
 use walden_engine::slot::SlotRecord;
 use walden_engine::walden_wal::Storage;
-use walden_engine::walden_wal::fault::FaultStorage;
+use walden_engine::walden_wal::testing::fault::FaultStorage;
 use walden_engine::{
     ChangeOp, Config, Database, EngineError, EngineRecord, InvalidationReason, Lsn, RetentionHolder, SegmentInfo,
     SegmentSealed, SlotFilter, SlotOptions, SlotState, StartPosition, SyncMode,

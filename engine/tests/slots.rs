@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::small_config;
 use walden_engine::walden_wal::Storage;
-use walden_engine::walden_wal::fault::FaultStorage;
+use walden_engine::walden_wal::testing::fault::FaultStorage;
 use walden_engine::{
     ChangeOp, Config, Database, EngineError, Operation, SlotFilter, SlotOptions, SlotState, StartPosition, SyncMode,
 };

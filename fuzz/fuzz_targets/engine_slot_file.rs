@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| walden_engine::fuzzing::slot_file(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| walden_engine::testing::fuzzing::slot_file(data));

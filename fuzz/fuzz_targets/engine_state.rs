@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| walden_engine::fuzzing::engine_state(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| walden_engine::testing::fuzzing::engine_state(data));

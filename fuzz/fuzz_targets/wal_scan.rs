@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| walden_wal::fuzzing::scan(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| walden_wal::testing::fuzzing::scan(data));

@@ -814,6 +814,12 @@ impl CleanClose {
     }
 }
 
+/// Name of the lock file inside the log directory (also where `close` leaves the clean-close
+/// record).
+pub const LOCK_FILE_NAME: &str = "LOCK";
+/// Suffix of a segment being created (header written, not yet renamed into place).
+pub const TEMP_SUFFIX: &str = ".tmp";
+
 /// File name of the segment whose first LSN is `first_lsn`: 20 zero-padded digits + `.wal`.
 pub fn segment_file_name(first_lsn: Lsn) -> String {
     format!("{first_lsn:020}.wal")

@@ -9,7 +9,8 @@
 //!   Any write or sync error fails the log until reopened: never a false acknowledgement.
 //! - Recovery tells a torn tail (truncated and reported) from corruption (a typed error naming
 //!   segment, offset and LSN), with the modes of [`RecoveryMode`].
-//! - All I/O goes through [`storage::Storage`]; [`fault::FaultStorage`] injects faults.
+//! - All I/O goes through [`storage::Storage`]; with the `testing` feature,
+//!   `testing::fault::FaultStorage` injects faults (power loss, failing syncs, full disks).
 //!
 //! The byte layout is documented in `docs/FORMAT.md`.
 //!
@@ -35,14 +36,14 @@
 pub mod clock;
 mod config;
 mod error;
-pub mod fault;
 pub mod format;
-#[doc(hidden)]
-pub mod fuzzing;
+pub mod inspect;
 mod reader;
 pub mod recovery;
 mod segment;
 pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod wal;
 
 /// A log sequence number: 1 for the first record, +1 per record.

@@ -180,126 +180,141 @@ impl Reader {
     /// segment's mapping is taken once per cursor, the active segment's bytes once per read-ahead
     /// chunk, and nothing else is cloned.
     fn read_at_cursor(&mut self) -> Result<Option<Record>> {
-        let max_len = format::MAX_STORED_RECORD_BYTES;
-        let verify = self.shared.config.verify_checksums_on_read;
         loop {
-            // 1. Make the bytes of the record at the cursor available (mutable phase).
-            let offset = {
-                let Reader { shared, cursor, next_lsn, .. } = &mut *self;
-                let cursor = cursor.as_mut().expect("located");
-                let footer = cursor.segment.footer.get();
-                if let Some(footer) = footer
-                    && let Some(hole) = footer.holes.iter().find(|h| h.start_offset == cursor.offset)
-                {
-                    cursor.offset = hole.end_offset;
-                    cursor.last_crc = None;
-                    cursor.after_hole = true;
-                }
-                let sealed = footer.is_some();
-                let end = cursor.segment.data_end_offset();
-                if cursor.offset >= end {
-                    return Ok(None);
-                }
-                let offset = cursor.offset;
-                if sealed {
-                    if cursor.mapped.is_none() {
-                        let map = cursor.segment.mapped(shared.storage.as_ref())?;
-                        if (map.len() as u64) < end {
-                            let path = cursor.segment.path.clone();
-                            let detail =
-                                format!("sealed segment is {} bytes, footer says data ends at {end}", map.len());
-                            return Err(corruption_at(path, offset, *next_lsn, detail));
-                        }
-                        cursor.mapped = Some(map.slice(..end as usize));
-                    }
-                } else {
-                    fill(cursor, shared, offset, RECORD_HEADER_LEN as u64, end)?;
-                    let header_bytes = &cursor.buf[(offset - cursor.buf_start) as usize..];
-                    let total = match RecordHeader::decode(header_bytes, max_len) {
-                        Ok(h) => h.total_len(),
-                        Err(e) => {
-                            let path = cursor.segment.path.clone();
-                            return Err(corruption_at(path, offset, *next_lsn, format!("bad record header: {e}")));
-                        }
-                    };
-                    if offset + total > end {
-                        let path = cursor.segment.path.clone();
-                        let detail = format!("record of {total} bytes runs past the visible end {end}");
-                        return Err(corruption_at(path, offset, *next_lsn, detail));
-                    }
-                    fill(cursor, shared, offset, total, end)?;
-                }
-                offset
-            };
-            // 2. Parse and check it (shared phase).
-            let cursor = self.cursor.as_ref().expect("located");
-            let (window, base): (&Bytes, u64) = match &cursor.mapped {
-                Some(map) => (map, 0),
-                None => (&cursor.buf, cursor.buf_start),
-            };
-            let at = (offset - base) as usize;
-            let bytes = &window[at..];
-            let parsed = if verify {
-                format::verify_record(bytes, max_len)
-            } else {
-                RecordHeader::decode(bytes, max_len).and_then(|h| {
-                    if (bytes.len() as u64) < h.total_len() {
-                        Err(FrameError::Truncated { needed_bytes: h.total_len(), available_bytes: bytes.len() as u64 })
-                    } else {
-                        Ok((h, RECORD_HEADER_LEN..RECORD_HEADER_LEN + h.stored_len as usize))
-                    }
-                })
-            };
-            let (header, payload_range) = match parsed {
-                Ok(x) => x,
-                Err(e) => return Err(self.corruption(offset, format!("bad record: {e}"))),
-            };
-            if let Some(prev) = cursor.last_crc
-                && header.prev_crc != prev
-            {
-                return Err(self.corruption(offset, "record does not chain to its predecessor".to_string()));
+            let Some(offset) = self.load_at_cursor()? else { return Ok(None) };
+            let (header, stored) = self.parse_at(offset)?;
+            if let Some(record) = self.advance_past(offset, &header, stored)? {
+                return Ok(Some(record));
             }
-            let wanted = header.lsn >= self.next_lsn;
-            let stored = wanted.then(|| window.slice(at + payload_range.start..at + payload_range.end));
-            // 3. Advance the cursor (mutable phase).
-            let cursor = self.cursor.as_mut().expect("located");
-            cursor.offset = offset + header.total_len();
-            cursor.last_crc = Some(header.crc);
-            let after_hole = std::mem::replace(&mut cursor.after_hole, false);
-            let Some(stored) = stored else {
-                continue; // scanning forward from an index entry
-            };
-            if header.lsn > self.next_lsn {
-                if after_hole {
-                    self.next_lsn = header.lsn; // salvage recovery lost the LSNs in the hole
-                } else {
-                    return Err(self
-                        .corruption(offset, format!("found LSN {} where {} was expected", header.lsn, self.next_lsn)));
-                }
-            }
-            let payload = if header.is_compressed() {
-                match format::decompress_payload(&stored, max_len) {
-                    Ok(raw) => Bytes::from(raw),
-                    Err(e) => return Err(self.corruption(offset, format!("bad compressed payload: {e}"))),
-                }
-            } else {
-                stored
-            };
-            self.next_lsn = header.lsn + 1;
-            return Ok(Some(Record {
-                lsn: header.lsn,
-                timestamp_us: header.timestamp_us,
-                kind: header.kind,
-                payload,
-                batch_end: header.is_batch_end(),
-            }));
         }
+    }
+
+    /// Makes the bytes of the record at the cursor available (after skipping a salvage hole
+    /// that starts there) and returns its offset; `None` at the end of the visible data.
+    fn load_at_cursor(&mut self) -> Result<Option<u64>> {
+        let Reader { shared, cursor, next_lsn, .. } = &mut *self;
+        let Some(cursor) = cursor.as_mut() else { unreachable!("the caller locates the cursor first") };
+        let footer = cursor.segment.footer.get();
+        if let Some(footer) = footer
+            && let Some(hole) = footer.holes.iter().find(|h| h.start_offset == cursor.offset)
+        {
+            cursor.offset = hole.end_offset;
+            cursor.last_crc = None;
+            cursor.after_hole = true;
+        }
+        let end = cursor.segment.data_end_offset();
+        let offset = cursor.offset;
+        if offset >= end {
+            return Ok(None);
+        }
+        if footer.is_some() {
+            map_sealed(cursor, shared, end, *next_lsn)?;
+        } else {
+            fill(cursor, shared, offset, RECORD_HEADER_LEN as u64, end)?;
+            let header_bytes = &cursor.buf[(offset - cursor.buf_start) as usize..];
+            let total = match RecordHeader::decode(header_bytes, format::MAX_STORED_RECORD_BYTES) {
+                Ok(h) => h.total_len(),
+                Err(e) => {
+                    let path = cursor.segment.path.clone();
+                    return Err(corruption_at(path, offset, *next_lsn, format!("bad record header: {e}")));
+                }
+            };
+            if offset + total > end {
+                let path = cursor.segment.path.clone();
+                let detail = format!("record of {total} bytes runs past the visible end {end}");
+                return Err(corruption_at(path, offset, *next_lsn, detail));
+            }
+            fill(cursor, shared, offset, total, end)?;
+        }
+        Ok(Some(offset))
+    }
+
+    /// Parses and checks the record at `offset` (CRC unless `verify_checksums_on_read` is off,
+    /// and its chain to the record before); returns its header and, if it is at or after
+    /// `next_lsn`, its stored payload.
+    fn parse_at(&self, offset: u64) -> Result<(RecordHeader, Option<Bytes>)> {
+        let max_len = format::MAX_STORED_RECORD_BYTES;
+        let Some(cursor) = self.cursor.as_ref() else { unreachable!("the caller locates the cursor first") };
+        let (window, base): (&Bytes, u64) = match &cursor.mapped {
+            Some(map) => (map, 0),
+            None => (&cursor.buf, cursor.buf_start),
+        };
+        let at = (offset - base) as usize;
+        let bytes = &window[at..];
+        let parsed = if self.shared.config.verify_checksums_on_read {
+            format::verify_record(bytes, max_len)
+        } else {
+            RecordHeader::decode(bytes, max_len).and_then(|h| {
+                if (bytes.len() as u64) < h.total_len() {
+                    Err(FrameError::Truncated { needed_bytes: h.total_len(), available_bytes: bytes.len() as u64 })
+                } else {
+                    Ok((h, RECORD_HEADER_LEN..RECORD_HEADER_LEN + h.stored_len as usize))
+                }
+            })
+        };
+        let (header, payload_range) = parsed.map_err(|e| self.corruption(offset, format!("bad record: {e}")))?;
+        if let Some(prev) = cursor.last_crc
+            && header.prev_crc != prev
+        {
+            return Err(self.corruption(offset, "record does not chain to its predecessor".to_string()));
+        }
+        let wanted = header.lsn >= self.next_lsn;
+        let stored = wanted.then(|| window.slice(at + payload_range.start..at + payload_range.end));
+        Ok((header, stored))
+    }
+
+    /// Moves the cursor past the record at `offset`; returns it if it is the one wanted
+    /// (`stored` is set), `None` while scanning forward from an index entry to `next_lsn`.
+    fn advance_past(&mut self, offset: u64, header: &RecordHeader, stored: Option<Bytes>) -> Result<Option<Record>> {
+        let Some(cursor) = self.cursor.as_mut() else { unreachable!("the caller locates the cursor first") };
+        cursor.offset = offset + header.total_len();
+        cursor.last_crc = Some(header.crc);
+        let after_hole = std::mem::replace(&mut cursor.after_hole, false);
+        let Some(stored) = stored else { return Ok(None) };
+        if header.lsn > self.next_lsn {
+            if !after_hole {
+                let detail = format!("found LSN {} where {} was expected", header.lsn, self.next_lsn);
+                return Err(self.corruption(offset, detail));
+            }
+            self.next_lsn = header.lsn; // salvage recovery lost the LSNs in the hole
+        }
+        let payload = if header.is_compressed() {
+            match format::decompress_payload(&stored, format::MAX_STORED_RECORD_BYTES) {
+                Ok(raw) => Bytes::from(raw),
+                Err(e) => return Err(self.corruption(offset, format!("bad compressed payload: {e}"))),
+            }
+        } else {
+            stored
+        };
+        debug_assert_eq!(header.lsn, self.next_lsn, "a reader returns LSNs in order, without gaps outside holes");
+        self.next_lsn = header.lsn + 1;
+        Ok(Some(Record {
+            lsn: header.lsn,
+            timestamp_us: header.timestamp_us,
+            kind: header.kind,
+            payload,
+            batch_end: header.is_batch_end(),
+        }))
     }
 }
 
 /// A corruption error at `offset` of the segment at `segment`, met while looking for `lsn`.
 fn corruption_at(segment: std::path::PathBuf, offset: u64, lsn: Lsn, detail: String) -> WalError {
     WalError::Corruption { segment, offset, lsn: Some(lsn), detail }
+}
+
+/// Maps a sealed segment once per cursor, checking it holds the data its footer describes.
+fn map_sealed(cursor: &mut Cursor, shared: &Shared, end: u64, next_lsn: Lsn) -> Result<()> {
+    if cursor.mapped.is_some() {
+        return Ok(());
+    }
+    let map = cursor.segment.mapped(shared.storage.as_ref())?;
+    if (map.len() as u64) < end {
+        let detail = format!("sealed segment is {} bytes, footer says data ends at {end}", map.len());
+        return Err(corruption_at(cursor.segment.path.clone(), cursor.offset, next_lsn, detail));
+    }
+    cursor.mapped = Some(map.slice(..end as usize));
+    Ok(())
 }
 
 /// Makes sure `cursor.buf` holds file bytes `[offset, offset + needed)` of the active segment,

@@ -2,7 +2,7 @@
 //!
 //! Every byte the WAL reads or writes goes through [`Storage`] and [`StorageFile`], so tests can swap
 //! the real file system ([`StdStorage`]) for one that injects faults and simulates power loss
-//! ([`crate::fault::FaultStorage`]). The trait is deliberately small: positional reads and writes,
+//! (`testing::fault::FaultStorage`, behind the `testing` feature). The trait is deliberately small: positional reads and writes,
 //! `fdatasync`, directory listing and fsync, rename and delete, and a read-only whole-file map.
 
 use std::fmt;

@@ -11,11 +11,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use walden_wal::fault::FaultStorage;
 use walden_wal::format::{self, CleanClose, FLAG_BATCH_END, RecordHeader, segment_file_name};
+use walden_wal::testing::fault::FaultStorage;
 use walden_wal::{Lsn, Record, RecoveryMode, RecoveryReport, Storage, StorageFile, SyncMode, Wal, WalConfig, WalError};
 
-const DIR: &str = "/wal";
+mod common;
+use common::{DIR, append_singles, lsn_payload, open, open_ok, try_read_all};
 
 fn lock_path() -> PathBuf {
     Path::new(DIR).join("LOCK")
@@ -32,33 +33,17 @@ fn config(sync_mode: SyncMode) -> WalConfig {
     }
 }
 
-fn open(fs: &FaultStorage, config: &WalConfig) -> Result<Wal, WalError> {
-    Wal::open_with_storage(DIR, config.clone(), Arc::new(fs.clone()))
-}
-
-fn open_ok(fs: &FaultStorage, config: &WalConfig) -> Wal {
-    open(fs, config).unwrap_or_else(|e| panic!("open failed: {e}"))
-}
-
 fn read_all(wal: &Wal) -> Result<Vec<Record>, WalError> {
-    wal.reader(wal.oldest_lsn())?.collect()
+    try_read_all(wal)
 }
 
 fn payload(lsn: Lsn) -> Vec<u8> {
-    let mut p = format!("record {lsn};").into_bytes();
-    p.resize(20 + (lsn as usize * 13) % 90, b'a' + (lsn % 26) as u8);
-    p
+    lsn_payload(lsn, 20, 13, 90)
 }
 
 /// Appends `records` single-record batches after the log's end; returns the last LSN.
 fn append_records(wal: &Wal, records: u64) -> Lsn {
-    let mut last = wal.next_lsn() - 1;
-    for _ in 0..records {
-        let lsn = wal.next_lsn();
-        assert_eq!(wal.append(1, &payload(lsn)).expect("append"), lsn);
-        last = lsn;
-    }
-    last
+    append_singles(wal, records, payload)
 }
 
 /// Every file with its bytes.

@@ -6,19 +6,17 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use walden_wal::fault::FaultStorage;
 use walden_wal::format::segment_file_name;
+use walden_wal::testing::fault::FaultStorage;
 use walden_wal::{Lsn, Record, SyncMode, Wal, WalConfig, WalError};
 
-const DIR: &str = "/wal";
-const EIO: i32 = 5;
-const ENOSPC: i32 = 28;
+mod common;
+use common::{EIO, ENOSPC, open, open_ok, read_all};
 
 fn config(sync_mode: SyncMode) -> WalConfig {
     WalConfig {
@@ -29,20 +27,6 @@ fn config(sync_mode: SyncMode) -> WalConfig {
         write_buffer_bytes: 2048,
         ..WalConfig::default()
     }
-}
-
-fn open(fs: &FaultStorage, config: &WalConfig) -> Result<Wal, WalError> {
-    Wal::open_with_storage(DIR, config.clone(), Arc::new(fs.clone()))
-}
-
-fn open_ok(fs: &FaultStorage, config: &WalConfig) -> Wal {
-    open(fs, config).unwrap_or_else(|e| panic!("open failed: {e}"))
-}
-
-/// Every record from the oldest retained one to the visible end.
-fn read_all(wal: &Wal) -> Vec<Record> {
-    let reader = wal.reader(wal.oldest_lsn()).expect("reader");
-    reader.collect::<Result<Vec<_>, _>>().unwrap_or_else(|e| panic!("read failed: {e}"))
 }
 
 /// Sum of the lengths of every file in the storage.

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use walden_wal::fuzzing;
-use walden_wal::fuzzing::corpus::{self, files_in};
+use walden_wal::testing::corpus::{self, files_in};
+use walden_wal::testing::fuzzing;
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz")

@@ -13,7 +13,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use walden_wal::fault::FaultStorage;
+use walden_wal::testing::fault::FaultStorage;
 use walden_wal::{Lsn, Storage, StorageFile, SyncMode, Wal, WalConfig, WalError};
 
 const DIR: &str = "/wal";

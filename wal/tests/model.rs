@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
-use walden_wal::fault::FaultStorage;
+use walden_wal::testing::fault::FaultStorage;
 use walden_wal::{Lsn, Record, SegmentInfo, SyncMode, Wal, WalConfig, WalError};
 
 const MAX_RECORDS_PER_SEGMENT: u64 = 20;

@@ -10,18 +10,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use walden_wal::fault::FaultStorage;
 use walden_wal::format;
-use walden_wal::recovery::INTERRUPTED_WRITE;
+use walden_wal::inspect::INTERRUPTED_WRITE;
+use walden_wal::testing::fault::FaultStorage;
 use walden_wal::{
-    DEFAULT_PREALLOCATE_BYTES, Lsn, MAX_PREALLOCATE_BYTES, RECOMMENDED_PREALLOCATE_BYTES, Record, RecoveryMode,
-    RecoveryReport, SyncMode, Wal, WalConfig, WalError,
+    DEFAULT_PREALLOCATE_BYTES, Lsn, MAX_PREALLOCATE_BYTES, RECOMMENDED_PREALLOCATE_BYTES, RecoveryMode, RecoveryReport,
+    SyncMode, Wal, WalConfig, WalError,
 };
 
-const DIR: &str = "/wal";
+mod common;
+use common::{DIR, EIO, append_singles, lsn_payload, open, open_ok, read_all};
+
 const SEGMENT_BYTES: u64 = 64 << 10;
 const WINDOW_BYTES: u64 = 8 << 10;
-const EIO: i32 = 5;
 const MODES: [RecoveryMode; 4] = [
     RecoveryMode::AbsoluteConsistency,
     RecoveryMode::TolerateTornTail,
@@ -44,30 +45,14 @@ fn group() -> WalConfig {
     config(SyncMode::Group, RecoveryMode::TolerateTornTail)
 }
 
-fn open(fs: &FaultStorage, config: &WalConfig) -> Result<Wal, WalError> {
-    Wal::open_with_storage(DIR, config.clone(), Arc::new(fs.clone()))
-}
-
-fn open_ok(fs: &FaultStorage, config: &WalConfig) -> Wal {
-    open(fs, config).unwrap_or_else(|e| panic!("open failed: {e}"))
-}
-
 /// The payload of LSN `lsn` (50..=249 bytes): records can be checked from their LSN alone.
 fn payload(lsn: Lsn) -> Vec<u8> {
-    let mut p = format!("record {lsn};").into_bytes();
-    p.resize(50 + (lsn as usize * 37) % 200, b'a' + (lsn % 26) as u8);
-    p
+    lsn_payload(lsn, 50, 37, 200)
 }
 
 /// Appends `n` single-record batches after the log's end; returns the last LSN.
 fn append_n(wal: &Wal, n: u64) -> Lsn {
-    let mut last = wal.next_lsn() - 1;
-    for _ in 0..n {
-        let lsn = wal.next_lsn();
-        assert_eq!(wal.append(1, &payload(lsn)).expect("append"), lsn);
-        last = lsn;
-    }
-    last
+    append_singles(wal, n, payload)
 }
 
 /// Appends one batch of `n` records; returns its LSNs.
@@ -75,11 +60,6 @@ fn append_batch(wal: &Wal, n: u64) -> Result<std::ops::RangeInclusive<Lsn>, WalE
     let first = wal.next_lsn();
     let payloads: Vec<Vec<u8>> = (first..first + n).map(payload).collect();
     wal.append_batch(payloads.iter().map(|p| (1u8, p.as_slice())))
-}
-
-fn read_all(wal: &Wal) -> Vec<Record> {
-    let reader = wal.reader(wal.oldest_lsn()).expect("reader");
-    reader.collect::<Result<Vec<_>, _>>().unwrap_or_else(|e| panic!("read failed: {e}"))
 }
 
 /// The log holds exactly LSNs 1..=last, each with its payload.

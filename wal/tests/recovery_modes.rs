@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use walden_wal::fault::FaultStorage;
 use walden_wal::format::{Footer, Hole, TRAILER_LEN, segment_file_name};
+use walden_wal::testing::fault::FaultStorage;
 use walden_wal::{Lsn, Record, RecoveryMode, SkippedRange, SyncMode, Wal, WalConfig, WalError};
 
-const DIR: &str = "/wal";
+mod common;
+use common::{DIR, open, open_ok, read_from};
+
 const SEGMENT_HEADER_BYTES: u64 = 64;
 const RECORD_HEADER_BYTES: u64 = 32;
 
@@ -18,19 +19,6 @@ fn config(recovery_mode: RecoveryMode) -> WalConfig {
     // These tests damage logs that were closed cleanly and test the scan of the active segment,
     // so no clean-close record stands in for it (`tests/clean_close.rs` tests that path).
     WalConfig { recovery_mode, sync_mode: SyncMode::Group, clean_close_record: false, ..WalConfig::default() }
-}
-
-fn open(fs: &FaultStorage, config: &WalConfig) -> Result<Wal, WalError> {
-    Wal::open_with_storage(DIR, config.clone(), Arc::new(fs.clone()))
-}
-
-fn open_ok(fs: &FaultStorage, config: &WalConfig) -> Wal {
-    open(fs, config).unwrap_or_else(|e| panic!("open failed: {e}"))
-}
-
-fn read_from(wal: &Wal, lsn: Lsn) -> Vec<Record> {
-    let reader = wal.reader(lsn).expect("reader");
-    reader.collect::<Result<Vec<_>, _>>().unwrap_or_else(|e| panic!("read failed: {e}"))
 }
 
 fn lsns(records: &[Record]) -> Vec<Lsn> {

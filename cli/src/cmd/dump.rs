@@ -12,7 +12,7 @@ use walden_cdc::codec::bytes_to_json;
 use walden_cdc::envelope::key_to_string;
 use walden_engine::record::{self, Column, EngineRecord, SchemaChange};
 use walden_wal::Lsn;
-use walden_wal::recovery::ScanOutcome;
+use walden_wal::inspect::ScanOutcome;
 
 use crate::datadir;
 use crate::exit::{CliError, CliResult, Code};
@@ -339,18 +339,18 @@ pub fn run(data_dir: &Path, json: bool, args: &DumpArgs) -> CliResult {
         if view.last_lsn < start || view.first_lsn > end || view.last_lsn < view.first_lsn {
             continue;
         }
-        let (header, len) = offline::read_header(path, *name_lsn)?.map_err(HeaderError::into_error)?;
-        let footer = if view.sealed { offline::read_footer(path, len)?.and_then(Result::ok) } else { None };
+        let (header, _) = offline::read_header(path, *name_lsn)?.map_err(HeaderError::into_error)?;
+        let footer = if view.sealed { offline::sealed_footer(path, &header)? } else { None };
         let segment = offline::scan(path, header, footer)?;
-        if let ScanOutcome::Corruption { offset, lsn, detail } = &segment.outcome {
+        if let ScanOutcome::Corruption { offset, lsn, detail } = &segment.scan.outcome {
             return Err(Problem::error(path, Some(*offset), Some(*lsn), detail.clone()).into_error(false));
         }
-        if view.sealed && segment.outcome != ScanOutcome::Clean {
-            return Err(Problem::error(path, Some(segment.valid_end_offset), None, "sealed segment ends early")
+        if view.sealed && segment.scan.outcome != ScanOutcome::Clean {
+            return Err(Problem::error(path, Some(segment.scan.valid_end_offset), None, "sealed segment ends early")
                 .into_error(false));
         }
         for raw in segment.records() {
-            let raw = raw.map_err(|p| p.into_error(false))?;
+            let raw = raw.map_err(|p| offline::record_problem(path, p).into_error(false))?;
             if raw.lsn < start {
                 continue;
             }

@@ -9,11 +9,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use walden_engine::InvalidationReason;
 use walden_engine::record::{self, EngineRecord};
+use walden_engine::retention::{self, LogBounds};
+use walden_engine::state::EngineState;
 use walden_wal::Lsn;
-use walden_wal::recovery::ScanOutcome;
+use walden_wal::format::{Footer, SegmentHeader};
+use walden_wal::inspect::{self, ChainEnd, FooterState, RawRecord, ScanOutcome, ScannedSegment};
 
-use crate::datadir::{self, is_known_root_entry};
+use crate::datadir::{self, DataDir, is_known_root_entry};
 use crate::exit::{CliError, CliResult, Code};
 use crate::offline::{self, Problem, Severity};
 use crate::outln;
@@ -117,345 +121,27 @@ impl TxnCheck {
 /// Runs `walden verify`.
 pub fn run(data_dir: &Path, json: bool) -> CliResult {
     let dir = datadir::check_existing(data_dir)?;
-    let mut problems: Vec<Problem> = Vec::new();
-    let mut segments = Vec::new();
-    let mut records_total = 0u64;
-    let mut log_id = None;
-    // (last LSN, last CRC, had holes) of the previous segment, when it could be read.
-    let mut prev: Option<(Lsn, u32, bool)> = None;
-    let mut txns = TxnCheck::default();
-    let last_index = dir.segments.len() - 1;
-    let mut oldest_lsn = 1;
-    let mut last_lsn = 0;
-
+    let mut check = Check::default();
     for tmp in &dir.segment_temp_files {
-        problems.push(Problem::warning(
-            tmp,
-            None,
-            None,
-            "leftover of an interrupted segment creation (removed at the next open)",
-        ));
+        check.warn(tmp, None, None, "leftover of an interrupted segment creation (removed at the next open)");
     }
     for (i, (name_lsn, path)) in dir.segments.iter().enumerate() {
-        let errors_before = problems.iter().filter(|p| p.severity == Severity::Error).count();
-        let (header, len) = match offline::read_header(path, *name_lsn)? {
-            Ok(h) => h,
-            Err(e) => {
-                problems.push(e.problem().clone());
-                prev = None;
-                txns = TxnCheck::default();
-                continue;
-            }
-        };
-        if i == 0 {
-            oldest_lsn = header.first_lsn;
-        }
-        match log_id {
-            None => log_id = Some(header.log_id),
-            Some(id) if id != header.log_id => problems.push(Problem::error(
-                path,
-                Some(0),
-                None,
-                format!("belongs to log {:#x}, not {id:#x} like the segments before it", header.log_id),
-            )),
-            Some(_) => {}
-        }
-        if let Some((prev_last, prev_crc, prev_holes)) = prev {
-            let follows =
-                header.prev_last_lsn == prev_last && header.first_lsn == prev_last + 1 && header.prev_crc == prev_crc;
-            if !follows {
-                let detail = format!(
-                    "does not follow its predecessor (which ends at LSN {prev_last}, CRC {prev_crc:#010x}; this one \
-                     starts at LSN {} after {} / {:#010x}): a segment may be missing",
-                    header.first_lsn, header.prev_last_lsn, header.prev_crc
-                );
-                if prev_holes && header.first_lsn > prev_last {
-                    problems.push(Problem::warning(path, Some(0), Some(header.first_lsn), detail));
-                } else {
-                    problems.push(Problem::error(path, Some(0), Some(header.first_lsn), detail));
-                }
-            }
-        }
-        let is_last = i == last_index;
-        let footer = match offline::read_footer(path, len)? {
-            Some(Ok(f)) if f.first_lsn == header.first_lsn => Some(f),
-            Some(Ok(f)) => {
-                let detail = format!("the footer describes a segment starting at LSN {}", f.first_lsn);
-                problems.push(if is_last {
-                    Problem::warning(
-                        path,
-                        None,
-                        None,
-                        format!("{detail}; the next open scans it as the active segment"),
-                    )
-                } else {
-                    Problem::error(path, None, None, detail)
-                });
-                None
-            }
-            Some(Err(e)) => {
-                problems.push(if is_last {
-                    Problem::warning(
-                        path,
-                        None,
-                        None,
-                        format!("ends in an invalid footer ({e}); the next open scans it as the active segment"),
-                    )
-                } else {
-                    Problem::error(path, None, None, format!("sealed segment has no valid footer: {e}"))
-                });
-                None
-            }
-            None if !is_last => {
-                problems.push(Problem::error(path, Some(len), None, "sealed segment has no footer"));
-                None
-            }
-            None => None,
-        };
-        let sealed = footer.is_some();
-        let segment = offline::scan(path, header, footer)?;
-        match &segment.outcome {
-            ScanOutcome::Clean => {}
-            ScanOutcome::Corruption { offset, lsn, detail } => {
-                problems.push(Problem::error(path, Some(*offset), Some(*lsn), detail.clone()));
-            }
-            ScanOutcome::TornTail { offset, records_dropped, reason } if sealed => {
-                problems.push(Problem::error(
-                    path,
-                    Some(*offset),
-                    Some(segment.last_lsn + 1),
-                    format!("records of a sealed segment end early ({reason}; {records_dropped} records lost)"),
-                ));
-            }
-            ScanOutcome::TornTail { offset, records_dropped, reason } => {
-                problems.push(Problem::warning(
-                    path,
-                    Some(*offset),
-                    Some(segment.last_lsn + 1),
-                    format!(
-                        "incomplete tail of {} bytes ({reason}; {records_dropped} complete records of an unfinished \
-                         batch): cut at the next open. Normal after a crash, or while a writer is mid-write",
-                        len - offset
-                    ),
-                ));
-            }
-        }
-        for hole in &segment.holes {
-            problems.push(Problem::warning(
-                path,
-                Some(hole.start_offset),
-                None,
-                format!("damaged range skipped by salvage recovery (bytes {}..{})", hole.start_offset, hole.end_offset),
-            ));
-        }
-        if let Some(f) = &segment.footer {
-            let mut mismatches = Vec::new();
-            if f.record_count != segment.record_count {
-                mismatches.push(format!("{} records, the records say {}", f.record_count, segment.record_count));
-            }
-            if f.last_lsn != segment.last_lsn {
-                mismatches.push(format!("last LSN {}, the records say {}", f.last_lsn, segment.last_lsn));
-            }
-            if f.last_crc != segment.last_crc {
-                mismatches.push(format!("last CRC {:#010x}, the records say {:#010x}", f.last_crc, segment.last_crc));
-            }
-            if f.holes != segment.holes {
-                mismatches.push(format!("{} skipped ranges, the scan finds {}", f.holes.len(), segment.holes.len()));
-            }
-            if !mismatches.is_empty() {
-                problems.push(Problem::error(
-                    path,
-                    Some(f.data_end_offset),
-                    None,
-                    format!("footer does not match the records: it says {}", mismatches.join("; ")),
-                ));
-            }
-        }
-        // Walk the records: engine decoding, transaction structure, index entries.
-        let mut starts: HashMap<u64, Lsn> = HashMap::new();
-        for raw in segment.records() {
-            let raw = match raw {
-                Ok(r) => r,
-                Err(p) => {
-                    problems.push(p);
-                    break;
-                }
-            };
-            starts.insert(raw.offset, raw.lsn);
-            match record::decode(raw.kind, &raw.payload) {
-                Ok(rec) => {
-                    if rec.txn_id(raw.lsn).is_none() {
-                        problems.push(Problem::error(
-                            path,
-                            Some(raw.offset),
-                            Some(raw.lsn),
-                            format!("transaction offset {} is impossible at this LSN", rec.txn_offset()),
-                        ));
-                    }
-                    if let Err(detail) = txns.check(raw.lsn, raw.batch_end, &rec) {
-                        problems.push(Problem::error(path, Some(raw.offset), Some(raw.lsn), detail));
-                    }
-                }
-                Err(e) => {
-                    txns = TxnCheck::default();
-                    problems.push(Problem::error(
-                        path,
-                        Some(raw.offset),
-                        Some(raw.lsn),
-                        format!("engine record of kind {} does not decode: {e}", raw.kind),
-                    ));
-                }
-            }
-        }
-        if let Some(f) = &segment.footer {
-            for entry in &f.index {
-                if starts.get(&entry.offset) != Some(&entry.lsn) {
-                    problems.push(Problem::error(
-                        path,
-                        Some(entry.offset),
-                        Some(entry.lsn),
-                        "footer index entry does not point at the record with its LSN",
-                    ));
-                    break;
-                }
-            }
-        }
-        records_total += segment.record_count;
-        last_lsn = segment.last_lsn;
-        let errors_after = problems.iter().filter(|p| p.severity == Severity::Error).count();
-        segments.push(SegmentReport {
-            path: path.clone(),
-            sealed,
-            first_lsn: header.first_lsn,
-            last_lsn: segment.last_lsn,
-            records: segment.record_count,
-            size_bytes: len,
-            ok: errors_after == errors_before,
-        });
-        prev = Some((segment.last_lsn, segment.last_crc, !segment.holes.is_empty()));
+        check.segment(path, *name_lsn, i + 1 == dir.segments.len())?;
     }
-    if let Some((begin, _, _)) = txns.open {
-        problems.push(Problem::error(&dir.wal, None, Some(begin), "the log ends inside a transaction (no COMMIT)"));
-    }
-
-    // Slots. LSNs the WAL no longer holds are still readable when the archive holds them.
-    let state = offline::read_state(&dir.root)?;
-    let archived_lsn = state.as_ref().ok().and_then(|s| s.as_ref()).and_then(|s| s.archived_lsn);
-    let readable_from = crate::inspect::readable_from(oldest_lsn, archived_lsn);
-    let slot_view = offline::read_slots(&dir)?;
-    problems.extend(slot_view.problems.iter().cloned());
-    for tmp in &slot_view.temp_files {
-        problems.push(Problem::warning(
-            tmp,
+    if let Some((begin, _, _)) = check.txns.open {
+        check.problems.push(Problem::error(
+            &dir.wal,
             None,
-            None,
-            "leftover of an interrupted slot write (removed at the next open)",
+            Some(begin),
+            "the log ends inside a transaction (no COMMIT)",
         ));
     }
-    for foreign in &slot_view.foreign_files {
-        problems.push(Problem::warning(foreign, None, None, "not a slot file (the engine ignores it)"));
-    }
-    let mut slots = Vec::new();
-    for (path, rec) in &slot_view.slots {
-        let state = match &rec.invalidation {
-            Some(inv) => format!("lost: {}", inv.reason),
-            None => "valid".to_string(),
-        };
-        if rec.invalidation.is_none() {
-            if rec.confirmed_lsn > last_lsn {
-                problems.push(Problem::error(
-                    path,
-                    None,
-                    Some(rec.confirmed_lsn),
-                    format!(
-                        "slot {:?} confirmed LSN {} but the log ends at {last_lsn}: it will be invalidated at the next open",
-                        rec.name, rec.confirmed_lsn
-                    ),
-                ));
-            } else if rec.restart_lsn < readable_from {
-                problems.push(Problem::error(
-                    path,
-                    None,
-                    Some(rec.restart_lsn),
-                    format!(
-                        "slot {:?} needs the WAL from LSN {} but the oldest retained LSN is {oldest_lsn}{}: it will be \
-                         invalidated at the next open",
-                        rec.name,
-                        rec.restart_lsn,
-                        archived_lsn.map(|a| format!(" and the archive ends at LSN {a}")).unwrap_or_default()
-                    ),
-                ));
-            }
-        }
-        slots.push(SlotReport { path: path.clone(), name: rec.name.clone(), state, confirmed_lsn: rec.confirmed_lsn });
-    }
-
-    // engine.state and the root.
-    match state {
-        Ok(Some(state)) => {
-            let path = dir.root.join(walden_engine::state::STATE_FILE_NAME);
-            if let Some(c) = state.checkpoint_lsn
-                && c > last_lsn
-            {
-                problems.push(Problem::warning(
-                    &path,
-                    None,
-                    Some(c),
-                    format!("checkpoint LSN {c} is beyond the end of the log ({last_lsn})"),
-                ));
-            }
-            if let Some(a) = state.archived_lsn
-                && a > last_lsn
-            {
-                problems.push(Problem::error(
-                    &path,
-                    None,
-                    Some(a),
-                    format!("archived LSN {a} is beyond the end of the log ({last_lsn})"),
-                ));
-            }
-            if let Some(a) = state.archived_lsn
-                && a.saturating_add(1) < oldest_lsn
-            {
-                problems.push(Problem::warning(
-                    &path,
-                    None,
-                    Some(a),
-                    format!(
-                        "the archive ends at LSN {a} but the WAL starts at LSN {oldest_lsn}: LSNs {}-{} are in neither",
-                        a + 1,
-                        oldest_lsn - 1
-                    ),
-                ));
-            }
-        }
-        Ok(None) => {}
-        Err(p) => problems.push(p),
-    }
-    let entries = fs::read_dir(&dir.root).map_err(|e| CliError::io("cannot list", &dir.root, &e))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".tmp") && is_known_root_entry(&name) {
-            problems.push(Problem::warning(&entry.path(), None, None, "leftover of an interrupted state-file write"));
-        } else if !is_known_root_entry(&name) {
-            problems.push(Problem::warning(&entry.path(), None, None, "not written by Walden (ignored)"));
-        }
-    }
-
-    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
-    let warnings = problems.len() - errors;
-    let report = Report {
-        data_dir: dir.root.clone(),
-        in_use_by_pid: datadir::lock_holder(&dir.wal),
-        ok: errors == 0,
-        errors,
-        warnings,
-        records: records_total,
-        segment_bytes: segments.iter().map(|s| s.size_bytes).sum(),
-        segments,
-        slots,
-        problems,
-    };
+    let state = offline::read_state(&dir.root)?;
+    let archived_lsn = state.as_ref().ok().and_then(|s| s.as_ref()).and_then(|s| s.archived_lsn);
+    let slots = check.slots(&dir, archived_lsn)?;
+    check.state_file(&dir, state);
+    check.root_entries(&dir)?;
+    let report = check.into_report(&dir, slots);
     let mut out = output::stdout();
     if json {
         output::json_doc(&mut out, &report)?;
@@ -463,7 +149,8 @@ pub fn run(data_dir: &Path, json: bool) -> CliResult {
         print_human(&mut out, &report)?;
     }
     output::finish(out)?;
-    if errors > 0 {
+    if report.errors > 0 {
+        let errors = report.errors;
         return Err(CliError::new(
             Code::Damaged,
             format!("verify found {errors} error{} in {}", if errors == 1 { "" } else { "s" }, dir.root.display()),
@@ -471,6 +158,329 @@ pub fn run(data_dir: &Path, json: bool) -> CliResult {
         .with_hint("`walden recover --mode point-in-time` truncates at the first damage; `--mode skip-corrupted` salvages what follows it"));
     }
     Ok(())
+}
+
+/// What `verify` found so far, walking the data directory.
+#[derive(Default)]
+struct Check {
+    problems: Vec<Problem>,
+    segments: Vec<SegmentReport>,
+    records_total: u64,
+    log_id: Option<u64>,
+    /// Where the previous segment ends, and whether it had salvage holes (when it could be read).
+    prev: Option<(ChainEnd, bool)>,
+    txns: TxnCheck,
+    /// Oldest LSN of the log (the first segment's first LSN).
+    oldest_lsn: Option<Lsn>,
+    /// Last LSN of the log so far.
+    last_lsn: Lsn,
+}
+
+impl Check {
+    fn warn(&mut self, path: &Path, offset: Option<u64>, lsn: Option<Lsn>, detail: impl Into<String>) {
+        self.problems.push(Problem::warning(path, offset, lsn, detail));
+    }
+
+    fn error(&mut self, path: &Path, offset: Option<u64>, lsn: Option<Lsn>, detail: impl Into<String>) {
+        self.problems.push(Problem::error(path, offset, lsn, detail));
+    }
+
+    fn error_count(&self) -> usize {
+        self.problems.iter().filter(|p| p.severity == Severity::Error).count()
+    }
+
+    /// Checks one segment: header (log id, chain to its predecessor), footer, every record
+    /// (scan), the footer against the records, and the engine records in it.
+    fn segment(&mut self, path: &Path, name_lsn: Lsn, is_last: bool) -> CliResult {
+        let errors_before = self.error_count();
+        let (header, len) = match offline::read_header(path, name_lsn)? {
+            Ok(h) => h,
+            Err(e) => {
+                self.problems.push(e.problem().clone());
+                self.prev = None;
+                self.txns = TxnCheck::default();
+                return Ok(());
+            }
+        };
+        self.oldest_lsn.get_or_insert(header.first_lsn);
+        self.check_header(path, &header);
+        let footer = self.footer(path, &header, len, is_last)?;
+        let sealed = footer.is_some();
+        let segment = offline::scan(path, header, footer)?;
+        self.check_scan(path, &segment, len);
+        self.check_footer(&segment);
+        self.check_records(&segment);
+        let scan = &segment.scan;
+        self.records_total += scan.record_count;
+        self.last_lsn = scan.last_lsn;
+        let ok = self.error_count() == errors_before;
+        self.segments.push(SegmentReport {
+            path: path.to_path_buf(),
+            sealed,
+            first_lsn: header.first_lsn,
+            last_lsn: scan.last_lsn,
+            records: scan.record_count,
+            size_bytes: len,
+            ok,
+        });
+        self.prev = Some((ChainEnd { last_lsn: scan.last_lsn, last_crc: scan.last_crc }, !scan.holes.is_empty()));
+        Ok(())
+    }
+
+    /// The header belongs to the same log as the segments before it and continues the chain
+    /// ([`inspect::check_chain`]; after salvage holes a gap is only a warning).
+    fn check_header(&mut self, path: &Path, header: &SegmentHeader) {
+        match self.log_id {
+            None => self.log_id = Some(header.log_id),
+            Some(id) if id != header.log_id => self.error(
+                path,
+                Some(0),
+                None,
+                format!("belongs to log {:#x}, not {id:#x} like the segments before it", header.log_id),
+            ),
+            Some(_) => {}
+        }
+        let Some((prev, prev_holes)) = self.prev else { return };
+        if let Err(chain_break) = inspect::check_chain(prev, header) {
+            let detail = chain_break.to_string();
+            if prev_holes && chain_break.is_gap() {
+                self.warn(path, Some(0), Some(header.first_lsn), detail);
+            } else {
+                self.error(path, Some(0), Some(header.first_lsn), detail);
+            }
+        }
+    }
+
+    /// The segment's footer: a sealed segment (any but the last) must have a valid one; the
+    /// last may end without one (it is then the active segment).
+    fn footer(&mut self, path: &Path, header: &SegmentHeader, len: u64, is_last: bool) -> CliResult<Option<Footer>> {
+        let as_active = "the next open scans it as the active segment";
+        match offline::read_footer(path, header)? {
+            FooterState::Sealed(footer) => return Ok(Some(footer)),
+            FooterState::OtherSegment { first_lsn } => {
+                let detail = format!("the footer describes a segment starting at LSN {first_lsn}");
+                if is_last {
+                    self.warn(path, None, None, format!("{detail}; {as_active}"));
+                } else {
+                    self.error(path, None, None, detail);
+                }
+            }
+            FooterState::Invalid(e) if is_last => {
+                self.warn(path, None, None, format!("ends in an invalid footer ({e}); {as_active}"));
+            }
+            FooterState::Invalid(e) => self.error(path, None, None, format!("sealed segment has no valid footer: {e}")),
+            FooterState::Absent if !is_last => self.error(path, Some(len), None, "sealed segment has no footer"),
+            FooterState::Absent => {}
+        }
+        Ok(None)
+    }
+
+    /// How the scan ended, and the salvage holes it skipped.
+    fn check_scan(&mut self, path: &Path, segment: &ScannedSegment, len: u64) {
+        let scan = &segment.scan;
+        let sealed = segment.footer.is_some();
+        match &scan.outcome {
+            ScanOutcome::Clean => {}
+            ScanOutcome::Corruption { offset, lsn, detail } => {
+                self.error(path, Some(*offset), Some(*lsn), detail.clone())
+            }
+            ScanOutcome::TornTail { offset, records_dropped, reason } if sealed => self.error(
+                path,
+                Some(*offset),
+                Some(scan.last_lsn + 1),
+                format!("records of a sealed segment end early ({reason}; {records_dropped} records lost)"),
+            ),
+            ScanOutcome::TornTail { offset, records_dropped, reason } => self.warn(
+                path,
+                Some(*offset),
+                Some(scan.last_lsn + 1),
+                format!(
+                    "incomplete tail of {} bytes ({reason}; {records_dropped} complete records of an unfinished \
+                     batch): cut at the next open. Normal after a crash, or while a writer is mid-write",
+                    len - offset
+                ),
+            ),
+        }
+        for hole in &scan.holes {
+            self.warn(
+                path,
+                Some(hole.start_offset),
+                None,
+                format!("damaged range skipped by salvage recovery (bytes {}..{})", hole.start_offset, hole.end_offset),
+            );
+        }
+    }
+
+    /// A sealed segment's footer says what its records say.
+    fn check_footer(&mut self, segment: &ScannedSegment) {
+        let (Some(f), scan) = (&segment.footer, &segment.scan) else { return };
+        let mut mismatches = Vec::new();
+        if f.record_count != scan.record_count {
+            mismatches.push(format!("{} records, the records say {}", f.record_count, scan.record_count));
+        }
+        if f.last_lsn != scan.last_lsn {
+            mismatches.push(format!("last LSN {}, the records say {}", f.last_lsn, scan.last_lsn));
+        }
+        if f.last_crc != scan.last_crc {
+            mismatches.push(format!("last CRC {:#010x}, the records say {:#010x}", f.last_crc, scan.last_crc));
+        }
+        if f.holes != scan.holes {
+            mismatches.push(format!("{} skipped ranges, the scan finds {}", f.holes.len(), scan.holes.len()));
+        }
+        if !mismatches.is_empty() {
+            let detail = format!("footer does not match the records: it says {}", mismatches.join("; "));
+            self.error(&segment.path, Some(f.data_end_offset), None, detail);
+        }
+    }
+
+    /// Walks the records: each decodes as an engine record, transactions are whole, and the
+    /// footer's index entries point at the records with their LSNs.
+    fn check_records(&mut self, segment: &ScannedSegment) {
+        let path = segment.path.as_path();
+        let mut starts: HashMap<u64, Lsn> = HashMap::new();
+        for raw in segment.records() {
+            let raw = match raw {
+                Ok(r) => r,
+                Err(problem) => {
+                    self.problems.push(offline::record_problem(path, problem));
+                    break;
+                }
+            };
+            starts.insert(raw.offset, raw.lsn);
+            self.check_engine_record(path, &raw);
+        }
+        let Some(f) = &segment.footer else { return };
+        if let Some(entry) = f.index.iter().find(|entry| starts.get(&entry.offset) != Some(&entry.lsn)) {
+            let detail = "footer index entry does not point at the record with its LSN";
+            self.error(path, Some(entry.offset), Some(entry.lsn), detail);
+        }
+    }
+
+    fn check_engine_record(&mut self, path: &Path, raw: &RawRecord<'_>) {
+        let (offset, lsn) = (Some(raw.offset), Some(raw.lsn));
+        match record::decode(raw.kind, &raw.payload) {
+            Ok(rec) => {
+                if rec.txn_id(raw.lsn).is_none() {
+                    let detail = format!("transaction offset {} is impossible at this LSN", rec.txn_offset());
+                    self.error(path, offset, lsn, detail);
+                }
+                if let Err(detail) = self.txns.check(raw.lsn, raw.batch_end, &rec) {
+                    self.error(path, offset, lsn, detail);
+                }
+            }
+            Err(e) => {
+                self.txns = TxnCheck::default();
+                let detail = format!("engine record of kind {} does not decode: {e}", raw.kind);
+                self.error(path, offset, lsn, detail);
+            }
+        }
+    }
+
+    /// Every slot file: it decodes, and a valid slot is one the log can still serve
+    /// ([`retention::slot_unservable`], the rule the engine applies at open). LSNs the WAL no
+    /// longer holds are still readable when the archive holds them.
+    fn slots(&mut self, dir: &DataDir, archived_lsn: Option<Lsn>) -> CliResult<Vec<SlotReport>> {
+        let slot_view = offline::read_slots(dir)?;
+        self.problems.extend(slot_view.problems.iter().cloned());
+        for tmp in &slot_view.temp_files {
+            self.warn(tmp, None, None, "leftover of an interrupted slot write (removed at the next open)");
+        }
+        for foreign in &slot_view.foreign_files {
+            self.warn(foreign, None, None, "not a slot file (the engine ignores it)");
+        }
+        let log = LogBounds { oldest_lsn: self.oldest_lsn.unwrap_or(1), last_lsn: self.last_lsn };
+        let mut slots = Vec::new();
+        for (path, rec) in &slot_view.slots {
+            let state = match &rec.invalidation {
+                Some(inv) => format!("lost: {}", inv.reason),
+                None => "valid".to_string(),
+            };
+            let unservable = retention::slot_unservable(rec.restart_lsn, rec.confirmed_lsn, log, archived_lsn);
+            if let (None, Some(reason)) = (&rec.invalidation, unservable) {
+                let (lsn, why) = match reason {
+                    InvalidationReason::AheadOfLog { confirmed_lsn, last_lsn } => {
+                        (confirmed_lsn, format!("confirmed LSN {confirmed_lsn} but the log ends at {last_lsn}"))
+                    }
+                    InvalidationReason::WalRemoved { restart_lsn, oldest_lsn } => {
+                        let archive =
+                            archived_lsn.map(|a| format!(" and the archive ends at LSN {a}")).unwrap_or_default();
+                        let why = format!(
+                            "needs the WAL from LSN {restart_lsn} but the oldest retained LSN is {oldest_lsn}{archive}"
+                        );
+                        (restart_lsn, why)
+                    }
+                    other => (rec.restart_lsn, other.to_string()),
+                };
+                let detail = format!("slot {:?} {why}: it will be invalidated at the next open", rec.name);
+                self.error(path, None, Some(lsn), detail);
+            }
+            slots.push(SlotReport {
+                path: path.clone(),
+                name: rec.name.clone(),
+                state,
+                confirmed_lsn: rec.confirmed_lsn,
+            });
+        }
+        Ok(slots)
+    }
+
+    /// `engine.state`: its positions lie within the log.
+    fn state_file(&mut self, dir: &DataDir, state: Result<Option<EngineState>, Problem>) {
+        let state = match state {
+            Ok(Some(state)) => state,
+            Ok(None) => return,
+            Err(p) => return self.problems.push(p),
+        };
+        let path = dir.root.join(walden_engine::state::STATE_FILE_NAME);
+        let (oldest_lsn, last_lsn) = (self.oldest_lsn.unwrap_or(1), self.last_lsn);
+        if let Some(c) = state.checkpoint_lsn
+            && c > last_lsn
+        {
+            self.warn(&path, None, Some(c), format!("checkpoint LSN {c} is beyond the end of the log ({last_lsn})"));
+        }
+        let Some(a) = state.archived_lsn else { return };
+        if a > last_lsn {
+            self.error(&path, None, Some(a), format!("archived LSN {a} is beyond the end of the log ({last_lsn})"));
+        }
+        if a.saturating_add(1) < oldest_lsn {
+            let detail = format!(
+                "the archive ends at LSN {a} but the WAL starts at LSN {oldest_lsn}: LSNs {}-{} are in neither",
+                a + 1,
+                oldest_lsn - 1
+            );
+            self.warn(&path, None, Some(a), detail);
+        }
+    }
+
+    /// Entries of the data directory root that Walden did not write, or leftovers.
+    fn root_entries(&mut self, dir: &DataDir) -> CliResult {
+        let entries = fs::read_dir(&dir.root).map_err(|e| CliError::io("cannot list", &dir.root, &e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tmp") && is_known_root_entry(&name) {
+                self.warn(&entry.path(), None, None, "leftover of an interrupted state-file write");
+            } else if !is_known_root_entry(&name) {
+                self.warn(&entry.path(), None, None, "not written by Walden (ignored)");
+            }
+        }
+        Ok(())
+    }
+
+    fn into_report(self, dir: &DataDir, slots: Vec<SlotReport>) -> Report {
+        let errors = self.error_count();
+        Report {
+            data_dir: dir.root.clone(),
+            in_use_by_pid: datadir::lock_holder(&dir.wal),
+            ok: errors == 0,
+            errors,
+            warnings: self.problems.len() - errors,
+            records: self.records_total,
+            segment_bytes: self.segments.iter().map(|s| s.size_bytes).sum(),
+            segments: self.segments,
+            slots,
+            problems: self.problems,
+        }
+    }
 }
 
 fn print_human(out: &mut output::Out, report: &Report) -> CliResult {

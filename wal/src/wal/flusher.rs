@@ -89,7 +89,7 @@ impl Shared {
     /// must not wake a committer to lead). Returns false otherwise.
     pub(super) fn hand_over_to_flusher(&self) -> bool {
         let control = &self.flusher;
-        if !control.alive.load(Ordering::Acquire) || self.append.lock().pending.is_empty() {
+        if !control.alive.load(Ordering::Acquire) || self.lock_append().pending.is_empty() {
             return false;
         }
         let mut state = control.state.lock();
@@ -129,10 +129,10 @@ impl Shared {
     /// failed, or the flusher is stopping); then releases `io`, waking a committer to lead
     /// if any is still waiting.
     fn lead_while_busy(&self) {
-        let mut io = self.io.lock();
+        let mut io = self.lock_io();
         while !self.flusher.stopping.load(Ordering::Acquire) && self.check_usable().is_ok() {
             let (queued, empty) = {
-                let st = self.append.lock();
+                let st = self.lock_append();
                 (st.group_queued, st.pending.is_empty())
             };
             if empty {
@@ -150,6 +150,7 @@ impl Shared {
             self.stats.flusher_syncs.fetch_add(1, Ordering::Relaxed);
             // `io` is held, so this wakes only the committers now durable, none to lead.
             self.wake_group_followers(false);
+            self.assert_synced_before_release(&io);
             MutexGuard::bump(&mut io);
         }
         self.release_io(io);

@@ -1,4 +1,4 @@
-//! Entry points for the `fuzz/` targets and the corpus-replay test. Not a stable API.
+//! Entry points for the `fuzz/` targets and the corpus-replay test.
 //!
 //! Each function must never panic on any input; a panic is a bug (in particular, a decode that
 //! succeeds must re-encode to exactly the input: the decoders accept only canonical encodings).

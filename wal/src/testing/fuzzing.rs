@@ -1,5 +1,5 @@
 //! Fuzzing entry points, one per WAL decoder. Used by the cargo-fuzz targets in `fuzz/` and
-//! replayed over the committed corpus by `tests/fuzz_corpus.rs`. Not part of the public API.
+//! replayed over the committed corpus by `tests/fuzz_corpus.rs`.
 //!
 //! Every function accepts arbitrary bytes and must return normally on every input: that is the
 //! property under test. Invariants that must hold whatever the input (a decoded value re-encodes
@@ -13,13 +13,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::fault::FaultStorage;
+use super::fault::FaultStorage;
 use crate::format::{
     self, CLEAN_CLOSE_CRC_LEN, CLEAN_CLOSE_FIXED_LEN, CleanClose, FLAG_BATCH_END, FOOTER_FIXED_LEN, Footer, FrameError,
     Hole, INDEX_ENTRY_LEN, IndexEntry, KNOWN_FLAGS, MAX_LSN, RECORD_HEADER_LEN, RECORD_MARKER, RecordHeader,
     SEGMENT_HEADER_LEN, SegmentHeader, TRAILER_LEN, TRAILER_MAGIC,
 };
-use crate::recovery::{self, ScanOutcome, ScanResult};
+use crate::inspect::{self, INTERRUPTED_WRITE, ScanOutcome, ScanResult};
 use crate::{Lsn, Record, RecoveryMode, SyncMode, Wal, WalConfig, WalError};
 
 /// Largest record (stored or raw) any harness allows: keeps every allocation small.
@@ -334,14 +334,14 @@ pub fn scan(data: &[u8]) {
     }
 
     let results = MODES.map(|mode| {
-        let r = recovery::scan_segment(&bytes, &header, mode, max_len, interval, true);
+        let r = inspect::scan_segment(&bytes, &header, mode, max_len, interval, true);
         check_scan(&bytes, &header, mode, max_len, interval, &r);
         r
     });
     // Scanned as a sealed segment (salvage of one whose footer is damaged), damage is never an
     // interrupted write; the result differs only where the last-segment scan took it for one.
     for (&mode, last) in MODES.iter().zip(&results) {
-        let sealed = recovery::scan_segment(&bytes, &header, mode, max_len, interval, false);
+        let sealed = inspect::scan_segment(&bytes, &header, mode, max_len, interval, false);
         check_scan(&bytes, &header, mode, max_len, interval, &sealed);
         assert!(!is_interrupted_write(&sealed), "mode {mode:?}, sealed: {sealed:?}");
         if !is_interrupted_write(last) {
@@ -368,7 +368,7 @@ pub fn scan(data: &[u8]) {
 
 /// Whether a scan ended in an interrupted write (a torn tail found by that rule).
 fn is_interrupted_write(r: &ScanResult) -> bool {
-    matches!(&r.outcome, ScanOutcome::TornTail { reason, .. } if reason.contains(recovery::INTERRUPTED_WRITE))
+    matches!(&r.outcome, ScanOutcome::TornTail { reason, .. } if reason.contains(INTERRUPTED_WRITE))
 }
 
 /// The part of a scan result that says what is kept.
@@ -430,8 +430,7 @@ fn check_scan(bytes: &[u8], header: &SegmentHeader, mode: RecoveryMode, max_len:
     }
     // What recovery keeps must scan clean on its own (a reopen after truncation finds nothing new).
     if r.holes.is_empty() && r.valid_end_offset < len {
-        let again =
-            recovery::scan_segment(&bytes[..r.valid_end_offset as usize], header, mode, max_len, interval, true);
+        let again = inspect::scan_segment(&bytes[..r.valid_end_offset as usize], header, mode, max_len, interval, true);
         assert_eq!(again.outcome, ScanOutcome::Clean, "kept prefix does not rescan clean: {}", ctx());
         assert_eq!(kept(&again), kept(r), "kept prefix rescans differently: {}", ctx());
     }
@@ -496,8 +495,52 @@ fn repair_records(
 /// split offset (u16 LE) for two files, then the file bytes. A file is named after the first LSN
 /// in its header (or its position, if too short to have one).
 pub fn open(data: &[u8]) {
-    if data.len() < 3 {
+    let Some((config, files)) = open_input(data) else { return };
+    let storage = FaultStorage::new();
+    let dir = Path::new("/wal");
+    let mut names = Vec::new();
+    for (i, file) in files.into_iter().enumerate() {
+        let first_lsn = if file.len() >= 32 { le_u64(&file, 24) } else { i as u64 + 1 };
+        let name = format::segment_file_name(first_lsn);
+        if !names.contains(&name) {
+            storage.set_file_bytes(&dir.join(&name), file);
+            names.push(name);
+        }
+    }
+    let Ok(wal) = Wal::open_with_storage(dir, config.clone(), Arc::new(storage.clone())) else { return };
+    let report = wal.recovery_report().clone();
+    let ctx = || format!("config {config:?}, report {report:?}");
+    assert_eq!(wal.next_lsn(), report.last_lsn + 1, "{}", ctx());
+    assert!(report.oldest_lsn <= report.last_lsn + 1, "{}", ctx());
+    let first = read_all(&wal, report.last_lsn);
+    // Segments trusted by their footer: their records are only checked when read.
+    let sealed_at_open: Vec<PathBuf> = wal.segments().into_iter().filter(|s| s.sealed).map(|s| s.path).collect();
+    if report.last_lsn >= MAX_LSN {
+        // A log whose last LSN is the largest possible (only reachable with forged, CRC-valid
+        // metadata) has no LSN left to append; `Wal::append` does not refuse that yet.
         return;
+    }
+    let lsn = append_and_read_back(&wal, &data[3..], report.last_lsn, &ctx);
+    wal.close().unwrap_or_else(|e| panic!("close after a successful open: {e}; {}", ctx()));
+
+    // Recovery left a consistent log: it reopens, finds nothing to repair, and reads the same.
+    let wal = Wal::open_with_storage(dir, config.clone(), Arc::new(storage.clone()))
+        .unwrap_or_else(|e| panic!("reopen after a successful open and close: {e}; {}", ctx()));
+    let again = wal.recovery_report().clone();
+    assert_eq!(again.last_lsn, lsn, "reopen report {again:?}; {}", ctx());
+    // A missing segment accepted by salvage stays a reported LSN gap on every open; anything else
+    // would be a repair the first open failed to make.
+    let repairs = again.skipped_ranges.iter().filter(|r| r.lost_lsns.is_none()).count();
+    assert!(again.torn_tail.is_none() && repairs == 0, "reopen report {again:?}; {}", ctx());
+    let second = read_all(&wal, lsn);
+    compare_reads(&first, &second, lsn, &sealed_at_open, &ctx);
+    wal.close().unwrap_or_else(|e| panic!("second close: {e}; {}", ctx()));
+}
+
+/// The `open` harness's configuration and segment files, from its input (see [`open`]).
+fn open_input(data: &[u8]) -> Option<(WalConfig, Vec<Vec<u8>>)> {
+    if data.len() < 3 {
+        return None;
     }
     let ctl = data[0];
     let split = usize::from(u16::from_le_bytes([data[1], data[2]]));
@@ -527,56 +570,28 @@ pub fn open(data: &[u8]) {
         index_interval_bytes: 256,
         ..WalConfig::default()
     };
+    Some((config, files))
+}
 
-    let storage = FaultStorage::new();
-    let dir = Path::new("/wal");
-    let mut names = Vec::new();
-    for (i, file) in files.into_iter().enumerate() {
-        let first_lsn = if file.len() >= 32 { le_u64(&file, 24) } else { i as u64 + 1 };
-        let name = format::segment_file_name(first_lsn);
-        if !names.contains(&name) {
-            storage.set_file_bytes(&dir.join(&name), file);
-            names.push(name);
-        }
-    }
-    let Ok(wal) = Wal::open_with_storage(dir, config.clone(), Arc::new(storage.clone())) else { return };
-    let report = wal.recovery_report().clone();
-    let ctx = || format!("config {config:?}, report {report:?}");
-    assert_eq!(wal.next_lsn(), report.last_lsn + 1, "{}", ctx());
-    assert!(report.oldest_lsn <= report.last_lsn + 1, "{}", ctx());
-    let first = read_all(&wal, report.last_lsn);
-    // Segments trusted by their footer: their records are only checked when read.
-    let sealed_at_open: Vec<PathBuf> = wal.segments().into_iter().filter(|s| s.sealed).map(|s| s.path).collect();
-    if report.last_lsn >= MAX_LSN {
-        // A log whose last LSN is the largest possible (only reachable with forged, CRC-valid
-        // metadata) has no LSN left to append; `Wal::append` does not refuse that yet.
-        return;
-    }
-
-    // The log must accept, keep and return a new record.
-    let payload: Vec<u8> = rest.iter().copied().cycle().take(100).chain(std::iter::repeat_n(b'w', 100)).collect();
+/// The log must accept, keep and return a new record: appends one (after `last_lsn`), syncs,
+/// reads it back; returns its LSN.
+fn append_and_read_back(wal: &Wal, seed: &[u8], last_lsn: Lsn, ctx: &dyn Fn() -> String) -> Lsn {
+    let payload: Vec<u8> = seed.iter().copied().cycle().take(100).chain(std::iter::repeat_n(b'w', 100)).collect();
     let lsn = wal.append(3, &payload).unwrap_or_else(|e| panic!("append after a successful open: {e}; {}", ctx()));
-    assert_eq!(lsn, report.last_lsn + 1, "{}", ctx());
+    assert_eq!(lsn, last_lsn + 1, "{}", ctx());
     wal.sync().unwrap_or_else(|e| panic!("sync after a successful open: {e}; {}", ctx()));
-    let back = wal.reader(lsn).and_then(|mut r| r.next_record());
-    match back {
-        Ok(Some(rec)) => {
-            assert_eq!((rec.lsn, rec.kind, &rec.payload[..]), (lsn, 3, &payload[..]), "{}", ctx());
-        }
+    match wal.reader(lsn).and_then(|mut r| r.next_record()) {
+        Ok(Some(rec)) => assert_eq!((rec.lsn, rec.kind, &rec.payload[..]), (lsn, 3, &payload[..]), "{}", ctx()),
         other => panic!("reading back the appended LSN {lsn}: {other:?}; {}", ctx()),
     }
-    wal.close().unwrap_or_else(|e| panic!("close after a successful open: {e}; {}", ctx()));
+    lsn
+}
 
-    // Recovery left a consistent log: it reopens, finds nothing to repair, and reads the same.
-    let wal = Wal::open_with_storage(dir, config.clone(), Arc::new(storage.clone()))
-        .unwrap_or_else(|e| panic!("reopen after a successful open and close: {e}; {}", ctx()));
-    let again = wal.recovery_report().clone();
-    assert_eq!(again.last_lsn, lsn, "reopen report {again:?}; {}", ctx());
-    // A missing segment accepted by salvage stays a reported LSN gap on every open; anything else
-    // would be a repair the first open failed to make.
-    let repairs = again.skipped_ranges.iter().filter(|r| r.lost_lsns.is_none()).count();
-    assert!(again.torn_tail.is_none() && repairs == 0, "reopen report {again:?}; {}", ctx());
-    let second = read_all(&wal, lsn);
+type ReadAll = (Vec<Record>, Option<WalError>);
+
+/// What a reopened log reads (`second`) against what the first open read (`first`), after one
+/// record (`lsn`) was appended in between.
+fn compare_reads(first: &ReadAll, second: &ReadAll, lsn: Lsn, sealed_at_open: &[PathBuf], ctx: &dyn Fn() -> String) {
     match &first.1 {
         None => match &second.1 {
             None => {
@@ -597,12 +612,11 @@ pub fn open(data: &[u8]) {
             assert_eq!(second.0, first.0, "{}", ctx());
         }
     }
-    wal.close().unwrap_or_else(|e| panic!("second close: {e}; {}", ctx()));
 }
 
 /// Reads every record from the oldest one; returns the records and the error that stopped the
 /// reader, if any. Checks that LSNs increase and stay within the log.
-fn read_all(wal: &Wal, last_lsn: Lsn) -> (Vec<Record>, Option<WalError>) {
+fn read_all(wal: &Wal, last_lsn: Lsn) -> ReadAll {
     let mut records: Vec<Record> = Vec::new();
     let mut reader = match wal.reader(wal.oldest_lsn()) {
         Ok(r) => r,
@@ -699,89 +713,137 @@ pub fn clean_close(data: &[u8]) {
     if ctl & 2 == 0 {
         return;
     }
-    let active_records = 1 + u64::from(ctl >> 5);
-    let (fs, records) = clean_close_log(active_records);
-    let dir = Path::new("/wal");
-    let lock = dir.join(recovery::LOCK_FILE_NAME);
-    let active = dir.join(format::segment_file_name(CLEAN_CLOSE_SEGMENT_RECORDS + 1));
-    let genuine_bytes = fs.file_bytes(&lock).expect("LOCK");
-    let genuine = CleanClose::decode(&genuine_bytes).expect("a clean close leaves a valid record");
-    let segment = fs.file_bytes(&active).expect("active segment");
-    let first_u16 =
-        usize::from(u16::from_le_bytes([bytes.first().copied().unwrap_or(0), bytes.get(1).copied().unwrap_or(0)]));
+    let (fs, records) = clean_close_log(1 + u64::from(ctl >> 5));
+    let log = CleanClosedLog::read(fs, records);
+    let bytes_to_use = if ctl & 1 != 0 { repaired.unwrap_or_else(|| bytes.to_vec()) } else { bytes.to_vec() };
     let mutation = (ctl >> 2) & 7;
-    // Whether the change makes the record stale (or broken): it must not be trusted then.
-    let mut stale = true;
-    // Where a flipped segment bit is, if one is.
-    let mut flipped_at = None;
-    match mutation {
-        0 => {
-            let new = if ctl & 1 != 0 { repaired.unwrap_or_else(|| bytes.to_vec()) } else { bytes.to_vec() };
-            stale = new != genuine_bytes && CleanClose::decode(&new).is_err();
-            fs.set_file_bytes(&lock, new);
-        }
-        1 => {
-            stale = !bytes.is_empty();
-            let mut grown = segment.clone();
-            grown.extend_from_slice(bytes);
-            fs.set_file_bytes(&active, grown);
-        }
-        2 => {
-            let cut = (1 + usize::from(bytes.first().copied().unwrap_or(0))).min(segment.len());
-            fs.set_file_bytes(&active, segment[..segment.len() - cut].to_vec());
-        }
-        3 => {
-            let at = first_u16 % segment.len();
-            fs.flip_bit(&active, at as u64, bytes.get(2).copied().unwrap_or(0) & 7);
-            flipped_at = Some(at as u64);
-            stale = false; // may or may not be noticed at open; checked below
-        }
-        4 => {
-            let at = first_u16 % genuine_bytes.len();
-            fs.flip_bit(&lock, at as u64, bytes.get(2).copied().unwrap_or(0) & 7);
-        }
-        5 => {
-            let keep = first_u16 % genuine_bytes.len();
-            fs.set_file_bytes(&lock, genuine_bytes[..keep].to_vec());
-        }
-        6 => {
-            let payload = &bytes[..bytes.len().min(256)];
-            let header = format::RecordHeader {
-                crc: 0,
-                kind: 9,
-                flags: FLAG_BATCH_END,
-                stored_len: payload.len() as u32,
-                prev_crc: genuine.last_crc,
-                lsn: genuine.last_lsn + 1,
-                timestamp_us: 1,
-            };
-            let mut grown = segment.clone();
-            format::encode_record(&mut grown, header, payload, format::crc32(payload));
-            fs.set_file_bytes(&active, grown);
-        }
-        _ => stale = false,
-    }
+    let change = log.change(mutation, bytes, bytes_to_use);
     let config = clean_close_config();
-    let scan = copy_storage(&fs, Some(&lock));
-    let expected = match Wal::open_with_storage(dir, config.clone(), Arc::new(scan)) {
+    let scan = copy_storage(&log.fs, Some(&log.lock));
+    let expected = match Wal::open_with_storage(&log.dir, config.clone(), Arc::new(scan)) {
         Ok(wal) => Ok((wal.recovery_report().last_lsn, read_all(&wal, wal.recovery_report().last_lsn))),
         Err(e) => Err(format!("{e:?}")),
     };
-    let wal = match Wal::open_with_storage(dir, config.clone(), Arc::new(fs.clone())) {
+    let wal = match Wal::open_with_storage(&log.dir, config.clone(), Arc::new(log.fs.clone())) {
         Ok(wal) => wal,
         Err(e) => {
-            assert_eq!(
-                Err(format!("{e:?}")),
-                expected.as_ref().map(|_| ()).map_err(Clone::clone),
-                "open failed unlike a scan"
-            );
+            let want = expected.as_ref().map(|_| ()).map_err(Clone::clone);
+            assert_eq!(Err(format!("{e:?}")), want, "open failed unlike a scan");
             return;
         }
     };
     let report = wal.recovery_report().clone();
     if report.active_segment_trusted {
-        assert!(!stale, "mutation {mutation}: a stale or damaged record was trusted: {report:?}");
-        let now = CleanClose::decode(&fs.file_bytes(&lock).expect("LOCK")).expect("a trusted record decodes");
+        assert!(!change.stale, "mutation {mutation}: a stale or damaged record was trusted: {report:?}");
+        log.check_trusted(&wal, &report, change.flipped_at);
+    } else {
+        assert!(mutation != 7, "an unchanged clean close was not trusted: {report:?}");
+        let lock_now = log.fs.file_bytes(&log.lock);
+        assert_eq!(lock_now.as_deref(), Some(&[][..]), "an untrusted record was left in LOCK");
+        let got = (report.last_lsn, read_all(&wal, report.last_lsn));
+        let want = expected.as_ref().unwrap_or_else(|e| panic!("open succeeded where a scan failed: {e}"));
+        let summary = |x: &(Lsn, ReadAll)| (x.0, x.1.0.clone(), x.1.1.is_some());
+        assert_eq!(summary(&got), summary(want), "differs from a scan");
+    }
+    if report.last_lsn >= MAX_LSN {
+        return;
+    }
+    // The log goes on, and its next clean close is trusted.
+    let lsn = wal.append(3, b"after").unwrap_or_else(|e| panic!("append after open: {e}"));
+    wal.close().unwrap_or_else(|e| panic!("close: {e}"));
+    let wal =
+        Wal::open_with_storage(&log.dir, config, Arc::new(log.fs.clone())).unwrap_or_else(|e| panic!("reopen: {e}"));
+    assert!(wal.recovery_report().active_segment_trusted, "{:?}", wal.recovery_report());
+    assert_eq!(wal.recovery_report().last_lsn, lsn);
+    let _ = wal.close();
+}
+
+/// A log the `clean_close` harness closed cleanly, as it was then.
+struct CleanClosedLog {
+    fs: FaultStorage,
+    records: Vec<Record>,
+    dir: PathBuf,
+    lock: PathBuf,
+    active: PathBuf,
+    genuine_bytes: Vec<u8>,
+    genuine: CleanClose,
+    segment: Vec<u8>,
+}
+
+/// What a harness change did to a cleanly closed log.
+struct Change {
+    /// The record is stale (or broken) now: it must not be trusted.
+    stale: bool,
+    /// Where a flipped segment bit is, if one is.
+    flipped_at: Option<u64>,
+}
+
+impl CleanClosedLog {
+    fn read(fs: FaultStorage, records: Vec<Record>) -> CleanClosedLog {
+        let dir = PathBuf::from("/wal");
+        let lock = dir.join(format::LOCK_FILE_NAME);
+        let active = dir.join(format::segment_file_name(CLEAN_CLOSE_SEGMENT_RECORDS + 1));
+        let genuine_bytes = fs.file_bytes(&lock).expect("LOCK");
+        let genuine = CleanClose::decode(&genuine_bytes).expect("a clean close leaves a valid record");
+        let segment = fs.file_bytes(&active).expect("active segment");
+        CleanClosedLog { fs, records, dir, lock, active, genuine_bytes, genuine, segment }
+    }
+
+    /// Applies change `mutation` (see [`clean_close`]) using the input `bytes` (and `new_lock`,
+    /// them repaired when asked).
+    fn change(&self, mutation: u8, bytes: &[u8], new_lock: Vec<u8>) -> Change {
+        let (fs, segment, genuine_bytes) = (&self.fs, &self.segment, &self.genuine_bytes);
+        let first_u16 =
+            usize::from(u16::from_le_bytes([bytes.first().copied().unwrap_or(0), bytes.get(1).copied().unwrap_or(0)]));
+        let bit = bytes.get(2).copied().unwrap_or(0) & 7;
+        let mut change = Change { stale: true, flipped_at: None };
+        match mutation {
+            0 => {
+                change.stale = new_lock != *genuine_bytes && CleanClose::decode(&new_lock).is_err();
+                fs.set_file_bytes(&self.lock, new_lock);
+            }
+            1 => {
+                change.stale = !bytes.is_empty();
+                fs.set_file_bytes(&self.active, [&segment[..], bytes].concat());
+            }
+            2 => {
+                let cut = (1 + usize::from(bytes.first().copied().unwrap_or(0))).min(segment.len());
+                fs.set_file_bytes(&self.active, segment[..segment.len() - cut].to_vec());
+            }
+            3 => {
+                let at = (first_u16 % segment.len()) as u64;
+                fs.flip_bit(&self.active, at, bit);
+                // May or may not be noticed at open; checked when trusted.
+                change = Change { stale: false, flipped_at: Some(at) };
+            }
+            4 => fs.flip_bit(&self.lock, (first_u16 % genuine_bytes.len()) as u64, bit),
+            5 => fs.set_file_bytes(&self.lock, genuine_bytes[..first_u16 % genuine_bytes.len()].to_vec()),
+            6 => fs.set_file_bytes(&self.active, self.with_next_record(&bytes[..bytes.len().min(256)])),
+            _ => change.stale = false,
+        }
+        change
+    }
+
+    /// The segment with a valid next record (payload `payload`) appended.
+    fn with_next_record(&self, payload: &[u8]) -> Vec<u8> {
+        let header = format::RecordHeader {
+            crc: 0,
+            kind: 9,
+            flags: FLAG_BATCH_END,
+            stored_len: payload.len() as u32,
+            prev_crc: self.genuine.last_crc,
+            lsn: self.genuine.last_lsn + 1,
+            timestamp_us: 1,
+        };
+        let mut grown = self.segment.clone();
+        format::encode_record(&mut grown, header, payload, format::crc32(payload));
+        grown
+    }
+
+    /// An open that trusted the record: it describes the segment as it was closed, and reading
+    /// returns the original records (or a prefix of them and a `Corruption` error).
+    fn check_trusted(&self, wal: &Wal, report: &crate::RecoveryReport, flipped_at: Option<u64>) {
+        let now = CleanClose::decode(&self.fs.file_bytes(&self.lock).expect("LOCK")).expect("a trusted record decodes");
         let core = |r: &CleanClose| {
             (
                 r.log_id,
@@ -793,40 +855,22 @@ pub fn clean_close(data: &[u8]) {
                 r.last_crc,
             )
         };
-        assert_eq!(core(&now), core(&genuine), "trusted a record that describes another segment");
-        let segment_now = fs.file_bytes(&active).expect("active segment");
-        assert_eq!(segment_now.len(), segment.len());
-        let last = genuine.last_record_offset as usize;
-        assert_eq!(segment_now[last..], segment[last..], "trusted a segment whose last record changed");
+        assert_eq!(core(&now), core(&self.genuine), "trusted a record that describes another segment");
+        let segment_now = self.fs.file_bytes(&self.active).expect("active segment");
+        assert_eq!(segment_now.len(), self.segment.len());
+        let last = self.genuine.last_record_offset as usize;
+        assert_eq!(segment_now[last..], self.segment[last..], "trusted a segment whose last record changed");
         if let Some(at) = flipped_at {
-            assert!((SEGMENT_HEADER_LEN as u64..genuine.last_record_offset).contains(&at), "flip at {at} trusted");
+            let checked_region = SEGMENT_HEADER_LEN as u64..self.genuine.last_record_offset;
+            assert!(checked_region.contains(&at), "flip at {at} trusted");
         }
-        let (got, err) = read_all(&wal, report.last_lsn);
+        let (got, err) = read_all(wal, report.last_lsn);
+        let records = &self.records;
         assert!(got.len() <= records.len() && got[..] == records[..got.len()], "trusted open returned other data");
         if got.len() < records.len() {
             assert!(matches!(err, Some(WalError::Corruption { .. })), "trusted open stopped early: {err:?}");
         }
-    } else {
-        assert!(mutation != 7, "an unchanged clean close was not trusted: {report:?}");
-        assert_eq!(fs.file_bytes(&lock).as_deref(), Some(&[][..]), "an untrusted record was left in LOCK");
-        let got = (report.last_lsn, read_all(&wal, report.last_lsn));
-        let want = expected.as_ref().unwrap_or_else(|e| panic!("open succeeded where a scan failed: {e}"));
-        assert_eq!(
-            (got.0, &got.1.0, got.1.1.is_some()),
-            (want.0, &want.1.0, want.1.1.is_some()),
-            "differs from a scan"
-        );
     }
-    if report.last_lsn >= MAX_LSN {
-        return;
-    }
-    // The log goes on, and its next clean close is trusted.
-    let lsn = wal.append(3, b"after").unwrap_or_else(|e| panic!("append after open: {e}"));
-    wal.close().unwrap_or_else(|e| panic!("close: {e}"));
-    let wal = Wal::open_with_storage(dir, config, Arc::new(fs.clone())).unwrap_or_else(|e| panic!("reopen: {e}"));
-    assert!(wal.recovery_report().active_segment_trusted, "{:?}", wal.recovery_report());
-    assert_eq!(wal.recovery_report().last_lsn, lsn);
-    let _ = wal.close();
 }
 
 fn clean_close_config() -> WalConfig {
@@ -986,92 +1030,7 @@ mod tests {
         bytes.extend_from_slice(&input[14..]);
         let (last, _) = repair_records(&mut bytes, 9, 0, 64, true, None);
         assert_eq!(last, 11);
-        let r = recovery::scan_segment(&bytes, &header, RecoveryMode::TolerateTornTail, 64, 64, true);
+        let r = inspect::scan_segment(&bytes, &header, RecoveryMode::TolerateTornTail, 64, 64, true);
         assert_eq!((r.record_count, r.last_lsn, r.outcome), (3, 11, ScanOutcome::Clean));
-    }
-}
-
-/// Helpers the crates' `tests/fuzz_corpus.rs` share: reading the committed corpora and
-/// regressions of `fuzz/`, replaying them, and mutating inputs.
-pub mod corpus {
-    use std::fs;
-    use std::path::{Path, PathBuf};
-
-    /// Files directly inside `dir`, sorted; empty if the directory does not exist.
-    pub fn files_in(dir: &Path) -> Vec<PathBuf> {
-        let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
-        let mut files: Vec<PathBuf> = entries
-            .map(|e| e.unwrap_or_else(|err| panic!("listing {}: {err}", dir.display())).path())
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
-        files
-    }
-
-    /// The corpus inputs of `target` under `fuzz_dir` (`corpus/<target>/`, which must exist and
-    /// be non-empty, so a moved directory cannot make a replay pass vacuously), followed by its
-    /// regressions (`regressions/<target>/`, optional).
-    pub fn inputs(fuzz_dir: &Path, target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-        let corpus_dir = fuzz_dir.join("corpus").join(target);
-        let corpus = files_in(&corpus_dir);
-        assert!(!corpus.is_empty(), "fuzz corpus {} is missing or empty", corpus_dir.display());
-        let regressions = files_in(&fuzz_dir.join("regressions").join(target));
-        corpus
-            .into_iter()
-            .chain(regressions)
-            .map(|p| {
-                let bytes = fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
-                (p, bytes)
-            })
-            .collect()
-    }
-
-    /// Runs `run` over every input of `target` (see [`inputs`]), naming the input that panicked;
-    /// returns how many there were.
-    pub fn replay(fuzz_dir: &Path, target: &str, run: fn(&[u8])) -> usize {
-        let inputs = inputs(fuzz_dir, target);
-        for (path, input) in &inputs {
-            let result = std::panic::catch_unwind(|| run(input));
-            assert!(result.is_ok(), "fuzz target {target} panicked on {}", path.display());
-        }
-        inputs.len()
-    }
-
-    /// One edit of an input, for mutation tests (positions wrap around the input's length).
-    #[derive(Debug, Clone)]
-    pub enum Mutation {
-        /// Flip bit `bit % 8` of byte `at`.
-        Flip { at: usize, bit: u8 },
-        /// Set byte `at` to `byte`.
-        Set { at: usize, byte: u8 },
-        /// Cut the input at `at`.
-        Truncate { at: usize },
-        /// Insert `bytes` before `at`.
-        Insert { at: usize, bytes: Vec<u8> },
-    }
-
-    /// `data` with `mutations` applied in order.
-    pub fn mutate(mut data: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
-        for m in mutations {
-            let len = data.len().max(1);
-            match m {
-                Mutation::Flip { at, bit } => {
-                    if !data.is_empty() {
-                        data[at % len] ^= 1 << (bit % 8);
-                    }
-                }
-                Mutation::Set { at, byte } => {
-                    if !data.is_empty() {
-                        data[at % len] = *byte;
-                    }
-                }
-                Mutation::Truncate { at } => data.truncate(at % len),
-                Mutation::Insert { at, bytes } => {
-                    let at = at % (data.len() + 1);
-                    data.splice(at..at, bytes.iter().copied());
-                }
-            }
-        }
-        data
     }
 }
