@@ -107,7 +107,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DlqError + '_ {
     move |source| DlqError::Io { path: path.to_path_buf(), source }
 }
 
-
 /// Maps an id to a safe file stem: `[A-Za-z0-9_-]` kept, anything else (`.` and `/` included)
 /// hex-escaped, so no id can name a path outside the directory.
 fn file_stem(id: &str) -> String {
