@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -45,28 +46,30 @@ impl std::str::FromStr for EnvelopeFormat {
     }
 }
 
-/// Formats µs since the Unix epoch as ISO-8601 UTC with milliseconds: `2026-01-22T10:30:00.000Z`.
+/// Seconds in 400 Gregorian years: the calendar repeats with this period, so the date of any
+/// `u64` timestamp (up to the year 586 524) is that of its offset into its 400-year era, whose
+/// dates chrono holds (years 1970..2370), plus 400 years per era.
+const SECONDS_PER_400_YEARS: u64 = 146_097 * 86_400;
+
+/// Formats µs since the Unix epoch as ISO-8601 UTC with milliseconds: `2026-01-22T10:30:00.000Z`
+/// (years past 9999 get more digits, without a sign).
 pub fn iso8601_from_us(timestamp_us: u64) -> String {
     let secs = timestamp_us / 1_000_000;
     let millis = (timestamp_us / 1000) % 1000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days as i64);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    let (eras, secs_in_era) = (secs / SECONDS_PER_400_YEARS, secs % SECONDS_PER_400_YEARS);
+    let time = i64::try_from(secs_in_era)
+        .ok()
+        .and_then(DateTime::<Utc>::from_timestamp_secs)
+        .expect("the first 400 years after 1970 are in chrono's range");
+    let year = i64::from(time.year()) + 400 * eras as i64;
+    format!(
+        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    )
 }
 
 fn splitmix64(mut x: u64) -> u64 {
@@ -558,6 +561,53 @@ mod tests {
         assert_eq!(iso8601_from_us(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601_from_us(1_737_541_800_123_456), "2025-01-22T10:30:00.123Z");
         assert_eq!(iso8601_from_us(951_782_400_000_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    /// The formatter as it was before chrono: Howard Hinnant's civil-from-days algorithm.
+    fn iso8601_hand_written(timestamp_us: u64) -> String {
+        fn civil_from_days(days: i64) -> (i64, u32, u32) {
+            let z = days + 719_468;
+            let era = z.div_euclid(146_097);
+            let doe = z.rem_euclid(146_097);
+            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+            let y = yoe + era * 400;
+            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+            let mp = (5 * doy + 2) / 153;
+            let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+            let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+            (if m <= 2 { y + 1 } else { y }, m, d)
+        }
+        let secs = timestamp_us / 1_000_000;
+        let millis = (timestamp_us / 1000) % 1000;
+        let days = secs / 86_400;
+        let rem = secs % 86_400;
+        let (year, month, day) = civil_from_days(days as i64);
+        format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+    }
+
+    #[test]
+    fn iso8601_with_chrono_is_byte_identical_to_the_hand_written_one() {
+        const DAY_US: u64 = 86_400_000_000;
+        let mut stamps = vec![0, 1, 999, 1000, 999_999, 1_000_000, DAY_US - 1, DAY_US, u64::MAX, u64::MAX - DAY_US];
+        // Every day of the first 1200 years (leap days, the century rules of 2100 and 2400, year
+        // boundaries), at a time of day that moves through the day.
+        stamps.extend((0..1200 * 366).map(|d: u64| d * DAY_US + (d * 7_919_000_123) % DAY_US));
+        // Around 400-year era boundaries, near and far.
+        for era in [1, 2, 3, 10, 1000, 1461] {
+            let boundary = era * super::SECONDS_PER_400_YEARS * 1_000_000;
+            stamps.extend([boundary - 1, boundary, boundary + 1, boundary - DAY_US, boundary + DAY_US]);
+        }
+        // Pseudo-random timestamps over the whole u64 range.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        stamps.extend((0..200_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }));
+        for us in stamps {
+            assert_eq!(iso8601_from_us(us), iso8601_hand_written(us), "{us} µs");
+        }
     }
 
     #[test]
