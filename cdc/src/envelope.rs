@@ -563,50 +563,36 @@ mod tests {
         assert_eq!(iso8601_from_us(951_782_400_000_000), "2000-02-29T00:00:00.000Z");
     }
 
-    /// The formatter as it was before chrono: Howard Hinnant's civil-from-days algorithm.
-    fn iso8601_hand_written(timestamp_us: u64) -> String {
-        fn civil_from_days(days: i64) -> (i64, u32, u32) {
-            let z = days + 719_468;
-            let era = z.div_euclid(146_097);
-            let doe = z.rem_euclid(146_097);
-            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-            let y = yoe + era * 400;
-            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-            let mp = (5 * doy + 2) / 153;
-            let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-            let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-            (if m <= 2 { y + 1 } else { y }, m, d)
-        }
-        let secs = timestamp_us / 1_000_000;
-        let millis = (timestamp_us / 1000) % 1000;
-        let days = secs / 86_400;
-        let rem = secs % 86_400;
-        let (year, month, day) = civil_from_days(days as i64);
-        format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
-    }
-
+    /// Expected strings from the hand-written civil-from-days formatter chrono replaced (the two
+    /// agreed on every day of 1200 years and 200 000 random timestamps).
     #[test]
-    fn iso8601_with_chrono_is_byte_identical_to_the_hand_written_one() {
-        const DAY_US: u64 = 86_400_000_000;
-        let mut stamps = vec![0, 1, 999, 1000, 999_999, 1_000_000, DAY_US - 1, DAY_US, u64::MAX, u64::MAX - DAY_US];
-        // Every day of the first 1200 years (leap days, the century rules of 2100 and 2400, year
-        // boundaries), at a time of day that moves through the day.
-        stamps.extend((0..1200 * 366).map(|d: u64| d * DAY_US + (d * 7_919_000_123) % DAY_US));
-        // Around 400-year era boundaries, near and far.
-        for era in [1, 2, 3, 10, 1000, 1461] {
-            let boundary = era * super::SECONDS_PER_400_YEARS * 1_000_000;
-            stamps.extend([boundary - 1, boundary, boundary + 1, boundary - DAY_US, boundary + DAY_US]);
-        }
-        // Pseudo-random timestamps over the whole u64 range.
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        stamps.extend((0..200_000).map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        }));
-        for us in stamps {
-            assert_eq!(iso8601_from_us(us), iso8601_hand_written(us), "{us} µs");
+    fn iso8601_at_calendar_edges() {
+        for (timestamp_us, expected) in [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (999, "1970-01-01T00:00:00.000Z"),
+            (1000, "1970-01-01T00:00:00.001Z"),
+            (999_999, "1970-01-01T00:00:00.999Z"),
+            (86_399_999_999, "1970-01-01T23:59:59.999Z"),
+            (86_400_000_000, "1970-01-02T00:00:00.000Z"),
+            (68_212_800_500_000, "1972-02-29T12:00:00.500Z"),
+            (68_256_000_000_000, "1972-03-01T00:00:00.000Z"),
+            (946_684_799_999_000, "1999-12-31T23:59:59.999Z"),
+            (946_684_800_000_000, "2000-01-01T00:00:00.000Z"),
+            (951_782_400_000_000, "2000-02-29T00:00:00.000Z"),
+            (951_868_800_000_000, "2000-03-01T00:00:00.000Z"),
+            (1_709_251_199_999_000, "2024-02-29T23:59:59.999Z"),
+            (4_107_542_399_999_000, "2100-02-28T23:59:59.999Z"),
+            (4_107_542_400_000_000, "2100-03-01T00:00:00.000Z"),
+            (13_574_563_200_000_000, "2400-02-29T00:00:00.000Z"),
+            (253_402_300_799_999_000, "9999-12-31T23:59:59.999Z"),
+            (253_402_300_800_000_000, "10000-01-01T00:00:00.000Z"),
+            // The first 400-year era ends, the next begins.
+            (12_622_780_799_999_999, "2369-12-31T23:59:59.999Z"),
+            (12_622_780_800_000_000, "2370-01-01T00:00:00.000Z"),
+            (18_441_882_748_800_000_000, "586370-01-01T00:00:00.000Z"),
+            (u64::MAX, "586524-01-19T08:01:49.551Z"),
+        ] {
+            assert_eq!(iso8601_from_us(timestamp_us), expected, "{timestamp_us} µs");
         }
     }
 
