@@ -49,11 +49,11 @@ pub mod envelope;
 mod error;
 mod event;
 mod filter;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod retry;
 mod slot;
 mod stream;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 
