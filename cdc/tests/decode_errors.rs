@@ -17,8 +17,10 @@ use walden_cdc::{
     Cdc, CdcError, CdcErrorCode, ChangeEvent, ChangeHandler, ColumnMask, DecodeErrorPolicy, Event, Filter,
     SubscriptionOptions,
 };
-use walden_engine::walden_wal::fault::FaultStorage;
 use walden_engine::{Config, Database, SyncMode};
+
+mod common;
+use common::{commit_insert, memory_db};
 
 /// One delivered item, comparable across consumers: a change's LSN, or an error's code and LSN.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,14 +37,12 @@ fn item(result: walden_cdc::Result<Event>) -> Item {
 }
 
 fn open_db() -> Arc<Database> {
-    let storage = Arc::new(FaultStorage::new());
-    Arc::new(Database::open_with_storage("/db", Config::with_sync_mode(SyncMode::None), storage).unwrap())
+    memory_db(Config::with_sync_mode(SyncMode::None))
 }
 
+/// Inserts `key` into `t` in a transaction of its own; the change's LSN.
 fn insert(db: &Database, key: &[u8], payload: &[u8]) -> u64 {
-    let mut t = db.begin();
-    t.insert("t", key, payload).unwrap();
-    t.commit_info().unwrap().txn_id + 1
+    commit_insert(db, "t", key, payload).txn_id + 1
 }
 
 fn options(policy: &DecodeErrorPolicy, end_lsn: u64) -> SubscriptionOptions {

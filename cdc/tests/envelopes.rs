@@ -23,6 +23,9 @@ use walden_cdc::{
     TxnContext,
 };
 
+mod common;
+use common::temp_db;
+
 /// 2025-01-22T10:30:00.123456Z, the commit time of transaction A.
 const TS_A_US: u64 = 1_737_541_800_123_456;
 /// 2025-01-22T10:30:05.000999Z, the commit time of transaction B.
@@ -427,11 +430,7 @@ fn debezium_end_counts_the_data_events_emitted() {
         mismatches.push(format!("schema change counted: {emitted} data events, END {end}"));
     }
     // A real database and a table filter: one of two changes is delivered.
-    let dir = tempfile::tempdir().unwrap();
-    let db = std::sync::Arc::new(
-        walden_engine::Database::open(dir.path(), walden_engine::Config::with_sync_mode(walden_engine::SyncMode::None))
-            .unwrap(),
-    );
+    let (_dir, db) = temp_db(walden_engine::Config::with_sync_mode(walden_engine::SyncMode::None));
     let mut txn = db.begin();
     txn.insert("users", b"u1", br#"{"id":1}"#).unwrap();
     txn.insert("orders", b"o1", br#"{"id":2}"#).unwrap();
