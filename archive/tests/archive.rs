@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow_array::{Array, Int64Array, LargeBinaryArray, StringArray};
 use std::time::{Duration, Instant};
 
+use walden_archive::fault::injected_fault;
 use walden_archive::{
     ArchiveError, ArchivedRange, Archiver, AutoArchiveOptions, FIRST_LSN_PROPERTY, Fault, FaultPoint,
     LAST_LSN_PROPERTY, LakeConfig,
@@ -308,7 +309,7 @@ fn a_failure_at_any_step_neither_loses_nor_duplicates() {
             let archiver = Archiver::open(f.db.clone(), lake_config(&f)).unwrap();
             archiver.inject_fault(Some(Fault { point, crash }));
             let err = archiver.archive_sealed().unwrap_err();
-            assert!(matches!(err, ArchiveError::InjectedFault(p) if p == point), "{point:?}: {err}");
+            assert_eq!(injected_fault(&err), Some(point), "{point:?}: {err}");
             assert_eq!(f.db.retain_from(), Some(1), "{point:?}: the horizon did not move");
             let committed = point == FaultPoint::AfterCommit;
             assert_eq!(archiver.last_archived_lsn().unwrap(), committed.then_some(end), "{point:?}");
