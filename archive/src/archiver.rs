@@ -565,7 +565,7 @@ impl Archiver {
 }
 
 /// The Parquet settings of every data file the archive writes: zstd, bounded row groups.
-pub(crate) fn parquet_properties() -> Result<WriterProperties> {
+fn parquet_properties() -> Result<WriterProperties> {
     let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| ArchiveError::Inconsistent(format!("zstd level: {e}")))?;
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
@@ -688,8 +688,9 @@ struct Chunk {
     batch: RecordBatch,
 }
 
-/// The Parquet data-file writer of one commit day of a part.
-type DayWriter = DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+/// The Parquet data-file writer of one commit day (of an archive part, or of a compacted
+/// partition).
+pub(crate) type DayWriter = DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
 /// Opens the writer of `day`'s file of the part `range` (named after the range and `batch_id`).
 async fn open_day_writer(
@@ -698,16 +699,25 @@ async fn open_day_writer(
     batch_id: uuid::Uuid,
     day: i32,
 ) -> Result<DayWriter> {
+    let prefix = format!("walden-{:020}-{:020}", range.first_lsn, range.last_lsn);
+    day_writer(table, day, prefix, batch_id, usize::MAX).await
+}
+
+/// A writer of data files of the partition `day`, named `<prefix>-<n>-<suffix>.parquet` and
+/// rolled over at `roll_at_bytes`, with the archive's Parquet settings.
+pub(crate) async fn day_writer(
+    table: &iceberg::table::Table,
+    day: i32,
+    prefix: String,
+    suffix: uuid::Uuid,
+    roll_at_bytes: usize,
+) -> Result<DayWriter> {
     let metadata = table.metadata();
     let schema = metadata.current_schema().clone();
-    let names = DefaultFileNameGenerator::new(
-        format!("walden-{:020}-{:020}", range.first_lsn, range.last_lsn),
-        Some(batch_id.to_string()),
-        DataFileFormat::Parquet,
-    );
+    let names = DefaultFileNameGenerator::new(prefix, Some(suffix.to_string()), DataFileFormat::Parquet);
     let rolling = RollingFileWriterBuilder::new(
         ParquetWriterBuilder::new(parquet_properties()?, schema.clone()),
-        usize::MAX,
+        roll_at_bytes,
         table.file_io().clone(),
         DefaultLocationGenerator::new(metadata)?,
         names,
