@@ -442,10 +442,7 @@ impl ChangeStream {
     fn decode_error(&mut self, lsn: Lsn, message: String, raw: Option<&Record>) {
         match &self.options.decode_error_policy {
             DecodeErrorPolicy::FailEvent => self.ready.push_back(Err(CdcError::Decode { lsn, message })),
-            DecodeErrorPolicy::Stop => {
-                self.ready.push_back(Err(CdcError::Decode { lsn, message }));
-                self.ended = true;
-            }
+            DecodeErrorPolicy::Stop => self.fail(CdcError::Decode { lsn, message }),
             DecodeErrorPolicy::Skip => tracing::warn!(lsn, message, "skipping undecodable event"),
             DecodeErrorPolicy::DeadLetter(dlq) => {
                 let raw_json = raw.map(|r| {
@@ -459,8 +456,7 @@ impl ChangeStream {
                 let event = raw_json.unwrap_or(serde_json::json!({ "lsn": lsn }));
                 if let Err(e) = dlq.push(&lsn.to_string(), Some(lsn), &event, &message, 1) {
                     // The DLQ itself failed: do not lose the error.
-                    self.ready.push_back(Err(CdcError::failed(format!("dead-lettering LSN {lsn} failed"), e)));
-                    self.ended = true;
+                    self.fail(CdcError::failed(format!("dead-lettering LSN {lsn} failed"), e));
                 }
             }
         }
