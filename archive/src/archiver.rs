@@ -49,31 +49,6 @@ const ROW_GROUP_MAX_BYTES: usize = 32 << 20;
 /// (plus the Parquet row group being encoded), whatever the size of the batch.
 const CHUNKS_IN_FLIGHT: usize = 4;
 
-/// A step of an archive batch at which a test can inject a failure
-/// ([`Archiver::inject_fault`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultPoint {
-    /// After a part read its first chunk of changes from the WAL, before it opened a file (other
-    /// parts of the batch go on, and their files become orphans).
-    AfterRead,
-    /// After a part wrote its first chunk into a Parquet file, before it closed its files.
-    WhileWriting,
-    /// After the Parquet files were written, before the catalog commit.
-    AfterDataFilesWritten,
-    /// After the catalog commit, before the retain-from horizon moved.
-    AfterCommit,
-}
-
-/// An injected failure: where, and whether it behaves like a process crash (files written so far
-/// are left behind, as a real crash would) or like an ordinary error (cleaned up in process).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fault {
-    /// Where to fail.
-    pub point: FaultPoint,
-    /// Leave written files behind instead of cleaning them up.
-    pub crash: bool,
-}
-
 /// What one archived batch did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchReport {
@@ -119,7 +94,8 @@ pub struct Archiver {
     cdc: Cdc,
     lake: Arc<Lake>,
     runtime: Arc<tokio::runtime::Runtime>,
-    fault: Mutex<Option<Fault>>,
+    #[cfg(feature = "testing")]
+    pub(crate) faults: crate::fault::FaultSlot,
     /// Serialises archive runs of this archiver.
     run: Mutex<()>,
 }
@@ -158,7 +134,8 @@ impl Archiver {
             db,
             lake,
             runtime: Arc::new(runtime),
-            fault: Mutex::new(None),
+            #[cfg(feature = "testing")]
+            faults: Default::default(),
             run: Mutex::new(()),
         };
         let last = archiver.last_archived_lsn()?;
@@ -204,23 +181,9 @@ impl Archiver {
         self.runtime.block_on(future)
     }
 
-    /// Makes the next archive batch fail at `fault.point` (once). `None` clears it.
-    pub fn inject_fault(&self, fault: Option<Fault>) {
-        *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
-    }
-
     /// Serialises archive runs and maintenance of this archiver.
     pub(crate) fn lock_run(&self) -> std::sync::MutexGuard<'_, ()> {
         self.run.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The injected fault for `point`, consumed.
-    fn take_fault(&self, point: FaultPoint) -> Option<Fault> {
-        let mut slot = self.fault.lock().unwrap_or_else(|e| e.into_inner());
-        match *slot {
-            Some(f) if f.point == point => slot.take(),
-            _ => None,
-        }
     }
 
     /// The last archived LSN, read back from the table's current snapshot.
@@ -282,22 +245,59 @@ impl Archiver {
         Ok(report)
     }
 
+    /// Archives the LSNs `range` of `segments` as one snapshot: the parts' files, then the commit.
     fn archive_batch(&self, range: ArchivedRange, segments: &[SegmentInfo]) -> Result<BatchReport> {
+        debug_assert!(
+            segments.first().is_some_and(|s| s.first_lsn <= range.first_lsn)
+                && segments.last().is_some_and(|s| s.last_lsn == range.last_lsn),
+            "batch {range:?} lies in its segments"
+        );
+        debug_assert!(
+            segments.windows(2).all(|w| w[1].first_lsn == w[0].last_lsn + 1),
+            "a batch's segments follow each other"
+        );
+        let table = self.runtime.block_on(self.lake.load_table())?;
+        let written = self.write_parts(&table, range, segments)?;
+        let paths = file_paths(&written.files);
+        let data_bytes = written.files.iter().map(|f| f.file_size_in_bytes()).sum();
+        let snapshot_id = self.runtime.block_on(self.commit_batch(&table, range, written.files, &paths))?;
+        Ok(BatchReport {
+            range,
+            rows: written.rows,
+            segments: segments.len(),
+            data_files: paths,
+            data_bytes,
+            snapshot_id,
+        })
+    }
+
+    /// Writes the batch `range` as parts of about equal WAL bytes on parallel threads (see
+    /// [`plan_parts`]); the files of all parts, in LSN order. On failure every file written is
+    /// removed again (but for an injected crash, which leaves them as a real one would).
+    fn write_parts(
+        &self,
+        table: &iceberg::table::Table,
+        range: ArchivedRange,
+        segments: &[SegmentInfo],
+    ) -> Result<PartDone> {
         let config = self.lake.config();
         let parts = plan_parts(range, segments, config.write_threads, config.min_part_bytes);
-        let table = self.runtime.block_on(self.lake.load_table())?;
+        debug_assert!(
+            parts.first().map(|p| p.first_lsn) == Some(range.first_lsn)
+                && parts.last().map(|p| p.last_lsn) == Some(range.last_lsn),
+            "the parts of batch {range:?} cover it: {parts:?}"
+        );
         let arrow_schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema())?);
-        let outcomes = in_parallel(parts, |part| self.archive_part(&table, &arrow_schema, part));
-        let mut files: Vec<DataFile> = Vec::new();
-        let mut row_count = 0;
+        let outcomes = in_parallel(parts, |part| self.archive_part(table, &arrow_schema, part));
+        let mut written = PartDone { files: Vec::new(), rows: 0 };
         let mut first_error = None;
         let mut orphans = Vec::new();
         let mut leave_files = false;
         for outcome in outcomes {
             match outcome {
                 Ok(mut done) => {
-                    row_count += done.rows;
-                    files.append(&mut done.files);
+                    written.rows += done.rows;
+                    written.files.append(&mut done.files);
                 }
                 Err(failed) => {
                     let failed = *failed;
@@ -309,58 +309,71 @@ impl Archiver {
         }
         if let Some(e) = first_error {
             if !leave_files {
-                orphans.extend(file_paths(&files));
+                orphans.extend(file_paths(&written.files));
                 self.runtime.block_on(self.remove_files(&orphans));
             }
             return Err(e);
         }
-        let segments = segments.len();
-        self.runtime.block_on(async {
-            let paths = file_paths(&files);
-            let data_bytes = files.iter().map(|f| f.file_size_in_bytes()).sum();
-            if let Some(f) = self.take_fault(FaultPoint::AfterDataFilesWritten) {
-                if !f.crash {
-                    self.remove_files(&paths).await;
-                }
-                return Err(ArchiveError::InjectedFault(f.point));
+        Ok(written)
+    }
+
+    /// Appends `files` (at `paths`) as one snapshot carrying the batch's LSN range; its id. If
+    /// the commit fails, the files are removed unless the lake may still have taken them.
+    async fn commit_batch(
+        &self,
+        table: &iceberg::table::Table,
+        range: ArchivedRange,
+        files: Vec<DataFile>,
+        paths: &[String],
+    ) -> Result<i64> {
+        #[cfg(feature = "testing")]
+        if let Some(f) = self.take_fault(crate::fault::FaultPoint::AfterDataFilesWritten) {
+            if !f.crash {
+                self.remove_files(paths).await;
             }
-            let archive_first_lsn = self.lake.archived_range().await?.map_or(range.first_lsn, |r| r.first_lsn);
-            let properties = HashMap::from([
-                (FIRST_LSN_PROPERTY.to_string(), range.first_lsn.to_string()),
-                (LAST_LSN_PROPERTY.to_string(), range.last_lsn.to_string()),
-                (ARCHIVE_FIRST_LSN_PROPERTY.to_string(), archive_first_lsn.to_string()),
-                (OPERATION_PROPERTY.to_string(), OPERATION_ARCHIVE.to_string()),
-            ]);
-            let tx = Transaction::new(&table);
-            let tx = tx.fast_append().add_data_files(files).set_snapshot_properties(properties).apply(tx)?;
-            let committed = match tx.commit(self.lake.catalog()).await {
-                Ok(table) => table,
-                Err(e) => {
-                    // The outcome may be unknown: only clean up if the lake did not move. A REST
-                    // catalog may still apply a commit whose answer was lost (timeout, 5xx), so
-                    // there the files stay unless the catalog refused the commit outright.
-                    let refused = e.kind() == iceberg::ErrorKind::CatalogCommitConflicts;
-                    if self.lake.is_embedded() || refused {
-                        match self.lake.last_archived_lsn().await {
-                            Ok(Some(l)) if l >= range.last_lsn => {}
-                            _ => self.remove_files(&paths).await,
-                        }
-                    } else {
-                        tracing::warn!(
-                            catalog = %self.lake.catalog_uri(),
-                            files = paths.len(),
-                            "commit outcome unknown: leaving the batch's data files in place"
-                        );
-                    }
-                    return Err(e.into());
-                }
-            };
-            let snapshot_id = committed.metadata().current_snapshot_id().unwrap_or_default();
-            if let Some(f) = self.take_fault(FaultPoint::AfterCommit) {
-                return Err(ArchiveError::InjectedFault(f.point));
+            return Err(f.error());
+        }
+        let archive_first_lsn = self.lake.archived_range().await?.map_or(range.first_lsn, |r| r.first_lsn);
+        let properties = HashMap::from([
+            (FIRST_LSN_PROPERTY.to_string(), range.first_lsn.to_string()),
+            (LAST_LSN_PROPERTY.to_string(), range.last_lsn.to_string()),
+            (ARCHIVE_FIRST_LSN_PROPERTY.to_string(), archive_first_lsn.to_string()),
+            (OPERATION_PROPERTY.to_string(), OPERATION_ARCHIVE.to_string()),
+        ]);
+        let tx = Transaction::new(table);
+        let tx = tx.fast_append().add_data_files(files).set_snapshot_properties(properties).apply(tx)?;
+        let committed = match tx.commit(self.lake.catalog()).await {
+            Ok(table) => table,
+            Err(e) => {
+                self.clean_up_failed_commit(&e, range, paths).await;
+                return Err(e.into());
             }
-            Ok(BatchReport { range, rows: row_count, segments, data_files: paths, data_bytes, snapshot_id })
-        })
+        };
+        #[cfg(feature = "testing")]
+        if let Some(f) = self.take_fault(crate::fault::FaultPoint::AfterCommit) {
+            return Err(f.error());
+        }
+        Ok(committed.metadata().current_snapshot_id().unwrap_or_default())
+    }
+
+    /// After the commit of batch `range` failed with `error`: removes its files at `paths`
+    /// unless the lake may have taken them. The outcome may be unknown, so only if the lake did
+    /// not move; a REST catalog may still apply a commit whose answer was lost (timeout, 5xx), so
+    /// there the files stay unless the catalog refused the commit outright.
+    async fn clean_up_failed_commit(&self, error: &iceberg::Error, range: ArchivedRange, paths: &[String]) {
+        let refused = error.kind() == iceberg::ErrorKind::CatalogCommitConflicts;
+        if self.lake.is_embedded() || refused {
+            match self.lake.last_archived_lsn().await {
+                Ok(Some(l)) if l >= range.last_lsn => {}
+                _ => self.remove_files(paths).await,
+            }
+        } else {
+            tracing::warn!(
+                catalog = %self.lake.catalog_uri(),
+                files = paths.len(),
+                "commit outcome unknown: leaving the batch's data files in place"
+            );
+        }
     }
 
     /// Archives one part of a batch into its own files (one per commit day): a reader thread
@@ -473,43 +486,19 @@ impl Archiver {
         range: ArchivedRange,
         mut chunks: tokio::sync::mpsc::Receiver<Chunk>,
     ) -> std::result::Result<Vec<DataFile>, Box<PartFailure>> {
-        let batch_id = uuid::Uuid::new_v4();
         let mut writers: BTreeMap<i32, DayWriter> = BTreeMap::new();
-        let mut leave_files = false;
-        let outcome: Result<()> = loop {
-            let Some(Chunk { day, batch }) = chunks.recv().await else { break Ok(()) };
-            let writer = match writers.entry(day) {
-                Entry::Occupied(o) => o.into_mut(),
-                Entry::Vacant(v) => {
-                    if let Some(f) = self.take_fault(FaultPoint::AfterRead) {
-                        leave_files = f.crash;
-                        break Err(ArchiveError::InjectedFault(f.point));
-                    }
-                    match open_day_writer(table, range, batch_id, day).await {
-                        Ok(w) => v.insert(w),
-                        Err(e) => break Err(e),
-                    }
-                }
-            };
-            if let Err(e) = writer.write(batch).await {
-                // Its file stays unknown (unreferenced: an open of a local lake removes it).
-                writers.remove(&day);
-                break Err(e.into());
-            }
-            if let Some(f) = self.take_fault(FaultPoint::WhileWriting) {
-                leave_files = f.crash;
-                break Err(ArchiveError::InjectedFault(f.point));
-            }
-        };
+        let outcome = self.write_days(table, range, &mut chunks, &mut writers).await;
         // The reader stops at its next send.
         drop(chunks);
-        if leave_files {
+        let mut first_error = match outcome {
+            Ok(()) => None,
             // As a crash would: the open files are never completed.
-            let error = outcome.expect_err("a crash is only injected with its fault");
-            return Err(Box::new(PartFailure { error, written: Vec::new(), leave_files }));
-        }
+            Err(Stop { error, crash: true }) => {
+                return Err(Box::new(PartFailure { error, written: Vec::new(), leave_files: true }));
+            }
+            Err(Stop { error, crash: false }) => Some(error),
+        };
         let mut files = Vec::new();
-        let mut first_error = outcome.err();
         for (_, mut writer) in writers {
             match writer.close().await {
                 Ok(mut day_files) => files.append(&mut day_files),
@@ -522,6 +511,40 @@ impl Archiver {
             None => Ok(files),
             Some(error) => Err(PartFailure::cleaned_up(error, &files)),
         }
+    }
+
+    /// Writes each chunk into the `writers` of its day (opening them on first use) until the
+    /// channel closes or a write fails.
+    async fn write_days(
+        &self,
+        table: &iceberg::table::Table,
+        range: ArchivedRange,
+        chunks: &mut tokio::sync::mpsc::Receiver<Chunk>,
+        writers: &mut BTreeMap<i32, DayWriter>,
+    ) -> std::result::Result<(), Stop> {
+        let batch_id = uuid::Uuid::new_v4();
+        while let Some(Chunk { day, batch }) = chunks.recv().await {
+            let writer = match writers.entry(day) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => {
+                    #[cfg(feature = "testing")]
+                    if let Some(f) = self.take_fault(crate::fault::FaultPoint::AfterRead) {
+                        return Err(Stop { error: f.error(), crash: f.crash });
+                    }
+                    v.insert(open_day_writer(table, range, batch_id, day).await.map_err(Stop::failed)?)
+                }
+            };
+            if let Err(e) = writer.write(batch).await {
+                // Its file stays unknown (unreferenced: an open of a local lake removes it).
+                writers.remove(&day);
+                return Err(Stop::failed(e.into()));
+            }
+            #[cfg(feature = "testing")]
+            if let Some(f) = self.take_fault(crate::fault::FaultPoint::WhileWriting) {
+                return Err(Stop { error: f.error(), crash: f.crash });
+            }
+        }
+        Ok(())
     }
 
     /// Best-effort removal of files a failed batch wrote (nothing references them).
@@ -542,7 +565,7 @@ impl Archiver {
 }
 
 /// The Parquet settings of every data file the archive writes: zstd, bounded row groups.
-pub(crate) fn parquet_properties() -> Result<WriterProperties> {
+fn parquet_properties() -> Result<WriterProperties> {
     let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| ArchiveError::Inconsistent(format!("zstd level: {e}")))?;
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
@@ -665,8 +688,9 @@ struct Chunk {
     batch: RecordBatch,
 }
 
-/// The Parquet data-file writer of one commit day of a part.
-type DayWriter = DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+/// The Parquet data-file writer of one commit day (of an archive part, or of a compacted
+/// partition).
+pub(crate) type DayWriter = DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
 /// Opens the writer of `day`'s file of the part `range` (named after the range and `batch_id`).
 async fn open_day_writer(
@@ -675,16 +699,25 @@ async fn open_day_writer(
     batch_id: uuid::Uuid,
     day: i32,
 ) -> Result<DayWriter> {
+    let prefix = format!("walden-{:020}-{:020}", range.first_lsn, range.last_lsn);
+    day_writer(table, day, prefix, batch_id, usize::MAX).await
+}
+
+/// A writer of data files of the partition `day`, named `<prefix>-<n>-<suffix>.parquet` and
+/// rolled over at `roll_at_bytes`, with the archive's Parquet settings.
+pub(crate) async fn day_writer(
+    table: &iceberg::table::Table,
+    day: i32,
+    prefix: String,
+    suffix: uuid::Uuid,
+    roll_at_bytes: usize,
+) -> Result<DayWriter> {
     let metadata = table.metadata();
     let schema = metadata.current_schema().clone();
-    let names = DefaultFileNameGenerator::new(
-        format!("walden-{:020}-{:020}", range.first_lsn, range.last_lsn),
-        Some(batch_id.to_string()),
-        DataFileFormat::Parquet,
-    );
+    let names = DefaultFileNameGenerator::new(prefix, Some(suffix.to_string()), DataFileFormat::Parquet);
     let rolling = RollingFileWriterBuilder::new(
         ParquetWriterBuilder::new(parquet_properties()?, schema.clone()),
-        usize::MAX,
+        roll_at_bytes,
         table.file_io().clone(),
         DefaultLocationGenerator::new(metadata)?,
         names,
@@ -712,6 +745,19 @@ impl PartFailure {
     /// A failure whose completed `files` are orphans to remove.
     fn cleaned_up(error: ArchiveError, files: &[DataFile]) -> Box<PartFailure> {
         Box::new(PartFailure { error, written: file_paths(files), leave_files: false })
+    }
+}
+
+/// Why a part's writer stopped early: the error, and whether it stands for a crash (an injected
+/// one: the files stay as they are).
+struct Stop {
+    error: ArchiveError,
+    crash: bool,
+}
+
+impl Stop {
+    fn failed(error: ArchiveError) -> Stop {
+        Stop { error, crash: false }
     }
 }
 

@@ -13,8 +13,8 @@
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int64Type, TimestampMicrosecondType};
-use arrow_array::{Array, RecordBatch};
+use arrow_array::types::{ArrowPrimitiveType, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, ArrayRef, PrimitiveArray, RecordBatch};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use iceberg::expr::Reference;
@@ -300,72 +300,56 @@ impl Lake {
 
 /// Appends the rows of one Arrow batch of the events table.
 fn rows_of_batch(batch: &RecordBatch, out: &mut Vec<ArchivedRow>) -> Result<()> {
-    let column = |name: &str| -> Result<&Arc<dyn Array>> {
-        batch
-            .column_by_name(name)
-            .ok_or_else(|| ArchiveError::Inconsistent(format!("archived batch has no column {name:?}")))
-    };
-    let wrong = |name: &str, col: &Arc<dyn Array>| {
-        ArchiveError::Inconsistent(format!("archived column {name:?} has Arrow type {}", col.data_type()))
-    };
-    let longs = |name: &str| -> Result<&arrow_array::PrimitiveArray<Int64Type>> {
-        let col = column(name)?;
-        col.as_primitive_opt::<Int64Type>().ok_or_else(|| wrong(name, col))
-    };
-    let strings = |name: &str| -> Result<Option<StringColumn<'_>>> {
-        let Some(col) = batch.column_by_name(name) else { return Ok(None) };
-        if let Some(a) = col.as_string_opt::<i32>() {
-            return Ok(Some(StringColumn::Small(a)));
-        }
-        if let Some(a) = col.as_string_opt::<i64>() {
-            return Ok(Some(StringColumn::Large(a)));
-        }
-        if let Some(a) = col.as_string_view_opt() {
-            return Ok(Some(StringColumn::View(a)));
-        }
-        Err(wrong(name, col))
-    };
-    let binaries = |name: &str| -> Result<Option<BinaryColumn<'_>>> {
-        let Some(col) = batch.column_by_name(name) else { return Ok(None) };
-        if let Some(a) = col.as_binary_opt::<i64>() {
-            return Ok(Some(BinaryColumn::Large(a)));
-        }
-        if let Some(a) = col.as_binary_opt::<i32>() {
-            return Ok(Some(BinaryColumn::Small(a)));
-        }
-        if let Some(a) = col.as_binary_view_opt() {
-            return Ok(Some(BinaryColumn::View(a)));
-        }
-        Err(wrong(name, col))
-    };
-    let required = |name: &str, c: Option<StringColumn<'_>>| -> Result<()> {
-        match c {
-            Some(_) => Ok(()),
-            None => Err(ArchiveError::Inconsistent(format!("archived batch has no column {name:?}"))),
-        }
-    };
-    let lsn = longs("lsn")?;
-    let commit_lsn = longs("commit_lsn")?;
-    let txn_id = longs("txn_id")?;
-    let ts_col = column("commit_ts")?;
-    let commit_ts = ts_col.as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(|| wrong("commit_ts", ts_col))?;
-    let op = strings("op")?;
-    required("op", op)?;
-    let table = strings("table_name")?;
-    required("table_name", table)?;
-    let (op, table) = (op.expect("checked"), table.expect("checked"));
-    let key =
-        binaries("key")?.ok_or_else(|| ArchiveError::Inconsistent("archived batch has no column \"key\"".into()))?;
-    let (before, after) = (strings("before")?, strings("after")?);
-    let (before_bin, after_bin) = (binaries("before_bin")?, binaries("after_bin")?);
-    let (namespace, correlation_id, actor) = (strings("namespace")?, strings("correlation_id")?, strings("actor")?);
-    let unsigned = |name: &str, i: usize, v: &arrow_array::PrimitiveArray<Int64Type>| -> Result<u64> {
-        if v.is_null(i) {
-            return Err(ArchiveError::Inconsistent(format!("archived row {i} has a null {name}")));
-        }
-        u64::try_from(v.value(i)).map_err(|_| ArchiveError::Inconsistent(format!("archived {name} {} < 0", v.value(i))))
-    };
+    let columns = EventsColumns::of(batch)?;
     for i in 0..batch.num_rows() {
+        out.push(columns.row(i)?);
+    }
+    Ok(())
+}
+
+type Longs = PrimitiveArray<Int64Type>;
+
+/// The columns of one Arrow batch of the events table, checked and typed.
+struct EventsColumns<'a> {
+    lsn: &'a Longs,
+    commit_lsn: &'a Longs,
+    txn_id: &'a Longs,
+    commit_ts: &'a PrimitiveArray<TimestampMicrosecondType>,
+    op: StringColumn<'a>,
+    table: StringColumn<'a>,
+    key: BinaryColumn<'a>,
+    before: Option<StringColumn<'a>>,
+    after: Option<StringColumn<'a>>,
+    before_bin: Option<BinaryColumn<'a>>,
+    after_bin: Option<BinaryColumn<'a>>,
+    namespace: Option<StringColumn<'a>>,
+    correlation_id: Option<StringColumn<'a>>,
+    actor: Option<StringColumn<'a>>,
+}
+
+impl<'a> EventsColumns<'a> {
+    fn of(batch: &'a RecordBatch) -> Result<EventsColumns<'a>> {
+        Ok(EventsColumns {
+            lsn: required(batch, "lsn")?,
+            commit_lsn: required(batch, "commit_lsn")?,
+            txn_id: required(batch, "txn_id")?,
+            commit_ts: required(batch, "commit_ts")?,
+            op: required(batch, "op")?,
+            table: required(batch, "table_name")?,
+            key: required(batch, "key")?,
+            before: optional(batch, "before")?,
+            after: optional(batch, "after")?,
+            before_bin: optional(batch, "before_bin")?,
+            after_bin: optional(batch, "after_bin")?,
+            namespace: optional(batch, "namespace")?,
+            correlation_id: optional(batch, "correlation_id")?,
+            actor: optional(batch, "actor")?,
+        })
+    }
+
+    /// Row `i`.
+    fn row(&self, i: usize) -> Result<ArchivedRow> {
+        // A row image is in its text column when it is JSON, else in its binary column.
         let image = |text: &Option<StringColumn<'_>>, bin: &Option<BinaryColumn<'_>>| -> Option<Bytes> {
             text.as_ref()
                 .and_then(|c| c.get(i))
@@ -373,27 +357,62 @@ fn rows_of_batch(batch: &RecordBatch, out: &mut Vec<ArchivedRow>) -> Result<()> 
                 .or_else(|| bin.as_ref().and_then(|c| c.get(i)).map(Bytes::copy_from_slice))
         };
         let text = |c: &Option<StringColumn<'_>>| c.as_ref().and_then(|c| c.get(i)).map(str::to_string);
-        if commit_ts.is_null(i) {
+        if self.commit_ts.is_null(i) {
             return Err(ArchiveError::Inconsistent(format!("archived row {i} has a null commit_ts")));
         }
-        let ts = commit_ts.value(i);
-        out.push(ArchivedRow {
-            lsn: unsigned("lsn", i, lsn)?,
-            commit_lsn: unsigned("commit_lsn", i, commit_lsn)?,
-            txn_id: unsigned("txn_id", i, txn_id)?,
+        let ts = self.commit_ts.value(i);
+        Ok(ArchivedRow {
+            lsn: unsigned("lsn", i, self.lsn)?,
+            commit_lsn: unsigned("commit_lsn", i, self.commit_lsn)?,
+            txn_id: unsigned("txn_id", i, self.txn_id)?,
             commit_ts_us: u64::try_from(ts)
                 .map_err(|_| ArchiveError::Inconsistent(format!("archived commit_ts {ts} is before 1970")))?,
-            op: op.get(i).unwrap_or_default().to_string(),
-            table: table.get(i).unwrap_or_default().to_string(),
-            key: key.get(i).map(Bytes::copy_from_slice).unwrap_or_default(),
-            before: image(&before, &before_bin),
-            after: image(&after, &after_bin),
-            namespace: text(&namespace),
-            correlation_id: text(&correlation_id),
-            actor: text(&actor),
-        });
+            op: self.op.get(i).unwrap_or_default().to_string(),
+            table: self.table.get(i).unwrap_or_default().to_string(),
+            key: self.key.get(i).map(Bytes::copy_from_slice).unwrap_or_default(),
+            before: image(&self.before, &self.before_bin),
+            after: image(&self.after, &self.after_bin),
+            namespace: text(&self.namespace),
+            correlation_id: text(&self.correlation_id),
+            actor: text(&self.actor),
+        })
     }
-    Ok(())
+}
+
+/// Value `i` of the `name` column `v`, which must be there and not negative.
+fn unsigned(name: &str, i: usize, v: &Longs) -> Result<u64> {
+    if v.is_null(i) {
+        return Err(ArchiveError::Inconsistent(format!("archived row {i} has a null {name}")));
+    }
+    u64::try_from(v.value(i)).map_err(|_| ArchiveError::Inconsistent(format!("archived {name} {} < 0", v.value(i))))
+}
+
+/// A typed view of an Arrow column, in whichever layout the reader produced.
+trait ColumnView<'a>: Sized {
+    /// `column` as `Self`, if its Arrow type is one `Self` reads.
+    fn view(column: &'a ArrayRef) -> Option<Self>;
+}
+
+impl<'a, T: ArrowPrimitiveType> ColumnView<'a> for &'a PrimitiveArray<T> {
+    fn view(column: &'a ArrayRef) -> Option<Self> {
+        column.as_primitive_opt::<T>()
+    }
+}
+
+/// The column `name` of `batch`, if it has one; an error if it has another Arrow type.
+fn optional<'a, C: ColumnView<'a>>(batch: &'a RecordBatch, name: &str) -> Result<Option<C>> {
+    let Some(column) = batch.column_by_name(name) else { return Ok(None) };
+    match C::view(column) {
+        Some(view) => Ok(Some(view)),
+        None => {
+            Err(ArchiveError::Inconsistent(format!("archived column {name:?} has Arrow type {}", column.data_type())))
+        }
+    }
+}
+
+/// The column `name` of `batch`, which must have it.
+fn required<'a, C: ColumnView<'a>>(batch: &'a RecordBatch, name: &str) -> Result<C> {
+    optional(batch, name)?.ok_or_else(|| ArchiveError::Inconsistent(format!("archived batch has no column {name:?}")))
 }
 
 /// A string column in whichever Arrow layout the reader produced.
@@ -402,6 +421,14 @@ enum StringColumn<'a> {
     Small(&'a arrow_array::StringArray),
     Large(&'a arrow_array::LargeStringArray),
     View(&'a arrow_array::StringViewArray),
+}
+
+impl<'a> ColumnView<'a> for StringColumn<'a> {
+    fn view(column: &'a ArrayRef) -> Option<Self> {
+        (column.as_string_opt::<i32>().map(StringColumn::Small))
+            .or_else(|| column.as_string_opt::<i64>().map(StringColumn::Large))
+            .or_else(|| column.as_string_view_opt().map(StringColumn::View))
+    }
 }
 
 impl<'a> StringColumn<'a> {
@@ -419,6 +446,14 @@ enum BinaryColumn<'a> {
     Small(&'a arrow_array::BinaryArray),
     Large(&'a arrow_array::LargeBinaryArray),
     View(&'a arrow_array::BinaryViewArray),
+}
+
+impl<'a> ColumnView<'a> for BinaryColumn<'a> {
+    fn view(column: &'a ArrayRef) -> Option<Self> {
+        (column.as_binary_opt::<i64>().map(BinaryColumn::Large))
+            .or_else(|| column.as_binary_opt::<i32>().map(BinaryColumn::Small))
+            .or_else(|| column.as_binary_view_opt().map(BinaryColumn::View))
+    }
 }
 
 impl<'a> BinaryColumn<'a> {

@@ -2,8 +2,6 @@
 
 use walden_engine::Lsn;
 
-use crate::archiver::FaultPoint;
-
 /// Result type of this crate.
 pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;
 
@@ -52,9 +50,6 @@ pub enum ArchiveError {
         /// The catalog's URI.
         catalog: String,
     },
-    /// A failure injected by a test ([`crate::Archiver::inject_fault`]).
-    #[error("injected fault at {0:?}")]
-    InjectedFault(FaultPoint),
     /// The async runtime or a worker thread could not be created.
     #[error("runtime: {0}")]
     Runtime(#[from] std::io::Error),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use iceberg::spec::{FormatVersion, Operation, SnapshotRef, TableProperties};
+use iceberg::spec::{FormatVersion, Operation, Snapshot, SnapshotRef, TableProperties};
 use iceberg::table::Table;
 use iceberg::{Catalog, CatalogBuilder, Namespace, NamespaceIdent, TableCommit, TableCreation, TableIdent};
 use iceberg_catalog_sql::{
@@ -15,7 +15,9 @@ use iceberg_catalog_sql::{
 use object_store::ObjectStore;
 use walden_engine::Lsn;
 
-use crate::config::{CATALOG_FILE_NAME, CatalogConfig, DEFAULT_CATALOG_NAME, LakeConfig, LakeLocation};
+use crate::config::{
+    CATALOG_FILE_NAME, CatalogConfig, DEFAULT_CATALOG_NAME, LakeConfig, LakeLocation, RestCatalogOptions,
+};
 use crate::error::{ArchiveError, Result};
 use crate::events::{events_partition_spec, events_schema};
 use crate::storage::{ObjectStoreStorage, ObjectStoreStorageFactory};
@@ -53,19 +55,7 @@ impl ArchivedRange {
         if props.get(OPERATION_PROPERTY).map(String::as_str) == Some(OPERATION_COMPACT) {
             return Ok(None);
         }
-        let parse = |key: &str| -> Result<Option<Lsn>> {
-            props
-                .get(key)
-                .map(|v| {
-                    v.parse::<Lsn>().map_err(|_| {
-                        ArchiveError::Inconsistent(format!(
-                            "snapshot {} has {key} = {v:?}, not an LSN",
-                            snapshot.snapshot_id()
-                        ))
-                    })
-                })
-                .transpose()
-        };
+        let parse = |key: &str| lsn_property(snapshot, key, || format!("snapshot {}", snapshot.snapshot_id()));
         match (parse(FIRST_LSN_PROPERTY)?, parse(LAST_LSN_PROPERTY)?) {
             (Some(first_lsn), Some(last_lsn)) if first_lsn <= last_lsn => {
                 Ok(Some(ArchivedRange { first_lsn, last_lsn }))
@@ -247,28 +237,7 @@ impl Lake {
         let storage = ObjectStoreStorage::new(store.clone(), location.store_root(), config.multipart_part_bytes);
         let catalog = match &config.catalog {
             CatalogConfig::Embedded => Self::connect_embedded(&config, &location, &storage).await?,
-            CatalogConfig::Rest(options) => {
-                let refuse = |why: &str| {
-                    ArchiveError::Config(format!(
-                        "lake {:?} with the REST catalog {}: {why}",
-                        config.url,
-                        options.base_uri()
-                    ))
-                };
-                if config.catalog_path.is_some() {
-                    return Err(refuse("`catalog_path` is for the embedded catalog; leave it unset"));
-                }
-                if let LakeLocation::Memory(_) = location {
-                    return Err(refuse("a memory:// lake cannot be shared with a catalog server"));
-                }
-                let rest = crate::rest::connect(DEFAULT_CATALOG_NAME, options, storage.clone()).await?;
-                LakeCatalog {
-                    kind: CatalogKind::Rest,
-                    uri: options.base_uri().to_string(),
-                    inner: Arc::new(rest),
-                    embedded: None,
-                }
-            }
+            CatalogConfig::Rest(options) => Self::connect_rest(&config, options, &location, &storage).await?,
         };
         let namespace = NamespaceIdent::new(config.namespace.clone());
         let ident = TableIdent::new(namespace.clone(), config.table.clone());
@@ -278,49 +247,61 @@ impl Lake {
         let table = if catalog.table_exists(&ident).await? {
             catalog.load_table(&ident).await?
         } else {
-            let mut properties = vec![
-                ("write.format.default".to_string(), "parquet".to_string()),
-                ("write.parquet.compression-codec".to_string(), "zstd".to_string()),
-                // A conflicting commit must fail, not be re-applied on top of the other
-                // writer's snapshot (that would append the same LSNs twice).
-                (TableProperties::PROPERTY_COMMIT_NUM_RETRIES.to_string(), "0".to_string()),
-            ];
-            if catalog.kind == CatalogKind::Rest {
-                // The REST create request has no format-version field; this reserved property
-                // asks the server for v2.
-                properties.push(("format-version".to_string(), "2".to_string()));
-            }
-            let creation = TableCreation::builder()
-                .name(config.table.clone())
-                .schema(events_schema()?)
-                .partition_spec(events_partition_spec()?)
-                .format_version(FormatVersion::V2)
-                .properties(properties)
-                .build();
-            let table = catalog.create_table(&namespace, creation).await?;
-            tracing::info!(table = %ident, catalog = %catalog.kind, "created the archive table");
-            table
+            Self::create_table(&catalog, &config, &ident).await?
         };
-        if table.metadata().format_version() != FormatVersion::V2 {
-            return Err(ArchiveError::Inconsistent(format!(
-                "table {ident} in the {} catalog {} is Iceberg format {:?}; the archive writes v2",
-                catalog.kind,
-                catalog.uri,
-                table.metadata().format_version()
-            )));
-        }
-        // A REST catalog chooses the table location: it must be inside the lake's store.
-        let table_location = table.metadata().location();
-        if storage.key(table_location).is_err() {
-            return Err(ArchiveError::Config(format!(
-                "table {ident} in the {} catalog {} lives at {table_location}, outside the lake's store {} \
-                 (point the lake URL at the catalog's bucket)",
-                catalog.kind,
-                catalog.uri,
-                location.store_root()
-            )));
-        }
+        check_table(&table, &catalog, &ident, &storage, &location)?;
         Ok(Lake { config, location, store, storage, catalog, ident })
+    }
+
+    /// The REST catalog of `options`, for a lake that can be shared with its server.
+    async fn connect_rest(
+        config: &LakeConfig,
+        options: &RestCatalogOptions,
+        location: &LakeLocation,
+        storage: &ObjectStoreStorage,
+    ) -> Result<LakeCatalog> {
+        let refuse = |why: &str| {
+            ArchiveError::Config(format!("lake {:?} with the REST catalog {}: {why}", config.url, options.base_uri()))
+        };
+        if config.catalog_path.is_some() {
+            return Err(refuse("`catalog_path` is for the embedded catalog; leave it unset"));
+        }
+        if let LakeLocation::Memory(_) = location {
+            return Err(refuse("a memory:// lake cannot be shared with a catalog server"));
+        }
+        let rest = crate::rest::connect(DEFAULT_CATALOG_NAME, options, storage.clone()).await?;
+        Ok(LakeCatalog {
+            kind: CatalogKind::Rest,
+            uri: options.base_uri().to_string(),
+            inner: Arc::new(rest),
+            embedded: None,
+        })
+    }
+
+    /// Creates the events table `ident` (Iceberg v2, Parquet with zstd).
+    async fn create_table(catalog: &LakeCatalog, config: &LakeConfig, ident: &TableIdent) -> Result<Table> {
+        let mut properties = vec![
+            ("write.format.default".to_string(), "parquet".to_string()),
+            ("write.parquet.compression-codec".to_string(), "zstd".to_string()),
+            // A conflicting commit must fail, not be re-applied on top of the other
+            // writer's snapshot (that would append the same LSNs twice).
+            (TableProperties::PROPERTY_COMMIT_NUM_RETRIES.to_string(), "0".to_string()),
+        ];
+        if catalog.kind == CatalogKind::Rest {
+            // The REST create request has no format-version field; this reserved property
+            // asks the server for v2.
+            properties.push(("format-version".to_string(), "2".to_string()));
+        }
+        let creation = TableCreation::builder()
+            .name(config.table.clone())
+            .schema(events_schema()?)
+            .partition_spec(events_partition_spec()?)
+            .format_version(FormatVersion::V2)
+            .properties(properties)
+            .build();
+        let table = catalog.create_table(ident.namespace(), creation).await?;
+        tracing::info!(table = %ident, catalog = %catalog.kind, "created the archive table");
+        Ok(table)
     }
 
     /// The embedded sqlite catalog of `config` (file, or in-process for `memory://`).
@@ -488,6 +469,36 @@ impl Lake {
     }
 }
 
+/// Refuses a table the archive cannot write: not Iceberg v2, or (a REST catalog chooses the
+/// table location) outside the lake's store.
+fn check_table(
+    table: &Table,
+    catalog: &LakeCatalog,
+    ident: &TableIdent,
+    storage: &ObjectStoreStorage,
+    location: &LakeLocation,
+) -> Result<()> {
+    if table.metadata().format_version() != FormatVersion::V2 {
+        return Err(ArchiveError::Inconsistent(format!(
+            "table {ident} in the {} catalog {} is Iceberg format {:?}; the archive writes v2",
+            catalog.kind,
+            catalog.uri,
+            table.metadata().format_version()
+        )));
+    }
+    let table_location = table.metadata().location();
+    if storage.key(table_location).is_err() {
+        return Err(ArchiveError::Config(format!(
+            "table {ident} in the {} catalog {} lives at {table_location}, outside the lake's store {} \
+             (point the lake URL at the catalog's bucket)",
+            catalog.kind,
+            catalog.uri,
+            location.store_root()
+        )));
+    }
+    Ok(())
+}
+
 /// See [`Lake::archived_range`].
 pub(crate) fn archived_range_of(table: &Table, ident: &TableIdent) -> Result<Option<walden_cdc::ColdRange>> {
     let metadata = table.metadata();
@@ -510,20 +521,7 @@ pub(crate) fn archived_range_of(table: &Table, ident: &TableIdent) -> Result<Opt
             ))
         })?;
     }
-    let props = &snapshot.summary().additional_properties;
-    let lsn = |key: &str| -> Result<Option<Lsn>> {
-        props
-            .get(key)
-            .map(|v| {
-                v.parse::<Lsn>().map_err(|_| {
-                    ArchiveError::Inconsistent(format!(
-                        "snapshot {} of {ident} has {key} = {v:?}, not an LSN",
-                        snapshot.snapshot_id()
-                    ))
-                })
-            })
-            .transpose()
-    };
+    let lsn = |key: &str| lsn_property(snapshot, key, || format!("snapshot {} of {ident}", snapshot.snapshot_id()));
     let last_lsn = lsn(LAST_LSN_PROPERTY)?.ok_or_else(|| {
         ArchiveError::Inconsistent(format!(
             "snapshot {} ({}) of {ident} has no {LAST_LSN_PROPERTY}: rows written by another writer?",
@@ -551,6 +549,16 @@ pub(crate) fn archived_range_of(table: &Table, ident: &TableIdent) -> Result<Opt
         )));
     }
     Ok(Some(walden_cdc::ColdRange { first_lsn, last_lsn }))
+}
+
+/// The LSN `snapshot`'s summary property `key` holds (`None`: absent); an error naming the
+/// snapshot as `named()` says if it is not an LSN.
+fn lsn_property(snapshot: &Snapshot, key: &str, named: impl Fn() -> String) -> Result<Option<Lsn>> {
+    let Some(value) = snapshot.summary().additional_properties.get(key) else { return Ok(None) };
+    value
+        .parse::<Lsn>()
+        .map(Some)
+        .map_err(|_| ArchiveError::Inconsistent(format!("{} has {key} = {value:?}, not an LSN", named())))
 }
 
 fn sqlite_uri(path: PathBuf) -> String {

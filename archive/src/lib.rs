@@ -27,17 +27,21 @@ pub mod cold;
 pub mod config;
 mod error;
 pub mod events;
+#[cfg(feature = "testing")]
+pub mod fault;
 mod json_check;
 pub mod lake;
 pub mod maintenance;
 pub mod rest;
 pub mod storage;
 
-pub use archiver::{ArchiveReport, Archiver, BatchReport, Fault, FaultPoint};
+pub use archiver::{ArchiveReport, Archiver, BatchReport};
 pub use auto::{AutoArchive, AutoArchiveOptions, AutoArchiveStatus};
 pub use cold::LakeColdSource;
 pub use config::{CatalogConfig, LakeConfig, LakeLocation, RestCatalogOptions, S3Options};
 pub use error::{ArchiveError, Result};
+#[cfg(feature = "testing")]
+pub use fault::{Fault, FaultPoint};
 pub use lake::{
     ARCHIVE_FIRST_LSN_PROPERTY, ArchivedRange, CatalogKind, FIRST_LSN_PROPERTY, LAST_LSN_PROPERTY, Lake, LakeCatalog,
     OPERATION_ARCHIVE, OPERATION_COMPACT, OPERATION_PROPERTY,

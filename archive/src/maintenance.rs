@@ -15,26 +15,23 @@
 //! does maintenance itself and these calls refuse to run: deleting files behind its back would
 //! break it.
 
+use arrow_array::RecordBatch;
 use futures::TryStreamExt;
 use iceberg::MetadataLocation;
 use iceberg::arrow::ArrowReaderBuilder;
-use iceberg::scan::FileScanTask;
+use iceberg::scan::{ArrowRecordBatchStream, FileScanTask};
 use iceberg::spec::{
-    DataFile, DataFileFormat, Literal, MAIN_BRANCH, ManifestListWriter, ManifestStatus, ManifestWriterBuilder,
-    Operation, PartitionKey, PrimitiveLiteral, Snapshot, Struct, Summary,
+    DataFile, DataFileFormat, Literal, MAIN_BRANCH, ManifestFile, ManifestListWriter, ManifestStatus,
+    ManifestWriterBuilder, Operation, PrimitiveLiteral, Snapshot, Summary,
 };
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
-use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::file_writer::location_generator::{DefaultFileNameGenerator, DefaultLocationGenerator};
-use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use iceberg::writer::IcebergWriter;
 use object_store::ObjectStoreExt;
 use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
 
-use crate::archiver::{Archiver, file_paths, parquet_properties};
+use crate::archiver::{Archiver, day_writer, file_paths};
 use crate::error::{ArchiveError, Result};
 use crate::events::LSN_FIELD_ID;
 use crate::lake::{ARCHIVE_FIRST_LSN_PROPERTY, LAST_LSN_PROPERTY, Lake, OPERATION_COMPACT, OPERATION_PROPERTY};
@@ -289,57 +286,16 @@ impl Lake {
         files: &[LiveFile],
         target_file_bytes: u64,
     ) -> Result<(Vec<DataFile>, u64)> {
-        let metadata = table.metadata();
-        let schema = metadata.current_schema().clone();
-        let field_ids: Vec<i32> = schema.as_struct().fields().iter().map(|f| f.id).collect();
-        let spec = metadata.default_partition_spec().as_ref().clone();
-        let rolling = RollingFileWriterBuilder::new(
-            ParquetWriterBuilder::new(parquet_properties()?, schema.clone()),
-            usize::try_from(target_file_bytes).unwrap_or(usize::MAX),
-            table.file_io().clone(),
-            DefaultLocationGenerator::new(metadata)?,
-            DefaultFileNameGenerator::new(
-                "walden-compact".to_string(),
-                Some(uuid::Uuid::new_v4().to_string()),
-                DataFileFormat::Parquet,
-            ),
-        );
-        let key = PartitionKey::new(spec, schema.clone(), Struct::from_iter([Some(Literal::date(day))]));
-        let mut writer = DataFileWriterBuilder::new(rolling).build(Some(key)).await?;
+        let roll_at_bytes = usize::try_from(target_file_bytes).unwrap_or(usize::MAX);
+        let prefix = "walden-compact".to_string();
+        let mut writer = day_writer(table, day, prefix, uuid::Uuid::new_v4(), roll_at_bytes).await?;
         let mut rows = 0u64;
         let mut last_lsn: Option<i64> = None;
         let expected_rows: u64 = files.iter().map(|f| f.data_file.record_count()).sum();
         for file in files {
-            let task = FileScanTask::builder()
-                .with_file_size_in_bytes(file.data_file.file_size_in_bytes())
-                .with_start(0)
-                .with_length(file.data_file.file_size_in_bytes())
-                .with_record_count(Some(file.data_file.record_count()))
-                .with_data_file_path(file.data_file.file_path().to_string())
-                .with_data_file_format(DataFileFormat::Parquet)
-                .with_schema(schema.clone())
-                .with_project_field_ids(field_ids.clone())
-                .with_case_sensitive(true)
-                .build();
-            let reader = ArrowReaderBuilder::new(table.file_io().clone(), iceberg::Runtime::current())
-                .with_data_file_concurrency_limit(1)
-                .build();
-            let tasks = Box::pin(futures::stream::iter([Ok(task)]));
-            let mut batches = reader.read(tasks)?.stream();
+            let mut batches = read_data_file(table, &file.data_file)?;
             while let Some(batch) = batches.try_next().await? {
-                let lsns = batch
-                    .column_by_name("lsn")
-                    .and_then(|c| c.as_any().downcast_ref::<arrow_array::Int64Array>())
-                    .ok_or_else(|| ArchiveError::Inconsistent("compaction read a batch without lsn".into()))?;
-                for &lsn in lsns.values() {
-                    if last_lsn.is_some_and(|l| l >= lsn) {
-                        return Err(ArchiveError::Inconsistent(format!(
-                            "partition {day}: LSN {lsn} after LSN {} in the files to compact",
-                            last_lsn.unwrap_or_default()
-                        )));
-                    }
-                    last_lsn = Some(lsn);
-                }
+                check_lsn_order(&batch, day, &mut last_lsn)?;
                 rows += batch.num_rows() as u64;
                 writer.write(batch).await?;
             }
@@ -363,107 +319,18 @@ impl Lake {
         replaced: &HashSet<String>,
         added: Vec<DataFile>,
     ) -> Result<i64> {
-        let metadata = table.metadata();
-        let file_io = table.file_io();
-        let location = metadata.location().trim_end_matches('/');
-        let sequence_number = metadata.next_sequence_number();
-        let snapshot_id = loop {
-            let id = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
-            if id != 0 && metadata.snapshot_by_id(id).is_none() {
-                break id;
-            }
-        };
-        let commit_uuid = uuid::Uuid::new_v4();
-        let schema = metadata.current_schema().clone();
-        let spec = metadata.default_partition_spec().as_ref().clone();
+        let commit = ReplaceCommit::new(table, parent);
+        let (manifest_file, totals) = commit.write_manifest(live, replaced, added).await?;
+        commit.write_manifest_list(manifest_file).await?;
+        let snapshot = commit.snapshot(&totals);
+        self.swap_in(&commit, snapshot).await
+    }
 
-        let manifest_path = format!("{location}/metadata/{commit_uuid}-m0.avro");
-        let mut manifest =
-            ManifestWriterBuilder::new(file_io.new_output(&manifest_path)?, Some(snapshot_id), schema.clone(), spec)
-                .build_v2_data();
-        let (mut added_records, mut added_bytes) = (0u64, 0u64);
-        for file in &added {
-            added_records += file.record_count();
-            added_bytes += file.file_size_in_bytes();
-        }
-        let added_files = added.len();
-        for file in added {
-            manifest.add_file(file, sequence_number)?;
-        }
-        let (mut deleted_records, mut deleted_bytes, mut deleted_files) = (0u64, 0u64, 0usize);
-        let (mut kept_records, mut kept_bytes, mut kept_files) = (0u64, 0u64, 0usize);
-        for file in live {
-            let file_sequence_number = Some(file.file_sequence_number.unwrap_or(file.sequence_number));
-            if replaced.contains(file.data_file.file_path()) {
-                deleted_records += file.data_file.record_count();
-                deleted_bytes += file.data_file.file_size_in_bytes();
-                deleted_files += 1;
-                manifest.add_delete_file(file.data_file.clone(), file.sequence_number, file_sequence_number)?;
-            } else {
-                kept_records += file.data_file.record_count();
-                kept_bytes += file.data_file.file_size_in_bytes();
-                kept_files += 1;
-                manifest.add_existing_file(
-                    file.data_file.clone(),
-                    file.snapshot_id,
-                    file.sequence_number,
-                    file_sequence_number,
-                )?;
-            }
-        }
-        if deleted_records != added_records {
-            return Err(ArchiveError::Inconsistent(format!(
-                "compaction would replace {deleted_records} rows with {added_records}"
-            )));
-        }
-        let manifest_file = manifest.write_manifest_file().await?;
-
-        let list_path = format!("{location}/metadata/snap-{snapshot_id}-1-{commit_uuid}.avro");
-        let mut list = ManifestListWriter::v2(
-            file_io.new_output(&list_path)?.writer().await?,
-            snapshot_id,
-            Some(parent.snapshot_id()),
-            sequence_number,
-        );
-        list.add_manifests(std::iter::once(manifest_file))?;
-        list.close().await?;
-
-        let parent_props = &parent.summary().additional_properties;
-        let mut props = std::collections::HashMap::new();
-        for key in [LAST_LSN_PROPERTY, ARCHIVE_FIRST_LSN_PROPERTY] {
-            if let Some(v) = parent_props.get(key) {
-                props.insert(key.to_string(), v.clone());
-            }
-        }
-        props.insert(OPERATION_PROPERTY.to_string(), OPERATION_COMPACT.to_string());
-        for (k, v) in [
-            ("added-data-files", added_files as u64),
-            ("deleted-data-files", deleted_files as u64),
-            ("added-records", added_records),
-            ("deleted-records", deleted_records),
-            ("added-files-size", added_bytes),
-            ("removed-files-size", deleted_bytes),
-            ("total-records", kept_records + added_records),
-            ("total-files-size", kept_bytes + added_bytes),
-            ("total-data-files", (kept_files + added_files) as u64),
-            ("total-delete-files", 0),
-            ("total-position-deletes", 0),
-            ("total-equality-deletes", 0),
-        ] {
-            props.insert(k.to_string(), v.to_string());
-        }
-        let now_ms = i64::try_from(walden_wal::clock::now_ms()).unwrap_or(i64::MAX);
-        let snapshot = Snapshot::builder()
-            .with_snapshot_id(snapshot_id)
-            .with_parent_snapshot_id(Some(parent.snapshot_id()))
-            .with_sequence_number(sequence_number)
-            .with_timestamp_ms(now_ms.max(parent.timestamp_ms() + 1))
-            .with_manifest_list(list_path.clone())
-            .with_summary(Summary { operation: Operation::Replace, additional_properties: props })
-            .with_schema_id(metadata.current_schema_id())
-            .build();
-
-        let current_location = table.metadata_location_result()?.to_string();
+    /// Writes table metadata with `snapshot` as the main branch's head and points the catalog at
+    /// it; if another commit moved the table first, removes every file `commit` wrote.
+    async fn swap_in(&self, commit: &ReplaceCommit<'_>, snapshot: Snapshot) -> Result<i64> {
+        let (metadata, file_io) = (commit.table.metadata(), commit.table.file_io());
+        let current_location = commit.table.metadata_location_result()?.to_string();
         let new_metadata = metadata
             .clone()
             .into_builder(Some(current_location.clone()))
@@ -476,9 +343,9 @@ impl Lake {
         let new_location = new_location.to_string();
         let swapped = self.swap_metadata_location(&current_location, &new_location).await;
         match swapped {
-            Ok(true) => Ok(snapshot_id),
+            Ok(true) => Ok(commit.snapshot_id),
             other => {
-                for path in [&new_location, &list_path, &manifest_path] {
+                for path in [&new_location, &commit.list_path, &commit.manifest_path] {
                     if let Err(e) = file_io.delete(path).await {
                         tracing::warn!(error = %e, path = %path, "cannot remove a file of a failed compaction commit");
                     }
@@ -536,4 +403,196 @@ impl Lake {
         removed.sort();
         Ok(removed)
     }
+}
+
+/// Record, byte and file counts of some data files (for a snapshot summary).
+#[derive(Debug, Clone, Copy, Default)]
+struct FileTotals {
+    records: u64,
+    bytes: u64,
+    files: u64,
+}
+
+impl FileTotals {
+    fn add(&mut self, file: &DataFile) {
+        self.records += file.record_count();
+        self.bytes += file.file_size_in_bytes();
+        self.files += 1;
+    }
+}
+
+/// What a replace snapshot adds, deletes and keeps.
+#[derive(Debug, Default)]
+struct ReplaceTotals {
+    added: FileTotals,
+    deleted: FileTotals,
+    kept: FileTotals,
+}
+
+/// A replace snapshot being built over `parent`: its ids and the metadata files it writes.
+struct ReplaceCommit<'a> {
+    table: &'a Table,
+    parent: &'a Snapshot,
+    snapshot_id: i64,
+    sequence_number: i64,
+    manifest_path: String,
+    list_path: String,
+}
+
+impl<'a> ReplaceCommit<'a> {
+    fn new(table: &'a Table, parent: &'a Snapshot) -> ReplaceCommit<'a> {
+        let metadata = table.metadata();
+        let location = metadata.location().trim_end_matches('/');
+        let snapshot_id = loop {
+            let id = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
+            if id != 0 && metadata.snapshot_by_id(id).is_none() {
+                break id;
+            }
+        };
+        let commit_uuid = uuid::Uuid::new_v4();
+        ReplaceCommit {
+            table,
+            parent,
+            snapshot_id,
+            sequence_number: metadata.next_sequence_number(),
+            manifest_path: format!("{location}/metadata/{commit_uuid}-m0.avro"),
+            list_path: format!("{location}/metadata/snap-{snapshot_id}-1-{commit_uuid}.avro"),
+        }
+    }
+
+    /// The snapshot's one manifest: `added` as ADDED, the `replaced` live files as DELETED, every
+    /// other live file as EXISTING (with its original sequence numbers). Refuses a replacement
+    /// that would change the number of rows.
+    async fn write_manifest(
+        &self,
+        live: &[LiveFile],
+        replaced: &HashSet<String>,
+        added: Vec<DataFile>,
+    ) -> Result<(ManifestFile, ReplaceTotals)> {
+        let metadata = self.table.metadata();
+        let schema = metadata.current_schema().clone();
+        let spec = metadata.default_partition_spec().as_ref().clone();
+        let output = self.table.file_io().new_output(&self.manifest_path)?;
+        let mut manifest = ManifestWriterBuilder::new(output, Some(self.snapshot_id), schema, spec).build_v2_data();
+        let mut totals = ReplaceTotals::default();
+        for file in added {
+            totals.added.add(&file);
+            manifest.add_file(file, self.sequence_number)?;
+        }
+        for file in live {
+            let file_sequence_number = Some(file.file_sequence_number.unwrap_or(file.sequence_number));
+            if replaced.contains(file.data_file.file_path()) {
+                totals.deleted.add(&file.data_file);
+                manifest.add_delete_file(file.data_file.clone(), file.sequence_number, file_sequence_number)?;
+            } else {
+                totals.kept.add(&file.data_file);
+                manifest.add_existing_file(
+                    file.data_file.clone(),
+                    file.snapshot_id,
+                    file.sequence_number,
+                    file_sequence_number,
+                )?;
+            }
+        }
+        if totals.deleted.records != totals.added.records {
+            return Err(ArchiveError::Inconsistent(format!(
+                "compaction would replace {} rows with {}",
+                totals.deleted.records, totals.added.records
+            )));
+        }
+        Ok((manifest.write_manifest_file().await?, totals))
+    }
+
+    /// The snapshot's manifest list, holding `manifest_file`.
+    async fn write_manifest_list(&self, manifest_file: ManifestFile) -> Result<()> {
+        let mut list = ManifestListWriter::v2(
+            self.table.file_io().new_output(&self.list_path)?.writer().await?,
+            self.snapshot_id,
+            Some(self.parent.snapshot_id()),
+            self.sequence_number,
+        );
+        list.add_manifests(std::iter::once(manifest_file))?;
+        list.close().await?;
+        Ok(())
+    }
+
+    /// The replace snapshot: the parent's archive position (the same rows), Iceberg's summary
+    /// counts.
+    fn snapshot(&self, totals: &ReplaceTotals) -> Snapshot {
+        let parent_props = &self.parent.summary().additional_properties;
+        let mut props = std::collections::HashMap::new();
+        for key in [LAST_LSN_PROPERTY, ARCHIVE_FIRST_LSN_PROPERTY] {
+            if let Some(v) = parent_props.get(key) {
+                props.insert(key.to_string(), v.clone());
+            }
+        }
+        props.insert(OPERATION_PROPERTY.to_string(), OPERATION_COMPACT.to_string());
+        let ReplaceTotals { added, deleted, kept } = totals;
+        for (k, v) in [
+            ("added-data-files", added.files),
+            ("deleted-data-files", deleted.files),
+            ("added-records", added.records),
+            ("deleted-records", deleted.records),
+            ("added-files-size", added.bytes),
+            ("removed-files-size", deleted.bytes),
+            ("total-records", kept.records + added.records),
+            ("total-files-size", kept.bytes + added.bytes),
+            ("total-data-files", kept.files + added.files),
+            ("total-delete-files", 0),
+            ("total-position-deletes", 0),
+            ("total-equality-deletes", 0),
+        ] {
+            props.insert(k.to_string(), v.to_string());
+        }
+        let now_ms = i64::try_from(walden_wal::clock::now_ms()).unwrap_or(i64::MAX);
+        Snapshot::builder()
+            .with_snapshot_id(self.snapshot_id)
+            .with_parent_snapshot_id(Some(self.parent.snapshot_id()))
+            .with_sequence_number(self.sequence_number)
+            .with_timestamp_ms(now_ms.max(self.parent.timestamp_ms() + 1))
+            .with_manifest_list(self.list_path.clone())
+            .with_summary(Summary { operation: Operation::Replace, additional_properties: props })
+            .with_schema_id(self.table.metadata().current_schema_id())
+            .build()
+    }
+}
+
+/// The record batches of one data file, every column of the current schema.
+fn read_data_file(table: &Table, file: &DataFile) -> Result<ArrowRecordBatchStream> {
+    let schema = table.metadata().current_schema().clone();
+    let field_ids: Vec<i32> = schema.as_struct().fields().iter().map(|f| f.id).collect();
+    let task = FileScanTask::builder()
+        .with_file_size_in_bytes(file.file_size_in_bytes())
+        .with_start(0)
+        .with_length(file.file_size_in_bytes())
+        .with_record_count(Some(file.record_count()))
+        .with_data_file_path(file.file_path().to_string())
+        .with_data_file_format(DataFileFormat::Parquet)
+        .with_schema(schema)
+        .with_project_field_ids(field_ids)
+        .with_case_sensitive(true)
+        .build();
+    let reader = ArrowReaderBuilder::new(table.file_io().clone(), iceberg::Runtime::current())
+        .with_data_file_concurrency_limit(1)
+        .build();
+    let tasks = Box::pin(futures::stream::iter([Ok(task)]));
+    Ok(reader.read(tasks)?.stream())
+}
+
+/// Checks that the LSNs of `batch` follow `last_lsn` (the last LSN read so far in partition
+/// `day`), rising: compaction must not reorder or duplicate rows.
+fn check_lsn_order(batch: &RecordBatch, day: i32, last_lsn: &mut Option<i64>) -> Result<()> {
+    let lsns = batch
+        .column_by_name("lsn")
+        .and_then(|c| c.as_any().downcast_ref::<arrow_array::Int64Array>())
+        .ok_or_else(|| ArchiveError::Inconsistent("compaction read a batch without lsn".into()))?;
+    for &lsn in lsns.values() {
+        if let Some(last) = last_lsn.filter(|&l| l >= lsn) {
+            return Err(ArchiveError::Inconsistent(format!(
+                "partition {day}: LSN {lsn} after LSN {last} in the files to compact"
+            )));
+        }
+        *last_lsn = Some(lsn);
+    }
+    Ok(())
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow_array::{Array, Int64Array, LargeBinaryArray, StringArray};
 use std::time::{Duration, Instant};
 
+use walden_archive::fault::injected_fault;
 use walden_archive::{
     ArchiveError, ArchivedRange, Archiver, AutoArchiveOptions, FIRST_LSN_PROPERTY, Fault, FaultPoint,
     LAST_LSN_PROPERTY, LakeConfig,
@@ -16,36 +17,14 @@ use walden_archive::{
 use walden_engine::{Column, Database, Lsn};
 
 mod common;
-use common::{change_lsns, parquet_files, scan, scanned_lsns, small_db_config};
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    db: Arc<Database>,
-    lake_dir: std::path::PathBuf,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
-    let lake_dir = dir.path().join("lake");
-    Fixture { _dir: dir, db, lake_dir }
-}
-
-fn lake_config(f: &Fixture) -> LakeConfig {
-    LakeConfig::local_dir(&f.lake_dir).unwrap()
-}
+use common::{Fixture, begin_with_metadata, change_lsns, fixture, lake_config, parquet_files, scan, scanned_lsns};
 
 /// Commits `n` transactions of mixed content starting at row number `start`; returns the last
 /// commit LSN.
 fn commit_mixed(db: &Database, start: u32, n: u32) -> Lsn {
     let mut last = 0;
     for i in start..start + n {
-        let mut t = db.begin();
-        t.set_actor(format!("user-{}", i % 3));
-        if i % 4 == 0 {
-            t.set_namespace("tenant-a");
-            t.set_correlation_id(format!("req-{i}"));
-        }
+        let mut t = begin_with_metadata(db, i);
         let key = i.to_be_bytes();
         let json = format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(40));
         t.insert("users", &key, json.as_bytes()).unwrap();
@@ -308,7 +287,7 @@ fn a_failure_at_any_step_neither_loses_nor_duplicates() {
             let archiver = Archiver::open(f.db.clone(), lake_config(&f)).unwrap();
             archiver.inject_fault(Some(Fault { point, crash }));
             let err = archiver.archive_sealed().unwrap_err();
-            assert!(matches!(err, ArchiveError::InjectedFault(p) if p == point), "{point:?}: {err}");
+            assert_eq!(injected_fault(&err), Some(point), "{point:?}: {err}");
             assert_eq!(f.db.retain_from(), Some(1), "{point:?}: the horizon did not move");
             let committed = point == FaultPoint::AfterCommit;
             assert_eq!(archiver.last_archived_lsn().unwrap(), committed.then_some(end), "{point:?}");

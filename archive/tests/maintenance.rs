@@ -4,7 +4,6 @@
 //! replay, which must not change.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::{Array, Int64Array};
@@ -14,7 +13,7 @@ use walden_cdc::{Event, SubscriptionOptions};
 use walden_engine::{Database, Lsn};
 
 mod common;
-use common::{files_under, small_db_config};
+use common::{Fixture, files_under, fixture};
 
 fn commit(db: &Database, from: u32, n: u32) -> Lsn {
     let mut last = 0;
@@ -70,9 +69,7 @@ fn replay_all(archiver: &Archiver, end: Lsn) -> Vec<Event> {
 
 #[test]
 fn compaction_rewrites_small_files_into_one_and_changes_no_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
-    let lake_dir = dir.path().join("lake");
+    let Fixture { db, lake_dir, dir: _dir } = fixture();
     let mut lake = LakeConfig::local_dir(&lake_dir).unwrap();
     lake.target_batch_bytes = 1; // one snapshot (and one small file) per segment
     let archiver = Archiver::open(db.clone(), lake).unwrap();
@@ -130,9 +127,7 @@ fn compaction_rewrites_small_files_into_one_and_changes_no_row() {
 
 #[test]
 fn expiry_keeps_the_last_snapshots_and_removes_what_nothing_references() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
-    let lake_dir = dir.path().join("lake");
+    let Fixture { db, lake_dir, dir: _dir } = fixture();
     let mut lake = LakeConfig::local_dir(&lake_dir).unwrap();
     lake.target_batch_bytes = 1;
     let archiver = Archiver::open(db.clone(), lake).unwrap();
@@ -179,9 +174,7 @@ fn expiry_keeps_the_last_snapshots_and_removes_what_nothing_references() {
 
 #[test]
 fn an_added_column_is_metadata_only_and_old_files_read_under_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
-    let lake_dir = dir.path().join("lake");
+    let Fixture { db, lake_dir, dir: _dir } = fixture();
     let archiver = Archiver::open(db.clone(), LakeConfig::local_dir(&lake_dir).unwrap()).unwrap();
     commit(&db, 0, 40);
     archiver.archive_sealed().unwrap();
@@ -216,9 +209,7 @@ fn an_added_column_is_metadata_only_and_old_files_read_under_it() {
 
 #[test]
 fn files_of_a_commit_that_never_happened_are_swept_at_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
-    let lake_dir = dir.path().join("lake");
+    let Fixture { db, lake_dir, dir: _dir } = fixture();
     let archiver = Archiver::open(db.clone(), LakeConfig::local_dir(&lake_dir).unwrap()).unwrap();
     commit(&db, 0, 20);
     archiver.archive_sealed().unwrap();

@@ -11,24 +11,19 @@ use walden_cdc::{Cdc, CdcError, ColdSource, Event, Filter, SubscriptionOptions};
 use walden_engine::{Column, Config, Database, Lsn, SlotOptions, StartPosition};
 
 mod common;
-use common::{collect, small_db_config};
+use common::{Fixture, begin_with_metadata, collect, fixture, small_db_config};
 
 /// Transactions of every shape: JSON and binary images, empty images, updates and deletes,
 /// schema changes, metadata, empty transactions and a transaction larger than a segment.
 fn workload(db: &Database, start: u32, n: u32) -> Lsn {
     let mut last = 0;
     for i in start..start + n {
-        let mut t = db.begin();
         if i % 7 == 3 {
             // An empty transaction: BEGIN + COMMIT only, no events in any stream.
-            last = t.commit().unwrap();
+            last = db.begin().commit().unwrap();
             continue;
         }
-        t.set_actor(format!("user-{}", i % 3));
-        if i % 4 == 0 {
-            t.set_namespace("tenant-a");
-            t.set_correlation_id(format!("req-{i}"));
-        }
+        let mut t = begin_with_metadata(db, i);
         let key = i.to_be_bytes();
         let json = format!("{{\"n\":{i},\"secret\":\"s{i}\",\"pad\":\"{}\"}}", "x".repeat(i as usize % 50));
         t.insert("users", &key, json.as_bytes()).unwrap();
@@ -83,11 +78,9 @@ fn hot_and_cold_replay_equals_a_pure_hot_replay() {
 }
 
 fn hot_and_cold_replay_equals_a_pure_hot_replay_with(write_threads: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
+    let Fixture { db, lake_dir, dir: _dir } = fixture();
     let end = workload(&db, 0, 400);
-    let lake_config =
-        || LakeConfig { write_threads, min_part_bytes: 1, ..LakeConfig::local_dir(dir.path().join("lake")).unwrap() };
+    let lake_config = || LakeConfig { write_threads, min_part_bytes: 1, ..LakeConfig::local_dir(&lake_dir).unwrap() };
     let archiver = Archiver::open(db.clone(), lake_config()).unwrap();
     let report = archiver.archive_sealed().unwrap();
     let files: usize = report.batches.iter().map(|b| b.data_files.len()).sum();
@@ -130,10 +123,9 @@ fn hot_and_cold_replay_equals_a_pure_hot_replay_with(write_threads: usize) {
 
 #[test]
 fn a_cold_stream_follows_the_archive_as_it_grows_and_then_tails_the_wal() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
+    let Fixture { db, lake_dir, dir: _dir } = fixture();
     workload(&db, 0, 150);
-    let archiver = Archiver::open(db.clone(), LakeConfig::local_dir(dir.path().join("lake")).unwrap()).unwrap();
+    let archiver = Archiver::open(db.clone(), LakeConfig::local_dir(&lake_dir).unwrap()).unwrap();
     archiver.archive_sealed().unwrap();
     db.checkpoint().unwrap();
     assert!(db.wal().oldest_lsn() > 1);
@@ -233,9 +225,8 @@ fn a_slot_behind_the_trimmed_wal_reads_the_archive_and_is_not_invalidated() {
 
 #[test]
 fn the_cold_source_reports_its_range_and_refuses_gaps() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
-    let archiver = Archiver::open(db.clone(), LakeConfig::local_dir(dir.path().join("lake")).unwrap()).unwrap();
+    let Fixture { db, lake_dir, dir: _dir } = fixture();
+    let archiver = Archiver::open(db.clone(), LakeConfig::local_dir(&lake_dir).unwrap()).unwrap();
     let cold = archiver.cold_source();
     assert_eq!(cold.range().unwrap(), None);
     workload(&db, 0, 100);

@@ -11,7 +11,7 @@
 //! `WALDEN_REQUIRE_LAKE_VENV=1` a missing venv fails the test instead of skipping it. The server is killed when the test ends, also on failure (and
 //! exits by itself when its standard input closes, should the test process die).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,7 +26,10 @@ use walden_cdc::{Cdc, CdcError, Event, SubscriptionOptions};
 use walden_engine::{Column, Database, Lsn};
 
 mod common;
-use common::{change_lsns, collect, parquet_files, scanned_lsns, small_db_config};
+use common::{
+    Fixture, begin_with_metadata, change_lsns, collect, first_line, fixture, parquet_files, scanned_lsns,
+    small_db_config,
+};
 
 const TOKEN: &str = "test-bearer-token-4b1d";
 const CREDENTIAL: &str = "walden-client:test-client-secret-9c2e";
@@ -98,14 +101,8 @@ impl Server {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
         let mut server = Server { child, port: 0, log };
-        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        let line = first_line(stdout, Duration::from_secs(60));
         server.port = match line.trim().strip_prefix("LISTENING ").and_then(|p| p.parse().ok()) {
             Some(port) => port,
             None => panic!("rest_catalog.py did not start ({line:?}): {}", server.log_text()),
@@ -145,16 +142,11 @@ impl Server {
 /// seals the active segment at the end. Returns the last LSN.
 fn workload(db: &Database, start: u32, n: u32) -> Lsn {
     for i in start..start + n {
-        let mut t = db.begin();
         if i % 11 == 5 {
-            t.commit().unwrap();
+            db.begin().commit().unwrap();
             continue;
         }
-        t.set_actor(format!("user-{}", i % 3));
-        if i % 4 == 0 {
-            t.set_namespace("tenant-a");
-            t.set_correlation_id(format!("req-{i}"));
-        }
+        let mut t = begin_with_metadata(db, i);
         let key = i.to_be_bytes();
         let json = format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i as usize % 40));
         t.insert("users", &key, json.as_bytes()).unwrap();
@@ -183,11 +175,9 @@ fn rest_lake(server: &Server, lake_dir: &Path) -> LakeConfig {
 #[test]
 fn archives_replays_and_reads_back_through_a_rest_catalog() {
     let Some(python) = python_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let lake_dir = dir.path().join("lake");
+    let Fixture { db, lake_dir, dir } = fixture();
     let lake_url = LakeConfig::local_dir(&lake_dir).unwrap().url;
     let server = Server::start(&python, dir.path(), &lake_url);
-    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
     let lake = rest_lake(&server, &lake_dir);
     assert!(!format!("{lake:?}").contains(TOKEN));
 

@@ -36,7 +36,7 @@ use walden_cdc::{Cdc, Event, Filter, SubscriptionOptions};
 use walden_engine::{Config, Database, EngineRecord, Lsn, SyncMode, WalConfig};
 
 mod common;
-use common::{collect, scanned_lsns, small_db_config};
+use common::{Fixture, collect, fixture, row_change_lsns, scanned_lsns};
 
 const BUCKET: &str = "walden-lake";
 const PART_BYTES: usize = 5 << 20;
@@ -75,8 +75,7 @@ fn pyiceberg_and_duckdb_read_an_s3_lake_through_its_life_cycle() {
 #[test]
 fn hot_and_cold_replay_from_s3_equals_a_pure_hot_replay() {
     let Some((_env, moto)) = start("hot + cold replay from S3") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
+    let Fixture { db, dir, .. } = fixture();
     readers::commit_rows(&db, 0, 300);
     // A few more in the active segment: the replay ends in the live WAL.
     let mut end = 0;
@@ -205,13 +204,7 @@ fn archives_to_s3_with_multipart_uploads() {
     let etag = meta.e_tag.unwrap_or_default();
     assert!(etag.trim_matches('"').ends_with(&format!("-{parts}")), "ETag {etag} of a {parts}-part upload");
 
-    let expected: Vec<Lsn> = db
-        .read_log(1)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| matches!(e.record, EngineRecord::Change(_)))
-        .map(|e| e.lsn)
-        .collect();
+    let expected = row_change_lsns(&db);
     assert_eq!(scanned_lsns(&archiver), expected);
     assert!(archiver.archive_sealed().unwrap().batches.is_empty());
 
@@ -252,8 +245,7 @@ fn assert_already_exists(result: iceberg::Result<()>, what: &str) {
 #[test]
 fn every_lake_file_is_created_once() {
     let Some((_env, moto)) = start("the S3 conditional-put test") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
+    let Fixture { db, dir, .. } = fixture();
     readers::commit_rows(&db, 0, 40);
     let lake = s3_lake(&moto, dir.path(), "once");
     let archiver = Archiver::open(db.clone(), lake.clone()).unwrap();

@@ -15,10 +15,10 @@ use object_store::{
     PutOptions, PutPayload, PutResult,
 };
 use walden_archive::{ArchiveError, Archiver, LakeConfig};
-use walden_engine::{Config, Database, EngineRecord, Lsn, SyncMode, WalConfig};
+use walden_engine::{Config, Database, SyncMode, WalConfig};
 
 mod common;
-use common::{parquet_files, scanned_lsns};
+use common::{parquet_files, row_change_lsns, scanned_lsns};
 
 /// Picks the object keys whose next write fails.
 type KeyMatcher = fn(&str) -> bool;
@@ -125,13 +125,7 @@ fn write_failures_leave_nothing_behind_and_the_rerun_archives_once() {
         }
         db.wal().seal_active_segment().unwrap();
         let end = db.segments().iter().filter(|s| s.sealed).map(|s| s.last_lsn).max().unwrap();
-        let expected: Vec<Lsn> = db
-            .read_log(1)
-            .unwrap()
-            .map(|e| e.unwrap())
-            .filter(|e| matches!(e.record, EngineRecord::Change(_)))
-            .map(|e| e.lsn)
-            .collect();
+        let expected = row_change_lsns(&db);
 
         let lake_dir = dir.path().join("lake");
         let store = Arc::new(FailingStore { inner: Arc::new(LocalFileSystem::new()), fail_next: Mutex::new(None) });

@@ -234,54 +234,27 @@ pub struct AsyncSubscription {
 }
 
 impl AsyncSubscription {
-    pub(crate) fn spawn(mut stream: ChangeStream, capacity: usize, policy: OverflowPolicy) -> AsyncSubscription {
+    /// Starts the reader thread; `SUBSCRIPTION_FAILED` (with the I/O error) if it cannot start.
+    pub(crate) fn spawn(stream: ChangeStream, capacity: usize, policy: OverflowPolicy) -> Result<AsyncSubscription> {
         let capacity = capacity.max(1);
         // mpsc::channel(n) holds n + number of senders; one sender, so capacity - 1 + 1.
-        let (mut sender, receiver) = mpsc::channel(capacity.saturating_sub(1));
-        let buffered = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let overflow = Arc::new(Mutex::new(None));
-        let (buffered2, stop2, overflow2) = (buffered.clone(), stop.clone(), overflow.clone());
+        let (sender, receiver) = mpsc::channel(capacity.saturating_sub(1));
+        let reader = AsyncReader {
+            stream,
+            sender,
+            capacity,
+            policy,
+            buffered: Arc::new(AtomicUsize::new(0)),
+            stop: Arc::new(AtomicBool::new(false)),
+            overflow: Arc::new(Mutex::new(None)),
+            delivered_through: None,
+        };
+        let (buffered, stop, overflow) = (reader.buffered.clone(), reader.stop.clone(), reader.overflow.clone());
         let thread = std::thread::Builder::new()
             .name("walden-cdc-async".into())
-            .spawn(move || {
-                // LSN of the last event the consumer was handed (for the overflow error).
-                let mut delivered_through: Option<Lsn> = None;
-                while !stop2.load(Ordering::Acquire) && !sender.is_closed() {
-                    let Some(item) = stream.next_timeout(BACKGROUND_WAIT) else {
-                        if stream.is_ended() {
-                            break;
-                        }
-                        continue;
-                    };
-                    let item_lsn = item.as_ref().ok().map(Event::lsn);
-                    buffered2.fetch_add(1, Ordering::AcqRel);
-                    let sent = match policy {
-                        OverflowPolicy::Backpressure => futures::executor::block_on(sender.send(item)).is_ok(),
-                        OverflowPolicy::Fail => match sender.try_send(item) {
-                            Ok(()) => true,
-                            Err(e) if e.is_full() => {
-                                buffered2.fetch_sub(1, Ordering::AcqRel);
-                                let resume_lsn = item_lsn.or(delivered_through.map(|l| l + 1)).unwrap_or(0);
-                                *overflow2.lock() = Some(CdcError::BufferOverflow(format!(
-                                    "the consumer fell behind: {capacity} events buffered and not taken; \
-                                     delivery stopped before LSN {resume_lsn}: subscribe again from it"
-                                )));
-                                false
-                            }
-                            Err(_) => false,
-                        },
-                    };
-                    if !sent {
-                        break;
-                    }
-                    if item_lsn.is_some() {
-                        delivered_through = item_lsn;
-                    }
-                }
-            })
-            .expect("spawn CDC reader thread");
-        AsyncSubscription { receiver, buffered, capacity, stop, overflow, thread: Some(thread) }
+            .spawn(move || reader.run())
+            .map_err(|e| CdcError::failed("spawning the CDC reader thread failed", e))?;
+        Ok(AsyncSubscription { receiver, buffered, capacity, stop, overflow, thread: Some(thread) })
     }
 
     /// Events read from the log and not yet taken by the consumer.
@@ -317,6 +290,66 @@ impl Drop for AsyncSubscription {
         self.receiver.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// The reader thread of an [`AsyncSubscription`]: moves events from the stream into the channel
+/// until the consumer goes away, the stream ends, or (with [`OverflowPolicy::Fail`]) the channel
+/// is full.
+struct AsyncReader {
+    stream: ChangeStream,
+    sender: mpsc::Sender<Result<Event>>,
+    capacity: usize,
+    policy: OverflowPolicy,
+    buffered: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    /// Set (before the sender is dropped) when the reader ended on a full buffer.
+    overflow: Arc<Mutex<Option<CdcError>>>,
+    /// LSN of the last event the consumer was handed (for the overflow error).
+    delivered_through: Option<Lsn>,
+}
+
+impl AsyncReader {
+    fn run(mut self) {
+        while !self.stop.load(Ordering::Acquire) && !self.sender.is_closed() {
+            let Some(item) = self.stream.next_timeout(BACKGROUND_WAIT) else {
+                if self.stream.is_ended() {
+                    break;
+                }
+                continue;
+            };
+            let item_lsn = item.as_ref().ok().map(Event::lsn);
+            if !self.send(item, item_lsn) {
+                break;
+            }
+            if item_lsn.is_some() {
+                debug_assert!(self.delivered_through < item_lsn, "events go out in LSN order");
+                self.delivered_through = item_lsn;
+            }
+        }
+    }
+
+    /// Hands `item` to the channel as the overflow policy says; `false` when the reader must stop
+    /// (the consumer went away, or the buffer is full under [`OverflowPolicy::Fail`]).
+    fn send(&mut self, item: Result<Event>, item_lsn: Option<Lsn>) -> bool {
+        self.buffered.fetch_add(1, Ordering::AcqRel);
+        match self.policy {
+            OverflowPolicy::Backpressure => futures::executor::block_on(self.sender.send(item)).is_ok(),
+            OverflowPolicy::Fail => match self.sender.try_send(item) {
+                Ok(()) => true,
+                Err(e) if e.is_full() => {
+                    self.buffered.fetch_sub(1, Ordering::AcqRel);
+                    let resume_lsn = item_lsn.or(self.delivered_through.map(|l| l + 1)).unwrap_or(0);
+                    *self.overflow.lock() = Some(CdcError::BufferOverflow(format!(
+                        "the consumer fell behind: {} events buffered and not taken; \
+                         delivery stopped before LSN {resume_lsn}: subscribe again from it",
+                        self.capacity
+                    )));
+                    false
+                }
+                Err(_) => false,
+            },
         }
     }
 }
@@ -388,67 +421,16 @@ pub struct CallbackStream {
 }
 
 impl CallbackStream {
-    pub(crate) fn start<H: ChangeHandler>(mut stream: ChangeStream, mut handler: H) -> CallbackStream {
+    /// Starts the handler's thread; `SUBSCRIPTION_FAILED` (with the I/O error) if it cannot start.
+    pub(crate) fn start<H: ChangeHandler>(stream: ChangeStream, handler: H) -> Result<CallbackStream> {
         let shared = Arc::new(Shared::default());
-        let s = shared.clone();
+        let runner =
+            CallbackRunner { stream, handler, shared: shared.clone(), last_signal: BackpressureSignal::Resume };
         let thread = std::thread::Builder::new()
             .name("walden-cdc-callbacks".into())
-            .spawn(move || {
-                let mut last_signal = BackpressureSignal::Resume;
-                loop {
-                    {
-                        let mut paused = s.paused.lock();
-                        while *paused && !s.stop.load(Ordering::Acquire) {
-                            s.resume.wait_for(&mut paused, BACKGROUND_WAIT);
-                        }
-                    }
-                    if s.stop.load(Ordering::Acquire) {
-                        break;
-                    }
-                    let item = stream.next_timeout(BACKGROUND_WAIT);
-                    s.current_lsn.store(stream.position(), Ordering::Release);
-                    s.buffered.store(stream.buffered(), Ordering::Release);
-                    s.lag_lsns.store(stream.lag_lsns(), Ordering::Release);
-                    let signal = if stream.lag_lsns() > 0 && stream.buffered() > 0 {
-                        BackpressureSignal::SlowDown
-                    } else {
-                        BackpressureSignal::Resume
-                    };
-                    if signal != last_signal {
-                        handler.on_backpressure(signal);
-                        last_signal = signal;
-                    }
-                    let Some(item) = item else {
-                        if stream.is_ended() {
-                            break;
-                        }
-                        continue;
-                    };
-                    match item {
-                        Ok(event) => {
-                            match &event {
-                                Event::Change(c) => {
-                                    if let Err(message) = handler.on_change(c) {
-                                        handler.on_error(&CdcError::SubscriptionFailed {
-                                            message: format!("handler failed at LSN {}: {message}", c.lsn),
-                                            source: None,
-                                        });
-                                    }
-                                }
-                                Event::Transaction(t) => handler.on_transaction(t),
-                                Event::Schema(sc) => handler.on_schema_change(sc),
-                            }
-                            s.processed.fetch_add(1, Ordering::AcqRel);
-                            s.last_event_time_us.store(now_us(), Ordering::Release);
-                        }
-                        Err(e) => handler.on_error(&e),
-                    }
-                }
-                s.ended.store(true, Ordering::Release);
-                handler.on_end();
-            })
-            .expect("spawn CDC callback thread");
-        CallbackStream { shared, thread: Some(thread) }
+            .spawn(move || runner.run())
+            .map_err(|e| CdcError::failed("spawning the CDC callback thread failed", e))?;
+        Ok(CallbackStream { shared, thread: Some(thread) })
     }
 
     /// Stops handing out events (and reading the log) until [`CallbackStream::resume`].
@@ -487,6 +469,84 @@ impl CallbackStream {
             last_event_time_us: s.last_event_time_us.load(Ordering::Acquire),
             lag_lsns: s.lag_lsns.load(Ordering::Acquire),
         }
+    }
+}
+
+/// The thread of a [`CallbackStream`]: hands the stream's events to the handler, honouring
+/// pause / stop, and publishes the status.
+struct CallbackRunner<H> {
+    stream: ChangeStream,
+    handler: H,
+    shared: Arc<Shared>,
+    last_signal: BackpressureSignal,
+}
+
+impl<H: ChangeHandler> CallbackRunner<H> {
+    fn run(mut self) {
+        loop {
+            self.wait_while_paused();
+            if self.shared.stop.load(Ordering::Acquire) {
+                break;
+            }
+            let item = self.stream.next_timeout(BACKGROUND_WAIT);
+            self.publish_status();
+            let Some(item) = item else {
+                if self.stream.is_ended() {
+                    break;
+                }
+                continue;
+            };
+            match item {
+                Ok(event) => self.dispatch(&event),
+                Err(e) => self.handler.on_error(&e),
+            }
+        }
+        self.shared.ended.store(true, Ordering::Release);
+        self.handler.on_end();
+    }
+
+    fn wait_while_paused(&self) {
+        let s = &self.shared;
+        let mut paused = s.paused.lock();
+        while *paused && !s.stop.load(Ordering::Acquire) {
+            s.resume.wait_for(&mut paused, BACKGROUND_WAIT);
+        }
+    }
+
+    /// Position, buffer and lag for [`CallbackStream::status`]; tells the handler when the
+    /// backpressure signal changes.
+    fn publish_status(&mut self) {
+        let (s, stream) = (&self.shared, &self.stream);
+        s.current_lsn.store(stream.position(), Ordering::Release);
+        s.buffered.store(stream.buffered(), Ordering::Release);
+        s.lag_lsns.store(stream.lag_lsns(), Ordering::Release);
+        let signal = if stream.lag_lsns() > 0 && stream.buffered() > 0 {
+            BackpressureSignal::SlowDown
+        } else {
+            BackpressureSignal::Resume
+        };
+        if signal != self.last_signal {
+            self.handler.on_backpressure(signal);
+            self.last_signal = signal;
+        }
+    }
+
+    fn dispatch(&mut self, event: &Event) {
+        let handler = &mut self.handler;
+        match event {
+            Event::Change(c) => {
+                if let Err(message) = handler.on_change(c) {
+                    handler.on_error(&CdcError::SubscriptionFailed {
+                        message: format!("handler failed at LSN {}: {message}", c.lsn),
+                        source: None,
+                    });
+                }
+            }
+            Event::Transaction(t) => handler.on_transaction(t),
+            Event::Schema(sc) => handler.on_schema_change(sc),
+        }
+        self.shared.processed.fetch_add(1, Ordering::AcqRel);
+        self.shared.last_event_time_us.store(now_us(), Ordering::Release);
     }
 }
 

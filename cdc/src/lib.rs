@@ -49,11 +49,11 @@ pub mod envelope;
 mod error;
 mod event;
 mod filter;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod retry;
 mod slot;
 mod stream;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 
@@ -264,7 +264,8 @@ impl Cdc {
     /// An async `futures::Stream` of events, runtime agnostic (any executor; woken by commits,
     /// never polling). A reader thread feeds a channel bounded by `options.buffer_capacity`; when
     /// the consumer falls behind, the reader stops reading the log (see
-    /// [`AsyncSubscription::backpressure`]).
+    /// [`AsyncSubscription::backpressure`]). `SUBSCRIPTION_FAILED` if the reader thread cannot be
+    /// started.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -293,11 +294,11 @@ impl Cdc {
     /// ```
     pub fn subscribe_async(&self, options: SubscriptionOptions) -> Result<AsyncSubscription> {
         let (capacity, policy) = (options.buffer_capacity, options.overflow_policy);
-        Ok(AsyncSubscription::spawn(self.subscribe(options)?, capacity, policy))
+        AsyncSubscription::spawn(self.subscribe(options)?, capacity, policy)
     }
 
     /// Runs `handler` over a stream on its own thread, with pause / resume / stop and
-    /// [`CallbackStream::status`].
+    /// [`CallbackStream::status`]. `SUBSCRIPTION_FAILED` if that thread cannot be started.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -338,7 +339,7 @@ impl Cdc {
         options: SubscriptionOptions,
         handler: H,
     ) -> Result<CallbackStream> {
-        Ok(CallbackStream::start(self.subscribe(options)?, handler))
+        CallbackStream::start(self.subscribe(options)?, handler)
     }
 
     /// Slot-backed consumption: acquires the slot (one consumer at a time), resumes after its

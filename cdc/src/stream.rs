@@ -211,6 +211,8 @@ pub struct ChangeStream {
     /// LSN of the last record consumed from the WAL.
     position: Lsn,
     events_delivered: u64,
+    /// LSN of the last event delivered (meaningful once `events_delivered > 0`).
+    last_delivered_lsn: Lsn,
     last_event_at: Option<Instant>,
     ended: bool,
     sought_back_for: Option<Lsn>,
@@ -278,6 +280,7 @@ impl ChangeStream {
             ready: VecDeque::new(),
             position: start.saturating_sub(1),
             events_delivered: 0,
+            last_delivered_lsn: 0,
             last_event_at: None,
             ended: false,
             sought_back_for: None,
@@ -353,11 +356,7 @@ impl ChangeStream {
         let mut waited = false;
         loop {
             if let Some(item) = self.ready.pop_front() {
-                if item.is_ok() {
-                    self.events_delivered += 1;
-                    self.last_event_at = Some(if waited { Instant::now() } else { started });
-                }
-                return Some(item);
+                return Some(self.deliver(item, started, waited));
             }
             if self.ended {
                 return None;
@@ -372,32 +371,8 @@ impl ChangeStream {
             let reader = match &mut self.source {
                 Source::Hot(reader) => reader,
                 Source::Cold(cursor) => {
-                    match cursor.step() {
-                        Ok(ColdStep::Record(r)) => self.process_decoded(r.lsn, r.timestamp_us, r.record, None),
-                        Ok(ColdStep::SwitchToHot(lsn)) => match self.db.wal().reader(lsn) {
-                            Ok(reader) => {
-                                tracing::debug!(lsn, "change stream: archive replayed, continuing from the WAL");
-                                self.source = Source::Hot(reader);
-                            }
-                            Err(WalError::LsnNotFound { oldest_available, .. }) => {
-                                self.ended = true;
-                                self.ready.push_back(Err(CdcError::SubscriptionFailed {
-                                    message: format!(
-                                        "the archive ends before LSN {lsn} but the WAL now starts at LSN {oldest_available}"
-                                    ),
-                                    source: None,
-                                }));
-                            }
-                            Err(e) => {
-                                self.ended = true;
-                                self.ready.push_back(Err(wal_error(e)));
-                            }
-                        },
-                        Err(e) => {
-                            self.ended = true;
-                            self.ready.push_back(Err(e));
-                        }
-                    }
+                    let step = cursor.step();
+                    self.take_cold_step(step);
                     continue;
                 }
             };
@@ -412,21 +387,62 @@ impl ChangeStream {
             match record {
                 Ok(Some(record)) => self.process(record),
                 Ok(None) => return None,
-                Err(e) => {
-                    self.ended = true;
-                    self.ready.push_back(Err(wal_error(e)));
-                }
+                Err(e) => self.fail(wal_error(e)),
             }
         }
+    }
+
+    /// Hands out one item of the ready queue, counting delivered events; `started` is when the
+    /// caller came in, the delivery time unless it `waited` for the log.
+    fn deliver(&mut self, item: Result<Event>, started: Instant, waited: bool) -> Result<Event> {
+        if let Ok(event) = &item {
+            // Events never repeat or go back (ARCHITECTURE.md, "CDC"): BEGIN, changes and COMMIT
+            // of a transaction carry rising LSNs, and transactions follow each other.
+            debug_assert!(
+                self.events_delivered == 0 || event.lsn() > self.last_delivered_lsn,
+                "event at LSN {} after LSN {}",
+                event.lsn(),
+                self.last_delivered_lsn
+            );
+            self.last_delivered_lsn = event.lsn();
+            self.events_delivered += 1;
+            self.last_event_at = Some(if waited { Instant::now() } else { started });
+        }
+        item
+    }
+
+    /// Runs one step of the cold source: its next record, or the switch to the WAL where the
+    /// archive ends.
+    fn take_cold_step(&mut self, step: Result<ColdStep>) {
+        match step {
+            Ok(ColdStep::Record(r)) => self.process_decoded(r.lsn, r.timestamp_us, r.record, None),
+            Ok(ColdStep::SwitchToHot(lsn)) => match self.db.wal().reader(lsn) {
+                Ok(reader) => {
+                    tracing::debug!(lsn, "change stream: archive replayed, continuing from the WAL");
+                    self.source = Source::Hot(reader);
+                }
+                Err(WalError::LsnNotFound { oldest_available, .. }) => self.fail(CdcError::SubscriptionFailed {
+                    message: format!(
+                        "the archive ends before LSN {lsn} but the WAL now starts at LSN {oldest_available}"
+                    ),
+                    source: None,
+                }),
+                Err(e) => self.fail(wal_error(e)),
+            },
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Delivers `error` after what is ready, and ends the stream.
+    fn fail(&mut self, error: CdcError) {
+        self.ended = true;
+        self.ready.push_back(Err(error));
     }
 
     fn decode_error(&mut self, lsn: Lsn, message: String, raw: Option<&Record>) {
         match &self.options.decode_error_policy {
             DecodeErrorPolicy::FailEvent => self.ready.push_back(Err(CdcError::Decode { lsn, message })),
-            DecodeErrorPolicy::Stop => {
-                self.ready.push_back(Err(CdcError::Decode { lsn, message }));
-                self.ended = true;
-            }
+            DecodeErrorPolicy::Stop => self.fail(CdcError::Decode { lsn, message }),
             DecodeErrorPolicy::Skip => tracing::warn!(lsn, message, "skipping undecodable event"),
             DecodeErrorPolicy::DeadLetter(dlq) => {
                 let raw_json = raw.map(|r| {
@@ -440,19 +456,17 @@ impl ChangeStream {
                 let event = raw_json.unwrap_or(serde_json::json!({ "lsn": lsn }));
                 if let Err(e) = dlq.push(&lsn.to_string(), Some(lsn), &event, &message, 1) {
                     // The DLQ itself failed: do not lose the error.
-                    self.ready.push_back(Err(CdcError::failed(format!("dead-lettering LSN {lsn} failed"), e)));
-                    self.ended = true;
+                    self.fail(CdcError::failed(format!("dead-lettering LSN {lsn} failed"), e));
                 }
             }
         }
     }
 
     fn corrupt(&mut self, lsn: Lsn, message: String) {
-        self.ready.push_back(Err(CdcError::SubscriptionFailed {
+        self.fail(CdcError::SubscriptionFailed {
             message: format!("log structure broken at LSN {lsn}: {message}"),
             source: None,
-        }));
-        self.ended = true;
+        });
     }
 
     fn process(&mut self, record: Record) {
@@ -499,140 +513,149 @@ impl ChangeStream {
     /// Runs one decoded record (from the WAL, or rebuilt by a cold source: `raw` is `None`)
     /// through transaction assembly, filters and masks.
     fn process_decoded(&mut self, lsn: Lsn, timestamp_us: u64, decoded: EngineRecord, raw: Option<&Record>) {
-        // A record inside a transaction whose BEGIN we have not seen (the stream started in the
-        // middle of it): go back to the BEGIN, which is always in the same segment.
         if self.txn.is_none() && !matches!(decoded, EngineRecord::Begin(_)) {
-            let Some(begin_lsn) = decoded.txn_id(lsn) else {
-                self.corrupt(lsn, "record names an impossible transaction".to_string());
-                return;
-            };
-            // Only the first record read can be in the middle of a transaction; anywhere else a
-            // record outside a transaction is damage. (Seeking back from there would deliver
-            // transactions again, and two stray records could send the stream back and forth
-            // forever.)
-            if self.sought_back_for.is_some() || self.position >= self.deliver_from {
-                let detail = match self.sought_back_for {
-                    Some(sought) if lsn == sought => format!("BEGIN of transaction {sought} is missing"),
-                    _ => format!("record outside any transaction (it names transaction {begin_lsn})"),
-                };
-                self.corrupt(lsn, detail);
-                return;
-            }
-            self.sought_back_for = Some(begin_lsn);
-            match &mut self.source {
-                Source::Hot(reader) => {
-                    if let Err(e) = reader.seek(begin_lsn) {
-                        self.ended = true;
-                        self.ready.push_back(Err(wal_error(e)));
-                    }
-                }
-                // A cold source returns whole transactions: a missing BEGIN is its bug.
-                Source::Cold(_) => {
-                    self.corrupt(lsn, format!("the archive returned no BEGIN for transaction {begin_lsn}"))
-                }
-            }
+            self.seek_back_to_begin(lsn, &decoded);
             return;
         }
         self.position = lsn;
         match decoded {
-            EngineRecord::Begin(begin) => {
-                if let Some(open) = &self.txn {
-                    let open_id = open.ctx.txn_id;
-                    self.corrupt(lsn, format!("BEGIN while transaction {open_id} is still open"));
-                    return;
-                }
-                self.txn = Some(OpenTxn {
-                    ctx: TxnContext {
-                        txn_id: lsn,
-                        commit_lsn: lsn + u64::from(begin.change_count) + 1,
-                        commit_timestamp_us: timestamp_us,
-                        namespace: begin.namespace.map(Arc::from),
-                        correlation_id: begin.correlation_id.map(Arc::from),
-                        actor: begin.actor.map(Arc::from),
-                    },
-                    change_count: begin.change_count,
-                    begin_lsn: lsn,
-                    next_offset: 1,
-                    begin_emitted: false,
-                });
-            }
-            EngineRecord::Change(change) => {
-                let Some(txn) = self.check_member(lsn, u64::from(change.seq)) else { return };
-                let txn_id = txn.ctx.txn_id;
-                let op = match change.op {
-                    record::ChangeOp::Insert => Operation::Insert,
-                    record::ChangeOp::Update => Operation::Update,
-                    record::ChangeOp::Delete => Operation::Delete,
-                };
-                // The criteria that need no event first, so that filtered-out changes cost no
-                // event (id, context clone); `matches_change` below checks them all again.
-                let filter = &self.options.filter;
-                if lsn < self.deliver_from
-                    || !filter.matches_txn(txn_id)
-                    || !filter.matches_table(&change.table)
-                    || filter.operations.as_ref().is_some_and(|ops| !ops.contains(&op))
-                {
-                    return;
-                }
-                let Some(ctx) = self.txn.as_ref().map(|t| t.ctx.clone()) else { return };
-                let event = ChangeEvent {
-                    id: event_id(lsn),
-                    op,
-                    table: change.table,
-                    lsn,
-                    key: change.key,
-                    data: change.after,
-                    old_data: change.before,
-                    txn: ctx,
-                };
-                if !self.options.filter.matches_change(&event) {
-                    return;
-                }
-                match self.options.filter.mask(event) {
-                    Ok(event) => {
-                        self.emit_begin_if_needed();
-                        self.ready.push_back(Ok(Event::Change(event)));
-                    }
-                    Err(message) => self.decode_error(lsn, message, raw),
+            EngineRecord::Begin(begin) => self.begin_transaction(lsn, timestamp_us, begin),
+            EngineRecord::Change(change) => self.row_change(lsn, change, raw),
+            EngineRecord::Schema(schema) => self.schema_change(lsn, schema),
+            EngineRecord::Commit(commit) => self.commit_transaction(lsn, commit),
+        }
+    }
+
+    /// A record inside a transaction whose BEGIN we have not seen (the stream started in the
+    /// middle of it): go back to the BEGIN, which is always in the same segment.
+    fn seek_back_to_begin(&mut self, lsn: Lsn, decoded: &EngineRecord) {
+        let Some(begin_lsn) = decoded.txn_id(lsn) else {
+            self.corrupt(lsn, "record names an impossible transaction".to_string());
+            return;
+        };
+        // Only the first record read can be in the middle of a transaction; anywhere else a
+        // record outside a transaction is damage. (Seeking back from there would deliver
+        // transactions again, and two stray records could send the stream back and forth
+        // forever.)
+        if self.sought_back_for.is_some() || self.position >= self.deliver_from {
+            let detail = match self.sought_back_for {
+                Some(sought) if lsn == sought => format!("BEGIN of transaction {sought} is missing"),
+                _ => format!("record outside any transaction (it names transaction {begin_lsn})"),
+            };
+            self.corrupt(lsn, detail);
+            return;
+        }
+        self.sought_back_for = Some(begin_lsn);
+        match &mut self.source {
+            Source::Hot(reader) => {
+                if let Err(e) = reader.seek(begin_lsn) {
+                    self.fail(wal_error(e));
                 }
             }
-            EngineRecord::Schema(schema) => {
-                let Some(txn) = self.check_member(lsn, u64::from(schema.seq)) else { return };
-                let ctx = txn.ctx.clone();
-                if lsn < self.deliver_from
-                    || !self.options.include_schema_changes
-                    || !self.options.filter.matches_table(&schema.table)
-                    || !self.options.filter.matches_txn(ctx.txn_id)
-                {
-                    return;
-                }
-                let event = SchemaChangeEvent {
-                    id: event_id(lsn),
-                    lsn,
-                    table: schema.table,
-                    schema_version: schema.schema_version,
-                    change: convert_schema_change(schema.change),
-                    txn: ctx,
-                };
+            // A cold source returns whole transactions: a missing BEGIN is its bug.
+            Source::Cold(_) => self.corrupt(lsn, format!("the archive returned no BEGIN for transaction {begin_lsn}")),
+        }
+    }
+
+    fn begin_transaction(&mut self, lsn: Lsn, timestamp_us: u64, begin: record::Begin) {
+        if let Some(open) = &self.txn {
+            let open_id = open.ctx.txn_id;
+            self.corrupt(lsn, format!("BEGIN while transaction {open_id} is still open"));
+            return;
+        }
+        self.txn = Some(OpenTxn {
+            ctx: TxnContext {
+                txn_id: lsn,
+                commit_lsn: lsn + u64::from(begin.change_count) + 1,
+                commit_timestamp_us: timestamp_us,
+                namespace: begin.namespace.map(Arc::from),
+                correlation_id: begin.correlation_id.map(Arc::from),
+                actor: begin.actor.map(Arc::from),
+            },
+            change_count: begin.change_count,
+            begin_lsn: lsn,
+            next_offset: 1,
+            begin_emitted: false,
+        });
+    }
+
+    fn row_change(&mut self, lsn: Lsn, change: record::RowChange, raw: Option<&Record>) {
+        let Some(txn) = self.check_member(lsn, u64::from(change.seq)) else { return };
+        let txn_id = txn.ctx.txn_id;
+        let op = match change.op {
+            record::ChangeOp::Insert => Operation::Insert,
+            record::ChangeOp::Update => Operation::Update,
+            record::ChangeOp::Delete => Operation::Delete,
+        };
+        // The criteria that need no event first, so that filtered-out changes cost no
+        // event (id, context clone); `matches_change` below checks them all again.
+        let filter = &self.options.filter;
+        if lsn < self.deliver_from
+            || !filter.matches_txn(txn_id)
+            || !filter.matches_table(&change.table)
+            || filter.operations.as_ref().is_some_and(|ops| !ops.contains(&op))
+        {
+            return;
+        }
+        let Some(ctx) = self.txn.as_ref().map(|t| t.ctx.clone()) else { return };
+        let event = ChangeEvent {
+            id: event_id(lsn),
+            op,
+            table: change.table,
+            lsn,
+            key: change.key,
+            data: change.after,
+            old_data: change.before,
+            txn: ctx,
+        };
+        if !self.options.filter.matches_change(&event) {
+            return;
+        }
+        match self.options.filter.mask(event) {
+            Ok(event) => {
                 self.emit_begin_if_needed();
-                self.ready.push_back(Ok(Event::Schema(event)));
+                self.ready.push_back(Ok(Event::Change(event)));
             }
-            EngineRecord::Commit(commit) => {
-                let Some(txn) = self.txn.take() else { return };
-                if commit.change_count != txn.change_count || lsn != txn.ctx.commit_lsn {
-                    let id = txn.ctx.txn_id;
-                    self.corrupt(lsn, format!("COMMIT does not match transaction {id}"));
-                    return;
-                }
-                if txn.begin_emitted && lsn >= self.deliver_from {
-                    self.ready.push_back(Ok(Event::Transaction(TransactionEvent {
-                        kind: TransactionEventKind::Commit,
-                        lsn,
-                        change_count: txn.change_count,
-                        txn: txn.ctx,
-                    })));
-                }
-            }
+            Err(message) => self.decode_error(lsn, message, raw),
+        }
+    }
+
+    fn schema_change(&mut self, lsn: Lsn, schema: record::SchemaRecord) {
+        let Some(txn) = self.check_member(lsn, u64::from(schema.seq)) else { return };
+        let ctx = txn.ctx.clone();
+        if lsn < self.deliver_from
+            || !self.options.include_schema_changes
+            || !self.options.filter.matches_table(&schema.table)
+            || !self.options.filter.matches_txn(ctx.txn_id)
+        {
+            return;
+        }
+        let event = SchemaChangeEvent {
+            id: event_id(lsn),
+            lsn,
+            table: schema.table,
+            schema_version: schema.schema_version,
+            change: convert_schema_change(schema.change),
+            txn: ctx,
+        };
+        self.emit_begin_if_needed();
+        self.ready.push_back(Ok(Event::Schema(event)));
+    }
+
+    fn commit_transaction(&mut self, lsn: Lsn, commit: record::Commit) {
+        let Some(txn) = self.txn.take() else { return };
+        if commit.change_count != txn.change_count || lsn != txn.ctx.commit_lsn {
+            let id = txn.ctx.txn_id;
+            self.corrupt(lsn, format!("COMMIT does not match transaction {id}"));
+            return;
+        }
+        if txn.begin_emitted && lsn >= self.deliver_from {
+            self.ready.push_back(Ok(Event::Transaction(TransactionEvent {
+                kind: TransactionEventKind::Commit,
+                lsn,
+                change_count: txn.change_count,
+                txn: txn.ctx,
+            })));
         }
     }
 

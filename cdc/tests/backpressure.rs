@@ -13,19 +13,18 @@ use walden_cdc::{
     AsyncSubscription, BackpressureSignal, Cdc, CdcError, CdcErrorCode, ChangeHandler, OverflowPolicy,
     SubscriptionOptions,
 };
-use walden_engine::walden_wal::testing::fault::FaultStorage;
 use walden_engine::{Config, Database, SyncMode};
+
+mod common;
+use common::{commit_insert, memory_db};
 
 const CAPACITY: usize = 8;
 const EVENTS: usize = 20;
 
 fn db_with_inserts(n: usize) -> Arc<Database> {
-    let storage = Arc::new(FaultStorage::new());
-    let db = Arc::new(Database::open_with_storage("/db", Config::with_sync_mode(SyncMode::None), storage).unwrap());
+    let db = memory_db(Config::with_sync_mode(SyncMode::None));
     for i in 0..n {
-        let mut t = db.begin();
-        t.insert("t", &(i as u32).to_be_bytes(), b"{}").unwrap();
-        t.commit().unwrap();
+        commit_insert(&db, "t", &(i as u32).to_be_bytes(), b"{}");
     }
     db
 }

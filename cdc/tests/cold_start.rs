@@ -4,11 +4,13 @@
 //! WAL was trimmed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use walden_cdc::cold::ColdError;
 use walden_cdc::{Cdc, ColdChunk, ColdRange, ColdRecord, ColdSource, Event, SubscriptionOptions};
-use walden_engine::{Config, Database, Lsn, WalConfig};
+use walden_engine::{Config, Lsn, WalConfig};
+
+mod common;
+use common::{collect, temp_db};
 
 /// The archived records, in memory.
 #[derive(Debug)]
@@ -43,22 +45,11 @@ impl ColdSource for MemoryCold {
     }
 }
 
-fn collect(cdc: &Cdc, options: SubscriptionOptions) -> Vec<Event> {
-    let mut stream = cdc.subscribe(options).expect("subscribe");
-    let mut events = Vec::new();
-    while let Some(event) = stream.next_timeout(Duration::from_millis(200)) {
-        events.push(event.expect("event"));
-    }
-    assert!(stream.is_ended());
-    events
-}
-
 #[test]
 fn a_start_inside_an_archived_transaction_delivers_its_rest_then_everything_after() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let config =
         Config { wal: WalConfig { target_segment_size_bytes: 4096, ..WalConfig::default() }, ..Config::default() };
-    let db = Arc::new(Database::open(dir.path(), config).expect("open"));
+    let (_dir, db) = temp_db(config);
     let mut end = 0;
     for i in 0..120u32 {
         let mut t = db.begin();

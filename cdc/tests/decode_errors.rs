@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use walden_cdc::codec::JsonCodec;
@@ -15,8 +17,10 @@ use walden_cdc::{
     Cdc, CdcError, CdcErrorCode, ChangeEvent, ChangeHandler, ColumnMask, DecodeErrorPolicy, Event, Filter,
     SubscriptionOptions,
 };
-use walden_engine::walden_wal::testing::fault::FaultStorage;
 use walden_engine::{Config, Database, SyncMode};
+
+mod common;
+use common::{commit_insert, memory_db};
 
 /// One delivered item, comparable across consumers: a change's LSN, or an error's code and LSN.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,14 +37,12 @@ fn item(result: walden_cdc::Result<Event>) -> Item {
 }
 
 fn open_db() -> Arc<Database> {
-    let storage = Arc::new(FaultStorage::new());
-    Arc::new(Database::open_with_storage("/db", Config::with_sync_mode(SyncMode::None), storage).unwrap())
+    memory_db(Config::with_sync_mode(SyncMode::None))
 }
 
+/// Inserts `key` into `t` in a transaction of its own; the change's LSN.
 fn insert(db: &Database, key: &[u8], payload: &[u8]) -> u64 {
-    let mut t = db.begin();
-    t.insert("t", key, payload).unwrap();
-    t.commit_info().unwrap().txn_id + 1
+    commit_insert(db, "t", key, payload).txn_id + 1
 }
 
 fn options(policy: &DecodeErrorPolicy, end_lsn: u64) -> SubscriptionOptions {
@@ -65,22 +67,6 @@ fn deliver(cdc: &Cdc, options: SubscriptionOptions) -> Vec<Item> {
     });
     assert_eq!(asynced, blocking, "async and blocking disagree");
     blocking
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits = 0u32;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for c in text.bytes().filter(|&c| c != b'=') {
-        bits = (bits << 6) | TABLE.iter().position(|&t| t == c).expect("base64 alphabet") as u32;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-        }
-    }
-    out
 }
 
 #[test]
@@ -124,7 +110,7 @@ fn a_record_that_is_not_an_engine_record_follows_every_policy() {
         assert!(entry.error.contains("undecodable engine record"), "{}", entry.error);
         assert_eq!(entry.event["kind"], kind);
         assert_eq!(entry.event["lsn"], entry.lsn.unwrap());
-        assert_eq!(base64_decode(entry.event["payloadBase64"].as_str().unwrap()), payload);
+        assert_eq!(BASE64.decode(entry.event["payloadBase64"].as_str().unwrap()).unwrap(), payload);
     }
 }
 

@@ -8,6 +8,8 @@
 
 use std::path::PathBuf;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -20,6 +22,9 @@ use walden_cdc::{
     ChangeEvent, ColumnDef, Event, Operation, SchemaChange, SchemaChangeEvent, TransactionEvent, TransactionEventKind,
     TxnContext,
 };
+
+mod common;
+use common::temp_db;
 
 /// 2025-01-22T10:30:00.123456Z, the commit time of transaction A.
 const TS_A_US: u64 = 1_737_541_800_123_456;
@@ -425,11 +430,7 @@ fn debezium_end_counts_the_data_events_emitted() {
         mismatches.push(format!("schema change counted: {emitted} data events, END {end}"));
     }
     // A real database and a table filter: one of two changes is delivered.
-    let dir = tempfile::tempdir().unwrap();
-    let db = std::sync::Arc::new(
-        walden_engine::Database::open(dir.path(), walden_engine::Config::with_sync_mode(walden_engine::SyncMode::None))
-            .unwrap(),
-    );
+    let (_dir, db) = temp_db(walden_engine::Config::with_sync_mode(walden_engine::SyncMode::None));
     let mut txn = db.begin();
     txn.insert("users", b"u1", br#"{"id":1}"#).unwrap();
     txn.insert("orders", b"o1", br#"{"id":2}"#).unwrap();
@@ -532,24 +533,8 @@ fn binary_keys_and_payloads_render_as_documented() {
     assert_eq!(CdcEventEnvelope::from_change(c).document_id, "42");
     assert_eq!(UnifiedEvent::from_change(c).key, "42");
     // The base64 decodes back to the original bytes.
-    assert_eq!(base64_decode("3q2+7w=="), BINARY_KEY);
-    assert_eq!(base64_decode("AP8QgA=="), BINARY_PAYLOAD);
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    const TABLE: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits = 0u32;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in text.chars().filter(|&c| c != '=') {
-        bits = (bits << 6) | TABLE.find(c).expect("base64 alphabet") as u32;
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    out
+    assert_eq!(BASE64.decode("3q2+7w==").unwrap(), BINARY_KEY);
+    assert_eq!(BASE64.decode("AP8QgA==").unwrap(), BINARY_PAYLOAD);
 }
 
 /// The examples in `docs/ENVELOPES.md` are the golden files, verbatim.

@@ -12,8 +12,10 @@ use futures::StreamExt;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use walden_cdc::{Cdc, ColumnMask, Event, Filter, Operation, SubscriptionOptions, TransactionEventKind};
-use walden_engine::walden_wal::testing::fault::FaultStorage;
 use walden_engine::{Column, Config, Database, SyncMode, WalConfig};
+
+mod common;
+use common::memory_db;
 
 const TABLES: [&str; 3] = ["users", "orders", "payments"];
 const COLUMNS: [&str; 5] = ["id", "step", "secret", "note", "absent"];
@@ -282,7 +284,7 @@ fn open_db() -> Arc<Database> {
         wal: WalConfig { target_segment_size_bytes: 4096, sync_mode: SyncMode::None, ..WalConfig::default() },
         ..Config::default()
     };
-    Arc::new(Database::open_with_storage("/db", config, Arc::new(FaultStorage::new())).unwrap())
+    memory_db(config)
 }
 
 proptest! {

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use walden_cdc::fuzzing;
+use walden_cdc::testing::fuzzing;
 use walden_wal::testing::corpus::{self, Mutation, files_in, mutate};
 
 fn fuzz_dir() -> PathBuf {

@@ -15,6 +15,9 @@ use futures::StreamExt;
 use walden_cdc::{Cdc, ChangeEvent, Event, SubscriptionOptions};
 use walden_engine::{Config, Database, SyncMode, WalConfig};
 
+mod common;
+use common::temp_db;
+
 const PAYLOAD_BYTES: usize = 32 << 10;
 const CHANGES_PER_TXN: u64 = 4;
 /// Transactions written before consuming: 1100 × 4 × 32 KiB ≈ 138 MiB.
@@ -110,12 +113,11 @@ fn slow_consumers_keep_memory_bounded_over_a_large_log() {
     let started = Instant::now();
     let filler = Arc::new(filler());
     let mut rss = RssWatch::new();
-    let dir = tempfile::tempdir().unwrap();
     let config = Config {
         wal: WalConfig { target_segment_size_bytes: 16 << 20, sync_mode: SyncMode::None, ..WalConfig::default() },
         ..Config::default()
     };
-    let db = Arc::new(Database::open(dir.path(), config).unwrap());
+    let (_dir, db) = temp_db(config);
     write(&db, &filler, 0..INITIAL_TXNS);
     rss.sample("after writing");
     let write_time = started.elapsed();

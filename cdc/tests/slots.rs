@@ -5,30 +5,16 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use walden_cdc::{Cdc, CdcError, CdcErrorCode, Event, Filter, Operation, SlotSubscription, SubscriptionOptions};
+use walden_cdc::{Cdc, CdcError, CdcErrorCode, Event, Filter, Operation, SubscriptionOptions};
 use walden_engine::walden_wal::Storage;
 use walden_engine::walden_wal::testing::fault::FaultStorage;
-use walden_engine::{
-    Column, Config, Database, EngineError, SlotFilter, SlotOptions, SlotState, StartPosition, SyncMode, WalConfig,
-};
+use walden_engine::{Column, Database, EngineError, SlotFilter, SlotOptions, SlotState, StartPosition, SyncMode};
 
-fn config(sync_mode: SyncMode) -> Config {
-    Config {
-        wal: WalConfig { target_segment_size_bytes: 16 << 10, sync_mode, ..WalConfig::default() },
-        ..Config::default()
-    }
-}
+mod common;
+use common::{drain_slot, small_segments, temp_db};
 
 fn oldest() -> SlotOptions {
     SlotOptions { start: StartPosition::Oldest, ..SlotOptions::default() }
-}
-
-fn drain(sub: &mut SlotSubscription) -> Vec<Event> {
-    let mut out = Vec::new();
-    while let Some(e) = sub.try_next() {
-        out.push(e.unwrap());
-    }
-    out
 }
 
 fn change_lsns(events: &[Event]) -> Vec<u64> {
@@ -70,7 +56,8 @@ fn power_loss<T>(fs: &FaultStorage, doomed: T) {
 fn resumes_after_the_confirmed_lsn_and_acks_survive_power_loss_without_regressing() {
     let fs = FaultStorage::new();
     let storage: Arc<dyn Storage> = Arc::new(fs.clone());
-    let open = || Arc::new(Database::open_with_storage("/db", config(SyncMode::Group), storage.clone()).unwrap());
+    let open =
+        || Arc::new(Database::open_with_storage("/db", small_segments(SyncMode::Group), storage.clone()).unwrap());
     let db = open();
     let cdc = Cdc::new(db.clone());
     let created = cdc.create_slot("consumer", oldest()).unwrap();
@@ -82,14 +69,14 @@ fn resumes_after_the_confirmed_lsn_and_acks_survive_power_loss_without_regressin
     let mut sub = cdc.subscribe_slot("consumer", SubscriptionOptions::from_lsn(lsns[20])).unwrap();
     assert_eq!(sub.slot_name(), "consumer");
     assert_eq!(sub.slot_info().state, SlotState::Active);
-    assert_eq!(change_lsns(&drain(&mut sub)), lsns, "a new slot at Oldest delivers everything");
+    assert_eq!(change_lsns(&drain_slot(&mut sub)), lsns, "a new slot at Oldest delivers everything");
     let info = sub.ack(lsns[11]).unwrap();
     assert_eq!((info.confirmed_lsn, info.restart_lsn), (lsns[11], lsns[11] + 1));
     sub.close().unwrap();
     assert_eq!(db.slot("consumer").unwrap().state, SlotState::Inactive);
 
     let mut sub = cdc.subscribe_slot("consumer", SubscriptionOptions::default()).unwrap();
-    assert_eq!(change_lsns(&drain(&mut sub)), lsns[12..], "resumes right after the confirmed LSN");
+    assert_eq!(change_lsns(&drain_slot(&mut sub)), lsns[12..], "resumes right after the confirmed LSN");
     sub.ack(lsns[20]).unwrap();
     // Power loss right after the ack returned, without closing anything: the ack is durable.
     power_loss(&fs, (sub, cdc, db));
@@ -98,7 +85,7 @@ fn resumes_after_the_confirmed_lsn_and_acks_survive_power_loss_without_regressin
     let cdc = Cdc::new(db.clone());
     assert_eq!(db.slot("consumer").unwrap().confirmed_lsn, lsns[20]);
     let mut sub = cdc.subscribe_slot("consumer", SubscriptionOptions::default()).unwrap();
-    assert_eq!(change_lsns(&drain(&mut sub)), lsns[21..]);
+    assert_eq!(change_lsns(&drain_slot(&mut sub)), lsns[21..]);
     // Acking an older LSN (a consumer re-confirming after a restart) never moves back.
     let info = sub.ack(lsns[5]).unwrap();
     assert_eq!(info.confirmed_lsn, lsns[20]);
@@ -111,7 +98,7 @@ fn resumes_after_the_confirmed_lsn_and_acks_survive_power_loss_without_regressin
     assert_eq!(sub.slot_info().confirmed_lsn, lsns[20]);
     // New commits are delivered live to the open subscription.
     let more = commit_inserts(&db, 2, "y");
-    assert_eq!(change_lsns(&drain(&mut sub)), more);
+    assert_eq!(change_lsns(&drain_slot(&mut sub)), more);
     power_loss(&fs, (sub, cdc, db));
 
     let db = open();
@@ -120,7 +107,7 @@ fn resumes_after_the_confirmed_lsn_and_acks_survive_power_loss_without_regressin
     let mut sub = cdc.subscribe_slot("consumer", SubscriptionOptions::default()).unwrap();
     let mut expected = lsns[21..].to_vec();
     expected.extend(&more);
-    assert_eq!(change_lsns(&drain(&mut sub)), expected);
+    assert_eq!(change_lsns(&drain_slot(&mut sub)), expected);
     let last = *more.last().unwrap();
     sub.ack(last).unwrap();
     sub.close().unwrap();
@@ -130,7 +117,7 @@ fn resumes_after_the_confirmed_lsn_and_acks_survive_power_loss_without_regressin
     assert_eq!(db.slot("consumer").unwrap().confirmed_lsn, last);
     let cdc = Cdc::new(db.clone());
     let mut sub = cdc.subscribe_slot("consumer", SubscriptionOptions::default()).unwrap();
-    assert!(drain(&mut sub).is_empty(), "fully acked: nothing to redeliver");
+    assert!(drain_slot(&mut sub).is_empty(), "fully acked: nothing to redeliver");
 }
 
 /// What the workload of `filter_workload` wrote: (lsn, table, operation) per row change, and the
@@ -194,8 +181,7 @@ fn schemas(events: &[Event]) -> Vec<(u64, String)> {
 
 #[test]
 fn the_slot_filter_is_intersected_with_the_subscription_filter() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path(), config(SyncMode::None)).unwrap());
+    let (_dir, db) = temp_db(small_segments(SyncMode::None));
     let cdc = Cdc::new(db.clone());
     use walden_engine::Operation as SlotOp;
     let slot_filter = SlotFilter {
@@ -215,7 +201,7 @@ fn the_slot_filter_is_intersected_with_the_subscription_filter() {
 
     // The slot's own filter: users and orders, inserts and updates, no schema changes.
     let mut sub = cdc.subscribe_slot("rows_only", SubscriptionOptions::default()).unwrap();
-    let events = drain(&mut sub);
+    let events = drain_slot(&mut sub);
     assert_eq!(rows(&events), expect(&["users", "orders"], &[Operation::Insert, Operation::Update]));
     assert!(schemas(&events).is_empty(), "the slot does not select schema changes");
     sub.close().unwrap();
@@ -224,44 +210,43 @@ fn the_slot_filter_is_intersected_with_the_subscription_filter() {
     // operations {update, delete} ∩ {insert, update} = {update}.
     let narrow = Filter::all().tables(["orders", "payments"]).operations([Operation::Update, Operation::Delete]);
     let mut sub = cdc.subscribe_slot("rows_only", SubscriptionOptions::default().with_filter(narrow)).unwrap();
-    let events = drain(&mut sub);
+    let events = drain_slot(&mut sub);
     assert_eq!(rows(&events), expect(&["orders"], &[Operation::Update]));
     assert!(!events.is_empty());
     sub.close().unwrap();
 
     // A slot selecting schema changes and deletes on every table.
     let mut sub = cdc.subscribe_slot("ddl_and_deletes", SubscriptionOptions::default()).unwrap();
-    let events = drain(&mut sub);
+    let events = drain_slot(&mut sub);
     assert_eq!(rows(&events), expect(&["users", "orders", "payments"], &[Operation::Delete]));
     assert_eq!(schemas(&events), w.schema);
     sub.close().unwrap();
     // ... narrowed to one table; and with schema changes switched off by the subscription.
     let opts = SubscriptionOptions::default().with_filter(Filter::all().tables(["payments"]));
     let mut sub = cdc.subscribe_slot("ddl_and_deletes", opts).unwrap();
-    let events = drain(&mut sub);
+    let events = drain_slot(&mut sub);
     assert_eq!(rows(&events), expect(&["payments"], &[Operation::Delete]));
     assert_eq!(schemas(&events), vec![w.schema[2].clone()]);
     sub.close().unwrap();
     let opts = SubscriptionOptions { include_schema_changes: false, ..SubscriptionOptions::default() };
     let mut sub = cdc.subscribe_slot("ddl_and_deletes", opts).unwrap();
-    assert!(schemas(&drain(&mut sub)).is_empty());
+    assert!(schemas(&drain_slot(&mut sub)).is_empty());
     sub.close().unwrap();
 
     // No slot filter: the subscription's filter alone.
     let opts = SubscriptionOptions::default().with_filter(Filter::all().operations([Operation::Delete]));
     let mut sub = cdc.subscribe_slot("everything", opts).unwrap();
-    let events = drain(&mut sub);
+    let events = drain_slot(&mut sub);
     assert_eq!(rows(&events), expect(&["users", "orders", "payments"], &[Operation::Delete]));
     assert_eq!(schemas(&events), w.schema, "schema changes pass an operation filter on rows");
     sub.close().unwrap();
     let mut sub = cdc.subscribe_slot("everything", SubscriptionOptions::default()).unwrap();
-    assert_eq!(rows(&drain(&mut sub)), expect(&["users", "orders", "payments"], &all_ops));
+    assert_eq!(rows(&drain_slot(&mut sub)), expect(&["users", "orders", "payments"], &all_ops));
 }
 
 #[test]
 fn one_consumer_per_slot() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path(), config(SyncMode::Group)).unwrap());
+    let (_dir, db) = temp_db(small_segments(SyncMode::Group));
     let cdc = Cdc::new(db.clone());
     cdc.create_slot("single", oldest()).unwrap();
     let lsns = commit_inserts(&db, 2, "k");
@@ -279,13 +264,13 @@ fn one_consumer_per_slot() {
     assert_eq!(err.code(), CdcErrorCode::SubscriptionFailed);
     assert!(matches!(engine_source(&err), EngineError::SlotInUse { .. }));
     // The failed attempts did not disturb the holder.
-    assert_eq!(change_lsns(&drain(&mut first)), lsns);
+    assert_eq!(change_lsns(&drain_slot(&mut first)), lsns);
     first.ack(lsns[2]).unwrap();
 
     // Closing releases it; so does dropping the subscription.
     first.close().unwrap();
     let mut second = cdc.subscribe_slot("single", SubscriptionOptions::default()).unwrap();
-    assert_eq!(change_lsns(&drain(&mut second)), lsns[3..]);
+    assert_eq!(change_lsns(&drain_slot(&mut second)), lsns[3..]);
     drop(second);
     let third = cdc.subscribe_slot("single", SubscriptionOptions::default()).unwrap();
     drop(third);
@@ -294,8 +279,7 @@ fn one_consumer_per_slot() {
 
 #[test]
 fn slot_error_codes() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path(), config(SyncMode::None)).unwrap());
+    let (_dir, db) = temp_db(small_segments(SyncMode::None));
     let cdc = Cdc::new(db.clone());
     cdc.create_slot("orders_cdc", SlotOptions::default()).unwrap();
 
@@ -329,8 +313,7 @@ fn slot_error_codes() {
 
 #[test]
 fn an_ack_inside_a_transaction_resumes_with_the_rest_of_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Database::open(dir.path(), config(SyncMode::Group)).unwrap());
+    let (_dir, db) = temp_db(small_segments(SyncMode::Group));
     let cdc = Cdc::new(db.clone());
     cdc.create_slot("mid", oldest()).unwrap();
     let mut txn = db.begin();
@@ -365,7 +348,7 @@ fn an_ack_inside_a_transaction_resumes_with_the_rest_of_it() {
     sub.ack(begin + 2).unwrap();
     sub.close().unwrap();
     let mut sub = cdc.subscribe_slot("mid", with_control()).unwrap();
-    let events = drain(&mut sub);
+    let events = drain_slot(&mut sub);
     let mut expected = vec![format!("Begin@{begin}")];
     expected.extend((begin + 3..=begin + 5).map(|l| l.to_string()));
     expected.push(format!("Commit@{}", big.commit_lsn));
@@ -385,27 +368,27 @@ fn an_ack_inside_a_transaction_resumes_with_the_rest_of_it() {
     let mut sub = cdc.subscribe_slot("mid", SubscriptionOptions::default()).unwrap();
     let mut expected: Vec<u64> = (begin + 3..=begin + 5).collect();
     expected.extend(&next);
-    assert_eq!(change_lsns(&drain(&mut sub)), expected);
+    assert_eq!(change_lsns(&drain_slot(&mut sub)), expected);
 
     // Ack the last change: only the COMMIT of that transaction is left, and nothing of it is
     // delivered (no empty BEGIN/COMMIT pair).
     sub.ack(begin + 5).unwrap();
     sub.close().unwrap();
     let mut sub = cdc.subscribe_slot("mid", with_control()).unwrap();
-    assert_eq!(describe(&drain(&mut sub)), next_txn(0));
+    assert_eq!(describe(&drain_slot(&mut sub)), next_txn(0));
     // Ack the COMMIT: the next transaction is delivered whole.
     sub.ack(big.commit_lsn).unwrap();
     sub.close().unwrap();
     let mut sub = cdc.subscribe_slot("mid", with_control()).unwrap();
-    assert_eq!(describe(&drain(&mut sub)), next_txn(0));
+    assert_eq!(describe(&drain_slot(&mut sub)), next_txn(0));
     // Ack the next transaction's BEGIN: all of its changes, with its BEGIN.
     sub.ack(next[0] - 1).unwrap();
     sub.close().unwrap();
     let mut sub = cdc.subscribe_slot("mid", with_control()).unwrap();
-    assert_eq!(describe(&drain(&mut sub)), next_txn(0));
+    assert_eq!(describe(&drain_slot(&mut sub)), next_txn(0));
     // And its first change.
     sub.ack(next[0]).unwrap();
     sub.close().unwrap();
     let mut sub = cdc.subscribe_slot("mid", with_control()).unwrap();
-    assert_eq!(describe(&drain(&mut sub)), next_txn(1));
+    assert_eq!(describe(&drain_slot(&mut sub)), next_txn(1));
 }

@@ -10,14 +10,11 @@ use walden_cdc::{
     BatchOptions, Cdc, CdcErrorCode, ChangeHandler, ColumnMask, DecodeErrorPolicy, Event, Filter, Operation,
     SubscriptionOptions, TransactionEventKind,
 };
-use walden_engine::{Column, Config, Database};
+use walden_engine::{Column, Database};
 use walden_wal::SyncMode;
 
-fn open(dir: &std::path::Path) -> Arc<Database> {
-    let mut config = Config::with_sync_mode(SyncMode::None);
-    config.wal.target_segment_size_bytes = 16 << 10;
-    Arc::new(Database::open(dir, config).unwrap())
-}
+mod common;
+use common::{drain, drain_results, small_segments, temp_db};
 
 /// Commits `n` transactions alternating over three tables; returns the (table, key) of every change.
 fn workload(db: &Database, n: usize) -> Vec<(String, String)> {
@@ -47,18 +44,9 @@ fn workload(db: &Database, n: usize) -> Vec<(String, String)> {
     changes
 }
 
-fn drain(stream: &mut walden_cdc::ChangeStream) -> Vec<Event> {
-    let mut out = Vec::new();
-    while let Some(e) = stream.try_next() {
-        out.push(e.unwrap());
-    }
-    out
-}
-
 #[test]
 fn total_order_across_tables_and_only_committed() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path());
+    let (_dir, db) = temp_db(small_segments(SyncMode::None));
     let expected = workload(&db, 200);
     // Rolled-back and dropped transactions write nothing.
     let mut t = db.begin();
@@ -92,8 +80,7 @@ fn total_order_across_tables_and_only_committed() {
 
 #[test]
 fn every_filter() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path());
+    let (_dir, db) = temp_db(small_segments(SyncMode::None));
     workload(&db, 60);
     let cdc = Cdc::new(db.clone());
     let run = |filter: Filter| drain(&mut cdc.subscribe(SubscriptionOptions::from_lsn(0).with_filter(filter)).unwrap());
@@ -127,8 +114,7 @@ fn every_filter() {
 
 #[test]
 fn transaction_control_schema_events_and_mid_transaction_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path());
+    let (_dir, db) = temp_db(small_segments(SyncMode::None));
     let mut t = db.begin();
     t.set_namespace("tenant-a").set_actor("User/alice").set_correlation_id("req-1");
     t.create_table("users", 1, &[Column::new("id", "INTEGER", false)]).unwrap();
@@ -164,10 +150,7 @@ fn transaction_control_schema_events_and_mid_transaction_start() {
 
 #[test]
 fn live_tail_wakes_on_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::with_sync_mode(SyncMode::Group);
-    config.wal.target_segment_size_bytes = 16 << 10;
-    let db = Arc::new(Database::open(dir.path(), config).unwrap());
+    let (_dir, db) = temp_db(small_segments(SyncMode::Group));
     let cdc = Cdc::new(db.clone());
     let mut stream = cdc.subscribe(SubscriptionOptions::from_lsn(db.wal().next_lsn())).unwrap();
     assert!(stream.try_next().is_none());
@@ -195,8 +178,7 @@ fn live_tail_wakes_on_commit() {
 
 #[test]
 fn async_and_blocking_agree() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path());
+    let (_dir, db) = temp_db(small_segments(SyncMode::None));
     workload(&db, 150);
     let cdc = Cdc::new(db.clone());
     let opts = || SubscriptionOptions {
@@ -228,8 +210,7 @@ fn async_and_blocking_agree() {
 
 #[test]
 fn decode_error_policies() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path());
+    let (_dir, db) = temp_db(small_segments(SyncMode::None));
     for (i, payload) in [&br#"{"n":1}"#[..], b"not json", br#"{"n":3}"#].iter().enumerate() {
         let mut t = db.begin();
         t.insert("t", &[i as u8], payload).unwrap();
@@ -274,18 +255,9 @@ fn decode_error_policies() {
     assert_eq!(masked.iter().filter(|r| r.is_err()).count(), 1);
 }
 
-fn drain_results(stream: &mut walden_cdc::ChangeStream) -> Vec<walden_cdc::Result<Event>> {
-    let mut out = Vec::new();
-    while let Some(e) = stream.try_next() {
-        out.push(e);
-    }
-    out
-}
-
 #[test]
 fn batches_carry_lsn_ranges_and_respect_limits() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path());
+    let (_dir, db) = temp_db(small_segments(SyncMode::None));
     workload(&db, 50);
     let total = drain(&mut Cdc::new(db.clone()).subscribe(SubscriptionOptions::from_lsn(0)).unwrap()).len();
     let cdc = Cdc::new(db.clone());
@@ -311,8 +283,7 @@ fn batches_carry_lsn_ranges_and_respect_limits() {
 
 #[test]
 fn lsn_not_found_after_retention() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path());
+    let (_dir, db) = temp_db(small_segments(SyncMode::None));
     workload(&db, 300);
     db.wal().seal_active_segment().unwrap();
     db.checkpoint().unwrap();
@@ -346,8 +317,7 @@ impl ChangeHandler for Recorder {
 
 #[test]
 fn callback_stream_pause_resume_status_stop() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path());
+    let (_dir, db) = temp_db(small_segments(SyncMode::None));
     workload(&db, 30);
     let cdc = Cdc::new(db.clone());
     let recorder = Recorder::default();

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| walden_cdc::fuzzing::payload_codec(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| walden_cdc::testing::fuzzing::payload_codec(data));

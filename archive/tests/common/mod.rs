@@ -2,14 +2,17 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::ChildStdout;
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::{Int64Array, RecordBatch};
 use futures::TryStreamExt;
-use walden_archive::Archiver;
+use walden_archive::{Archiver, LakeConfig};
 use walden_cdc::{Cdc, Event, SubscriptionOptions};
-use walden_engine::{Config, Database, EngineRecord, Lsn, SyncMode, WalConfig};
+use walden_engine::{Config, Database, EngineRecord, Lsn, SyncMode, Transaction, WalConfig};
 
 /// A database with 4 KiB segments (a few transactions seal one), a fine sparse index and no
 /// fsyncs: many sealed segments from little data, fast.
@@ -25,6 +28,26 @@ pub fn small_db_config() -> Config {
     }
 }
 
+/// A database with [`small_db_config`] in `db/` of a temporary directory, and the lake directory
+/// `lake/` next to it.
+pub struct Fixture {
+    pub db: Arc<Database>,
+    pub lake_dir: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(Database::open(dir.path().join("db"), small_db_config()).unwrap());
+    let lake_dir = dir.path().join("lake");
+    Fixture { db, lake_dir, dir }
+}
+
+/// A local lake in the fixture's lake directory.
+pub fn lake_config(f: &Fixture) -> LakeConfig {
+    LakeConfig::local_dir(&f.lake_dir).unwrap()
+}
+
 /// Every event of a subscription that ends (its options carry an end LSN); asserts it reached
 /// the end rather than stalling for 200 ms.
 pub fn collect(cdc: &Cdc, options: SubscriptionOptions) -> Vec<Event> {
@@ -35,6 +58,40 @@ pub fn collect(cdc: &Cdc, options: SubscriptionOptions) -> Vec<Event> {
     }
     assert!(stream.is_ended(), "stream did not reach its end LSN");
     events
+}
+
+/// The first line a child process prints on `stdout`, waiting at most `timeout` (a bound on a
+/// hung start-up, not a timing assertion); empty if none came by then.
+pub fn first_line(stdout: ChildStdout, timeout: Duration) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(timeout).unwrap_or_default()
+}
+
+/// Begins transaction number `i` of a workload with the metadata the archive keeps: actor
+/// `user-<i mod 3>`, and for every fourth the namespace `tenant-a` and correlation id `req-<i>`.
+pub fn begin_with_metadata(db: &Database, i: u32) -> Transaction<'_> {
+    let mut t = db.begin();
+    t.set_actor(format!("user-{}", i % 3));
+    if i.is_multiple_of(4) {
+        t.set_namespace("tenant-a");
+        t.set_correlation_id(format!("req-{i}"));
+    }
+    t
+}
+
+/// LSNs of the row changes (not schema changes) in the whole log.
+pub fn row_change_lsns(db: &Database) -> Vec<Lsn> {
+    db.read_log(1)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| matches!(e.record, EngineRecord::Change(_)))
+        .map(|e| e.lsn)
+        .collect()
 }
 
 /// LSNs of the records in `from..=to` the archive keeps as rows (row and schema changes).

@@ -18,7 +18,6 @@
 #![allow(dead_code)] // each test crate uses its own part of the harness
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
@@ -31,6 +30,8 @@ use walden_archive::{
     LakeConfig, OPERATION_ARCHIVE, OPERATION_COMPACT, OPERATION_PROPERTY, S3Options,
 };
 use walden_engine::{Column, Database, EngineRecord, Lsn};
+
+use crate::common::{begin_with_metadata, first_line};
 
 /// Set (to anything but `0`) by the test command: a missing venv is a failure, not a skip.
 pub const REQUIRE_ENV: &str = "WALDEN_REQUIRE_LAKE_VENV";
@@ -157,12 +158,7 @@ pub fn faked_clock_child() {
 pub fn commit_rows(db: &Database, from: u32, n: u32) -> Lsn {
     let mut last = 0;
     for i in from..from + n {
-        let mut t = db.begin();
-        t.set_actor(format!("user-{}", i % 3));
-        if i % 4 == 0 {
-            t.set_namespace("tenant-a");
-            t.set_correlation_id(format!("req-{i}"));
-        }
+        let mut t = begin_with_metadata(db, i);
         let key = i.to_be_bytes();
         let json = format!("{{\"i\":{i},\"name\":\"n{i}\"}}");
         t.insert("items", &key, json.as_bytes()).unwrap();
@@ -254,15 +250,8 @@ impl Moto {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start moto_guard.py with {}: {e}", python.display()));
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        // A bound on a hung start-up, not a timing assertion: moto is ready in a few seconds.
-        let line = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_default();
+        // Moto is ready in a few seconds.
+        let line = first_line(child.stdout.take().unwrap(), Duration::from_secs(120));
         let port = serde_json::from_str::<Value>(&line).ok().and_then(|v| v["port"].as_u64());
         let Some(port) = port else {
             let _ = child.kill();

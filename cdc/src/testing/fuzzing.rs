@@ -7,17 +7,24 @@
 //! is a crash the fuzzer reports.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use walden_engine::record::{KIND_BEGIN, KIND_COMMIT};
+use walden_engine::walden_wal::testing::fault::FaultStorage;
+use walden_engine::{
+    Begin, ChangeOp, Column, Commit, Config, Database, EngineRecord, RowChange, SchemaChange, SchemaRecord, SyncMode,
+};
 
 use crate::codec::{JsonCodec, MessagePackCodec, PayloadDecoder, base64_encode, bytes_to_json};
 use crate::dlq::{DLQ_FORMAT_VERSION, DeadLetter, decode_entry, encode_entry};
 use crate::envelope::{EnvelopeEncoder, EnvelopeFormat, changed_fields};
 use crate::event::{ChangeEvent, Event, Operation, TxnContext};
 use crate::filter::{ColumnMask, Filter};
+use crate::{Lsn, SubscriptionOptions};
 
 fn le_u64_padded(b: &[u8]) -> u64 {
     let mut a = [0u8; 8];
@@ -113,47 +120,58 @@ enum FuzzKind {
 pub fn payload_codec(data: &[u8]) {
     let Some((&ctl, payload)) = data.split_first() else { return };
     let bytes = Bytes::copy_from_slice(payload);
+    check_json_codec(&bytes);
+    check_message_pack_codec(&bytes);
+    // Into events: a change whose row images are (parts of) the payload.
+    let event = change_event(ctl, &bytes);
+    check_typed_change(&event);
+    check_envelopes(&event);
+}
 
-    // JSON, schemaless: a decoded value serialises and decodes back to itself.
-    let json = JsonCodec::<Value>::new().decode(&bytes);
+/// JSON, schemaless and typed: a decoded value serialises and decodes back to itself, and
+/// [`bytes_to_json`] renders the payload as the JSON value, else the text, else base64.
+fn check_json_codec(bytes: &Bytes) {
+    let json = JsonCodec::<Value>::new().decode(bytes);
     match &json {
         Ok(v) => {
             let again = Bytes::from(serde_json::to_vec(v).expect("a Value serialises"));
             assert_eq!(JsonCodec::<Value>::new().decode(&again).as_ref(), Ok(v), "JSON value does not round-trip");
-            assert_eq!(&bytes_to_json(payload), v, "bytes_to_json disagrees with the JSON codec");
+            assert_eq!(&bytes_to_json(bytes), v, "bytes_to_json disagrees with the JSON codec");
         }
-        Err(e) => assert!(e.starts_with("invalid JSON payload"), "{e}"),
+        Err(e) => {
+            assert!(e.starts_with("invalid JSON payload"), "{e}");
+            let expected = match std::str::from_utf8(bytes) {
+                Ok(s) => Value::String(s.to_string()),
+                Err(_) => serde_json::json!({ "$binary": base64_encode(bytes) }),
+            };
+            assert_eq!(bytes_to_json(bytes), expected);
+        }
     }
-    // bytes_to_json: the JSON value, else the text, else base64.
-    if json.is_err() {
-        let expected = match std::str::from_utf8(payload) {
-            Ok(s) => Value::String(s.to_string()),
-            Err(_) => serde_json::json!({ "$binary": base64_encode(payload) }),
-        };
-        assert_eq!(bytes_to_json(payload), expected);
-    }
-    // JSON, typed.
-    if let Ok(row) = JsonCodec::<FuzzRow>::new().decode(&bytes) {
+    if let Ok(row) = JsonCodec::<FuzzRow>::new().decode(bytes) {
         let again = Bytes::from(serde_json::to_vec(&row).expect("a FuzzRow serialises"));
         assert_eq!(JsonCodec::<FuzzRow>::new().decode(&again), Ok(row), "JSON row does not round-trip");
     }
-    // MessagePack, schemaless and typed.
-    match MessagePackCodec::<Value>::new().decode(&bytes) {
+}
+
+/// MessagePack, schemaless and typed (as arrays and as maps): decoded values round-trip.
+fn check_message_pack_codec(bytes: &Bytes) {
+    match MessagePackCodec::<Value>::new().decode(bytes) {
         Ok(v) => {
             let again = Bytes::from(rmp_serde::to_vec(&v).expect("a Value serialises to MessagePack"));
             assert_eq!(MessagePackCodec::<Value>::new().decode(&again), Ok(v), "MessagePack value does not round-trip");
         }
         Err(e) => assert!(e.starts_with("invalid MessagePack payload"), "{e}"),
     }
-    if let Ok(row) = MessagePackCodec::<FuzzRow>::new().decode(&bytes) {
+    if let Ok(row) = MessagePackCodec::<FuzzRow>::new().decode(bytes) {
         for again in [rmp_serde::to_vec(&row), rmp_serde::to_vec_named(&row)] {
             let again = Bytes::from(again.expect("a FuzzRow serialises to MessagePack"));
             assert_eq!(MessagePackCodec::<FuzzRow>::new().decode(&again).as_ref(), Ok(&row), "row does not round-trip");
         }
     }
+}
 
-    // Into events: a change whose row images are (parts of) the payload.
-    let event = change_event(ctl, &bytes);
+/// Typed decoding of a change fails iff a row image is not JSON, and changes nothing else.
+fn check_typed_change(event: &ChangeEvent) {
     let typed = event.clone().try_map_payload(|b| JsonCodec::<Value>::new().decode(&b));
     let images_are_json =
         [&event.data, &event.old_data].into_iter().flatten().all(|b| serde_json::from_slice::<Value>(b).is_ok());
@@ -164,8 +182,11 @@ pub fn payload_codec(data: &[u8]) {
         assert_eq!(typed.old_data.as_ref(), event.old_data.as_ref().map(|b| bytes_to_json(b)).as_ref());
     }
     let _ = event.clone().try_map_payload(|b| MessagePackCodec::<FuzzRow>::new().decode(&b));
+}
 
-    // Envelopes render any change; their row images are `bytes_to_json` of the payloads.
+/// Every envelope renders any change, with `bytes_to_json` of the payloads as its row images;
+/// changed fields are sorted, unique and really changed.
+fn check_envelopes(event: &ChangeEvent) {
     let before = event.old_data.as_ref().map(|b| bytes_to_json(b));
     let after = event.data.as_ref().map(|b| bytes_to_json(b));
     let wrapped = Event::Change(event.clone());
@@ -320,102 +341,15 @@ fn take_bytes<'a>(rest: &mut &'a [u8], n: usize) -> &'a [u8] {
 /// `0x80..=0xbf` COMMIT with `tag & 0x3f` changes; `0xc0..=0xdf` a schema change with seq
 /// `tag & 0x1f`; `0xe0..` a raw record: kind byte, length byte, payload.
 pub fn stream(data: &[u8]) {
-    use std::sync::Arc;
-
-    use walden_engine::record::{KIND_BEGIN, KIND_COMMIT};
-    use walden_engine::walden_wal::testing::fault::FaultStorage;
-    use walden_engine::{
-        Begin, ChangeOp, Column, Commit, Config, Database, EngineRecord, RowChange, SchemaChange, SchemaRecord,
-        SyncMode,
-    };
-
-    let Some((&ctl, mut rest)) = data.split_first() else { return };
-    let mut take = |n: usize| take_bytes(&mut rest, n);
-    let mut records: Vec<(u8, Vec<u8>)> = Vec::new();
-    while records.len() < MAX_STREAM_RECORDS {
-        let Some(&tag) = take(1).first() else { break };
-        let record = match tag {
-            0x00..=0x3f => EngineRecord::Begin(Begin {
-                change_count: u32::from(tag),
-                correlation_id: (tag & 1 != 0).then(|| "c".to_string()),
-                actor: None,
-                namespace: (tag & 2 != 0).then(|| "n".to_string()),
-            }),
-            0x40..=0x7f => {
-                let choice = take(1).first().copied().unwrap_or(0);
-                let len = usize::from(take(1).first().copied().unwrap_or(0));
-                let payload = Bytes::copy_from_slice(take(len));
-                let op = [ChangeOp::Insert, ChangeOp::Update, ChangeOp::Delete][usize::from(choice % 3)];
-                EngineRecord::Change(RowChange {
-                    seq: u32::from(tag & 0x3f),
-                    op,
-                    table: ["a", "b"][usize::from(choice >> 7)].to_string(),
-                    key: Bytes::from(vec![choice]),
-                    before: (op != ChangeOp::Insert).then(|| payload.clone()),
-                    after: (op != ChangeOp::Delete).then_some(payload),
-                })
-            }
-            0x80..=0xbf => EngineRecord::Commit(Commit { change_count: u32::from(tag & 0x3f) }),
-            0xc0..=0xdf => EngineRecord::Schema(SchemaRecord {
-                seq: u32::from(tag & 0x1f),
-                table: "a".to_string(),
-                schema_version: 1,
-                change: SchemaChange::CreateTable { columns: vec![Column::new("id", "INT", false)] },
-            }),
-            _ => {
-                let kind = take(1).first().copied().unwrap_or(0);
-                let len = usize::from(take(1).first().copied().unwrap_or(0));
-                records.push((kind, take(len).to_vec()));
-                continue;
-            }
-        };
-        records.push((record.kind(), record.encode()));
-    }
+    let Some((&ctl, rest)) = data.split_first() else { return };
+    let records = stream_records(rest);
     if records.is_empty() {
         return;
     }
-
-    let storage = Arc::new(FaultStorage::new());
-    let Ok(db) = Database::open_with_storage("/db", Config::with_sync_mode(SyncMode::None), storage) else {
-        panic!("an empty in-memory database opens")
-    };
-    let db = Arc::new(db);
-    let wal = db.wal();
-    if ctl & 0x20 != 0 {
-        for (kind, payload) in &records {
-            wal.append(*kind, payload).expect("small records append");
-        }
-    } else {
-        // Runs from each BEGIN up to the next COMMIT (or the next BEGIN) as one batch.
-        let mut start = 0;
-        for (i, (kind, _)) in records.iter().enumerate() {
-            let ends_run = *kind == KIND_COMMIT || records.get(i + 1).is_none_or(|(next, _)| *next == KIND_BEGIN);
-            if ends_run {
-                wal.append_batch(records[start..=i].iter().map(|(k, p)| (*k, &p[..]))).expect("small batches append");
-                start = i + 1;
-            }
-        }
-    }
-    let last_lsn = wal.next_lsn() - 1;
-    let from_lsn = match ctl & 3 {
-        0 => 0,
-        1 => 1,
-        2 => 1 + (last_lsn - 1) / 2,
-        _ => last_lsn,
-    };
-    let mut filter = Filter::all();
-    if ctl & 0x08 != 0 {
-        filter = filter.columns(ColumnMask::exclude(["secret"]));
-    }
-    if ctl & 0x10 != 0 {
-        filter = filter.tables(["a"]);
-    }
-    let options = crate::SubscriptionOptions {
-        end_lsn: Some(last_lsn),
-        include_transaction_control: ctl & 0x04 != 0,
-        ..crate::SubscriptionOptions::from_lsn(from_lsn).with_filter(filter)
-    };
-    let mut stream = crate::Cdc::new(db.clone()).subscribe(options).expect("every LSN of the log is retained");
+    let db = database_with(&records, ctl & 0x20 != 0);
+    let last_lsn = db.wal().next_lsn() - 1;
+    let mut stream =
+        crate::Cdc::new(db.clone()).subscribe(stream_options(ctl, last_lsn)).expect("every LSN of the log is retained");
     // Every record yields at most two items (a BEGIN before its first change, an error or
     // event); far more means the stream loops.
     let bound = 4 * records.len() + 16;
@@ -429,6 +363,111 @@ pub fn stream(data: &[u8]) {
         assert!((1..=last_lsn).contains(&lsn), "event at LSN {lsn} outside the log 1..={last_lsn}");
         assert!(lsn > last_delivered, "event at LSN {lsn} after LSN {last_delivered}: out of order or twice");
         last_delivered = lsn;
+    }
+}
+
+/// A record of a [`stream`] input: its kind and payload.
+type RawRecord = (u8, Vec<u8>);
+
+/// The records a [`stream`] input describes (at most [`MAX_STREAM_RECORDS`]).
+fn stream_records(mut rest: &[u8]) -> Vec<RawRecord> {
+    let mut records = Vec::new();
+    while records.len() < MAX_STREAM_RECORDS {
+        let Some(&tag) = take_bytes(&mut rest, 1).first() else { break };
+        let record = match tag {
+            0x00..=0x3f => EngineRecord::Begin(Begin {
+                change_count: u32::from(tag),
+                correlation_id: (tag & 1 != 0).then(|| "c".to_string()),
+                actor: None,
+                namespace: (tag & 2 != 0).then(|| "n".to_string()),
+            }),
+            0x40..=0x7f => row_change(tag, &mut rest),
+            0x80..=0xbf => EngineRecord::Commit(Commit { change_count: u32::from(tag & 0x3f) }),
+            0xc0..=0xdf => EngineRecord::Schema(SchemaRecord {
+                seq: u32::from(tag & 0x1f),
+                table: "a".to_string(),
+                schema_version: 1,
+                change: SchemaChange::CreateTable { columns: vec![Column::new("id", "INT", false)] },
+            }),
+            _ => {
+                let kind = take_byte(&mut rest);
+                let len = usize::from(take_byte(&mut rest));
+                records.push((kind, take_bytes(&mut rest, len).to_vec()));
+                continue;
+            }
+        };
+        records.push((record.kind(), record.encode()));
+    }
+    records
+}
+
+/// The next byte of `rest` (0 at its end), advancing it.
+fn take_byte(rest: &mut &[u8]) -> u8 {
+    take_bytes(rest, 1).first().copied().unwrap_or(0)
+}
+
+/// A row change with seq `tag & 0x3f`; the next byte chooses op and table, the one after the
+/// payload length.
+fn row_change(tag: u8, rest: &mut &[u8]) -> EngineRecord {
+    let choice = take_byte(rest);
+    let len = usize::from(take_byte(rest));
+    let payload = Bytes::copy_from_slice(take_bytes(rest, len));
+    let op = [ChangeOp::Insert, ChangeOp::Update, ChangeOp::Delete][usize::from(choice % 3)];
+    EngineRecord::Change(RowChange {
+        seq: u32::from(tag & 0x3f),
+        op,
+        table: ["a", "b"][usize::from(choice >> 7)].to_string(),
+        key: Bytes::from(vec![choice]),
+        before: (op != ChangeOp::Insert).then(|| payload.clone()),
+        after: (op != ChangeOp::Delete).then_some(payload),
+    })
+}
+
+/// An in-memory database whose log holds `records`: each as its own batch, or the records of
+/// each BEGIN…COMMIT run as one.
+fn database_with(records: &[RawRecord], batch_each: bool) -> Arc<Database> {
+    let storage = Arc::new(FaultStorage::new());
+    let Ok(db) = Database::open_with_storage("/db", Config::with_sync_mode(SyncMode::None), storage) else {
+        panic!("an empty in-memory database opens")
+    };
+    let wal = db.wal();
+    if batch_each {
+        for (kind, payload) in records {
+            wal.append(*kind, payload).expect("small records append");
+        }
+    } else {
+        // Runs from each BEGIN up to the next COMMIT (or the next BEGIN) as one batch.
+        let mut start = 0;
+        for (i, (kind, _)) in records.iter().enumerate() {
+            let ends_run = *kind == KIND_COMMIT || records.get(i + 1).is_none_or(|(next, _)| *next == KIND_BEGIN);
+            if ends_run {
+                wal.append_batch(records[start..=i].iter().map(|(k, p)| (*k, &p[..]))).expect("small batches append");
+                start = i + 1;
+            }
+        }
+    }
+    Arc::new(db)
+}
+
+/// The subscription a [`stream`] input's control byte asks for, ending at `last_lsn`.
+fn stream_options(ctl: u8, last_lsn: Lsn) -> SubscriptionOptions {
+    let from_lsn = match ctl & 3 {
+        0 => 0,
+        1 => 1,
+        2 => 1 + (last_lsn - 1) / 2,
+        _ => last_lsn,
+    };
+    let mut filter = Filter::all();
+    if ctl & 0x08 != 0 {
+        filter = filter.columns(ColumnMask::exclude(["secret"]));
+    }
+    if ctl & 0x10 != 0 {
+        filter = filter.tables(["a"]);
+    }
+    SubscriptionOptions {
+        end_lsn: Some(last_lsn),
+        include_transaction_control: ctl & 0x04 != 0,
+        ..SubscriptionOptions::from_lsn(from_lsn).with_filter(filter)
     }
 }
 
