@@ -272,3 +272,33 @@ fn bad_or_unreachable_lakes_are_refused_with_their_exit_code() {
     expect(&o, DAMAGED);
     assert!(err(&o).contains("wrong lake") || err(&o).contains("another database"), "{}", err(&o));
 }
+
+#[test]
+fn archive_expire_older_than_accepts_only_real_times() {
+    let t = tmp();
+    let dir = t.path().join("db");
+    busy_fixture(&dir, 0, 60);
+    expect(&walden(&dir, &["archive"]), OK);
+    for (time, ms) in [
+        ("2026-01-31T00:00:00Z", 1_769_817_600_000u64),
+        ("2026-01-31T02:00:00+02:00", 1_769_817_600_000),
+        ("2024-02-29T12:00:00Z", 1_709_208_000_000), // 2024 is a leap year
+    ] {
+        let o = walden(&dir, &["archive", "expire", "--retain-last", "1", "--older-than", time, "--json"]);
+        expect(&o, OK);
+        let e = json(&o);
+        assert_eq!(e["older_than_ms"], ms, "{time}: {e}");
+        assert_eq!(e["expired_snapshot_ids"], Value::Array(Vec::new()), "{time}: {e}");
+    }
+    for (bad, why) in [
+        ("2026-02-31T00:00:00Z", "is not a valid time"),
+        ("2026-02-29T00:00:00Z", "is not a valid time"), // 2026 is not a leap year
+        ("2026-02-29", "is neither an age"),
+        ("garbage", "is neither an age"),
+    ] {
+        let o = walden(&dir, &["archive", "expire", "--retain-last", "1", "--older-than", bad]);
+        expect(&o, USAGE);
+        assert!(err(&o).contains(bad) && err(&o).contains(why), "{bad}: {}", err(&o));
+    }
+    assert_eq!(json(&walden(&dir, &["archive", "--json"]))["table"]["snapshots"], 1);
+}

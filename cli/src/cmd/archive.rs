@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use chrono::DateTime;
+use chrono::format::ParseErrorKind;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use walden_archive::{
@@ -112,7 +114,8 @@ impl OlderThan {
     }
 }
 
-/// Parses `90s`, `30m`, `12h`, `7d`, `2w` or `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`.
+/// Parses `90s`, `30m`, `12h`, `7d`, `2w` or an RFC 3339 time
+/// (`YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`).
 pub fn parse_older_than(s: &str) -> Result<OlderThan, String> {
     let s = s.trim();
     let bad = || format!("{s:?} is neither an age (90s, 30m, 12h, 7d, 2w) nor a UTC time (2026-01-31T00:00:00Z)");
@@ -131,58 +134,14 @@ pub fn parse_older_than(s: &str) -> Result<OlderThan, String> {
         };
         return n.checked_mul(unit_ms).filter(|&ms| ms <= i64::MAX as u64).map(OlderThan::Age).ok_or_else(bad);
     }
-    parse_rfc3339_ms(s).map(OlderThan::Time).ok_or_else(bad)
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` as ms since the Unix epoch.
-fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut millis = 0i64;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
+    match DateTime::parse_from_rfc3339(s) {
+        Ok(time) => Ok(OlderThan::Time(time.timestamp_millis())),
+        // Shaped like a time but not one (2026-02-31, 25:00, a bad offset): say what is wrong.
+        Err(e) if matches!(e.kind(), ParseErrorKind::OutOfRange | ParseErrorKind::Impossible) => {
+            Err(format!("{s:?} is not a valid time ({e}); expected e.g. 2026-01-31T00:00:00Z"))
         }
-        let ms: String = frac[..digits].chars().chain("000".chars()).take(3).collect();
-        millis = ms.parse().ok()?;
-        rest = &frac[digits..];
+        Err(_) => Err(bad()),
     }
-    let offset_min = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
-            let h = num(s.len() - 5..s.len() - 3)?;
-            let m = num(s.len() - 2..s.len())?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (h * 60 + m)
-        }
-        _ => return None,
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_min * 60;
-    Some(secs * 1000 + millis)
 }
 
 fn now_ms() -> i64 {
@@ -637,5 +596,31 @@ mod tests {
             assert!(parse_older_than(bad).is_err(), "{bad:?}");
         }
         assert_eq!(OlderThan::Age(1000).cutoff_ms(5000), 4000);
+    }
+
+    #[test]
+    fn older_than_times_are_real_calendar_dates() {
+        const JAN_31_2026_MS: i64 = 1_769_817_600_000;
+        assert_eq!(parse_older_than("2026-01-31T00:00:00Z"), Ok(OlderThan::Time(JAN_31_2026_MS)));
+        assert_eq!(parse_older_than("2026-01-31T02:00:00+02:00"), Ok(OlderThan::Time(JAN_31_2026_MS)));
+        assert_eq!(parse_older_than("2026-01-30T19:00:00-05:00"), Ok(OlderThan::Time(JAN_31_2026_MS)));
+        assert_eq!(parse_older_than("1999-12-31T23:59:59.999Z"), Ok(OlderThan::Time(946_684_799_999)));
+        // 2024 is a leap year, 2026 is not.
+        assert_eq!(parse_older_than("2024-02-29T12:00:00Z"), Ok(OlderThan::Time(1_709_208_000_000)));
+        for impossible in [
+            "2026-02-31T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-01-31T24:00:00Z",
+            "2026-01-31T00:60:00Z",
+            "2026-01-31T00:00:00+24:00",
+        ] {
+            let e = parse_older_than(impossible).unwrap_err();
+            assert!(e.contains("is not a valid time"), "{impossible}: {e}");
+        }
+        for garbage in ["2026-02-29", "garbage", "2026-01-31T00:00:00Zjunk", "2026-01-31 00:00", "20260131T000000Z"] {
+            let e = parse_older_than(garbage).unwrap_err();
+            assert!(e.contains("is neither an age"), "{garbage}: {e}");
+        }
     }
 }
