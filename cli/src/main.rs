@@ -14,6 +14,7 @@ mod inspect;
 mod lake;
 mod offline;
 mod output;
+mod stop;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

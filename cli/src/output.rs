@@ -32,27 +32,39 @@ macro_rules! outln {
     ($w:expr, $($arg:tt)*) => { ::std::io::Write::write_fmt($w, format_args!("{}\n", format_args!($($arg)*))).map_err($crate::output::out_err) };
 }
 
-/// Prints one JSON value on its own line.
-pub fn json_line(out: &mut Out, value: &impl Serialize) -> CliResult {
-    serde_json::to_writer(&mut *out, value).map_err(|e| match e.io_error_kind() {
+/// Maps a JSON write error: an I/O error as [`out_err`] does, anything else is a failure.
+fn json_err(e: serde_json::Error) -> CliError {
+    match e.io_error_kind() {
         Some(kind) => out_err(io::Error::from(kind)),
         None => CliError::new(Code::Failure, format!("cannot render JSON: {e}")),
-    })?;
+    }
+}
+
+/// Prints one JSON value on its own line.
+pub fn json_line(out: &mut Out, value: &impl Serialize) -> CliResult {
+    serde_json::to_writer(&mut *out, value).map_err(json_err)?;
     outln!(out)
 }
 
 /// Prints a JSON document (pretty) and a newline.
 pub fn json_doc(out: &mut Out, value: &impl Serialize) -> CliResult {
-    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| match e.io_error_kind() {
-        Some(kind) => out_err(io::Error::from(kind)),
-        None => CliError::new(Code::Failure, format!("cannot render JSON: {e}")),
-    })?;
+    serde_json::to_writer_pretty(&mut *out, value).map_err(json_err)?;
     outln!(out)
 }
 
 /// Flushes stdout.
 pub fn finish(mut out: Out) -> CliResult {
     out.flush().map_err(out_err)
+}
+
+/// The closing summary of a command whose stdout carries a stream (events, archive runs): on
+/// stderr, one JSON line with `--json`, else the line `text` renders.
+pub fn summary<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> String) {
+    if json {
+        eprintln!("{}", serde_json::to_string(value).unwrap_or_default());
+    } else {
+        eprintln!("{}", text(value));
+    }
 }
 
 /// `1.5 MiB`, `812 B`.
