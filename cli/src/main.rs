@@ -15,6 +15,7 @@ mod lake;
 mod offline;
 mod output;
 mod stop;
+mod thread;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -57,6 +57,18 @@ pub fn finish(mut out: Out) -> CliResult {
     out.flush().map_err(out_err)
 }
 
+/// Prints a command's result on stdout and flushes it: the JSON document with `--json`, else the
+/// text `print` writes.
+pub fn emit<T: Serialize>(json: bool, value: &T, print: impl FnOnce(&mut Out, &T) -> CliResult) -> CliResult {
+    let mut out = stdout();
+    if json {
+        json_doc(&mut out, value)?;
+    } else {
+        print(&mut out, value)?;
+    }
+    finish(out)
+}
+
 /// The closing summary of a command whose stdout carries a stream (events, archive runs): on
 /// stderr, one JSON line with `--json`, else the line `text` renders.
 pub fn summary<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> String) {
@@ -65,6 +77,11 @@ pub fn summary<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> Str
     } else {
         eprintln!("{}", text(value));
     }
+}
+
+/// `1 batch`, `2 batches`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `1.5 MiB`, `812 B`.
