@@ -52,6 +52,11 @@ pub fn json_doc(out: &mut Out, value: &impl Serialize) -> CliResult {
     outln!(out)
 }
 
+/// Prints `s` as it is (a rendered [`table`], say).
+pub fn write_str(out: &mut Out, s: &str) -> CliResult {
+    out.write_all(s.as_bytes()).map_err(out_err)
+}
+
 /// Flushes stdout.
 pub fn finish(mut out: Out) -> CliResult {
     out.flush().map_err(out_err)
