@@ -68,6 +68,22 @@ pub struct LakeJson {
     pub table: String,
 }
 
+impl LakeJson {
+    /// The lake at `location` (parsed from `config`) whose catalog is the sqlite file `catalog`.
+    pub fn new(config: &LakeConfig, location: &LakeLocation, catalog: PathBuf) -> LakeJson {
+        LakeJson {
+            url: config.url.clone(),
+            dir: match location {
+                LakeLocation::Local(dir) => Some(dir.clone()),
+                _ => None,
+            },
+            catalog,
+            warehouse: location.warehouse_url(),
+            table: format!("{}.{}", config.namespace, config.table),
+        }
+    }
+}
+
 /// The default lake directory of a data directory: `<data-dir>.lake` beside it (absolute).
 pub fn default_lake_dir(data_dir: &Path) -> CliResult<PathBuf> {
     let config = LakeConfig::beside_data_dir(absolute(data_dir)?).map_err(|e| {
@@ -134,16 +150,7 @@ impl ResolvedLake {
 
     /// The lake as commands print it.
     pub fn json(&self) -> LakeJson {
-        LakeJson {
-            url: self.config.url.clone(),
-            dir: match &self.location {
-                LakeLocation::Local(dir) => Some(dir.clone()),
-                _ => None,
-            },
-            catalog: self.catalog_file.clone(),
-            warehouse: self.location.warehouse_url(),
-            table: format!("{}.{}", self.config.namespace, self.config.table),
-        }
+        LakeJson::new(&self.config, &self.location, self.catalog_file.clone())
     }
 
     /// The error for a lake that is not there.
