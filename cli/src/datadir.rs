@@ -206,3 +206,23 @@ pub fn close_database(db: Arc<Database>) -> CliResult {
         Err(_) => Err(CliError::new(Code::Failure, "the database is still in use inside walden (a bug)")),
     }
 }
+
+/// Closes `db` after `result` was computed with it, whether or not that failed; `result`'s error
+/// wins over the close's (the close error is usually a consequence).
+pub fn close_after<T>(db: Arc<Database>, result: CliResult<T>) -> CliResult<T> {
+    let closed = close_database(db);
+    let value = result?;
+    closed?;
+    Ok(value)
+}
+
+/// Opens the database like [`open_database`], runs `body` with it and closes it ([`close_after`]).
+pub fn with_database<T>(
+    root: &Path,
+    recovery_mode: RecoveryMode,
+    body: impl FnOnce(&Arc<Database>) -> CliResult<T>,
+) -> CliResult<T> {
+    let db = open_database(root, recovery_mode)?;
+    let result = body(&db);
+    close_after(db, result)
+}

@@ -17,6 +17,7 @@ use clap::Args;
 use serde::Serialize;
 use walden_archive::config::CATALOG_FILE_NAME;
 use walden_archive::{Archiver, LakeConfig, LakeLocation};
+use walden_cdc::Cdc;
 use walden_engine::{Database, Lsn};
 
 use crate::exit::{CliError, CliResult, Code};
@@ -65,6 +66,22 @@ pub struct LakeJson {
     pub warehouse: String,
     /// `namespace.table`.
     pub table: String,
+}
+
+impl LakeJson {
+    /// The lake at `location` (parsed from `config`) whose catalog is the sqlite file `catalog`.
+    pub fn new(config: &LakeConfig, location: &LakeLocation, catalog: PathBuf) -> LakeJson {
+        LakeJson {
+            url: config.url.clone(),
+            dir: match location {
+                LakeLocation::Local(dir) => Some(dir.clone()),
+                _ => None,
+            },
+            catalog,
+            warehouse: location.warehouse_url(),
+            table: format!("{}.{}", config.namespace, config.table),
+        }
+    }
 }
 
 /// The default lake directory of a data directory: `<data-dir>.lake` beside it (absolute).
@@ -133,16 +150,7 @@ impl ResolvedLake {
 
     /// The lake as commands print it.
     pub fn json(&self) -> LakeJson {
-        LakeJson {
-            url: self.config.url.clone(),
-            dir: match &self.location {
-                LakeLocation::Local(dir) => Some(dir.clone()),
-                _ => None,
-            },
-            catalog: self.catalog_file.clone(),
-            warehouse: self.location.warehouse_url(),
-            table: format!("{}.{}", self.config.namespace, self.config.table),
-        }
+        LakeJson::new(&self.config, &self.location, self.catalog_file.clone())
     }
 
     /// The error for a lake that is not there.
@@ -218,6 +226,19 @@ impl ResolvedLake {
             return if self.explicit { Err(self.not_found()) } else { Ok(None) };
         }
         self.open_archiver(db.clone(), None).map(Some)
+    }
+
+    /// Runs `body` with the change source of a command that reads the archive (`replay`, `tail`):
+    /// through the lake when one exists ([`open_for_reading`](Self::open_for_reading)), so LSNs the
+    /// local WAL no longer holds are read from it, else the local WAL alone. `body` learns which.
+    pub fn with_reader<T>(
+        &self,
+        db: &Arc<Database>,
+        body: impl FnOnce(&Cdc, Option<&Archiver>) -> CliResult<T>,
+    ) -> CliResult<T> {
+        let archiver = self.open_for_reading(db)?;
+        let cdc = archiver.as_ref().map_or_else(|| Cdc::new(db.clone()), Archiver::cdc);
+        body(&cdc, archiver.as_ref())
     }
 
     /// Opens (creating it if needed) the lake and its archiver over `db`, with

@@ -14,6 +14,8 @@ mod inspect;
 mod lake;
 mod offline;
 mod output;
+mod stop;
+mod thread;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -15,13 +15,15 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use chrono::DateTime;
+use chrono::format::ParseErrorKind;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use walden_archive::{
-    ArchiveReport, Archiver, AutoArchiveOptions, CompactOptions, CompactReport, ExpireOptions, ExpireReport,
+    ArchiveReport, Archiver, AutoArchive, AutoArchiveOptions, AutoArchiveStatus, CompactOptions, CompactReport,
+    ExpireOptions, ExpireReport,
 };
 use walden_engine::{CheckpointReport, Database, RecoveryMode};
 use walden_wal::Lsn;
@@ -30,7 +32,8 @@ use crate::datadir;
 use crate::exit::{CliError, CliResult, Code};
 use crate::lake::{self, LakeArgs, LakeJson, ResolvedLake, TableInfo};
 use crate::outln;
-use crate::output::{self, Out, bytes};
+use crate::output::{self, Out, bytes, plural};
+use crate::stop;
 
 /// Options of `walden archive`.
 #[derive(Debug, Args)]
@@ -112,7 +115,8 @@ impl OlderThan {
     }
 }
 
-/// Parses `90s`, `30m`, `12h`, `7d`, `2w` or `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`.
+/// Parses `90s`, `30m`, `12h`, `7d`, `2w` or an RFC 3339 time
+/// (`YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`).
 pub fn parse_older_than(s: &str) -> Result<OlderThan, String> {
     let s = s.trim();
     let bad = || format!("{s:?} is neither an age (90s, 30m, 12h, 7d, 2w) nor a UTC time (2026-01-31T00:00:00Z)");
@@ -131,65 +135,19 @@ pub fn parse_older_than(s: &str) -> Result<OlderThan, String> {
         };
         return n.checked_mul(unit_ms).filter(|&ms| ms <= i64::MAX as u64).map(OlderThan::Age).ok_or_else(bad);
     }
-    parse_rfc3339_ms(s).map(OlderThan::Time).ok_or_else(bad)
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` as ms since the Unix epoch.
-fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut millis = 0i64;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
+    match DateTime::parse_from_rfc3339(s) {
+        Ok(time) => Ok(OlderThan::Time(time.timestamp_millis())),
+        // Shaped like a time but not one (2026-02-31, 25:00, a bad offset): say what is wrong.
+        Err(e) if matches!(e.kind(), ParseErrorKind::OutOfRange | ParseErrorKind::Impossible) => {
+            Err(format!("{s:?} is not a valid time ({e}); expected e.g. 2026-01-31T00:00:00Z"))
         }
-        let ms: String = frac[..digits].chars().chain("000".chars()).take(3).collect();
-        millis = ms.parse().ok()?;
-        rest = &frac[digits..];
+        Err(_) => Err(bad()),
     }
-    let offset_min = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
-            let h = num(s.len() - 5..s.len() - 3)?;
-            let m = num(s.len() - 2..s.len())?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (h * 60 + m)
-        }
-        _ => return None,
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_min * 60;
-    Some(secs * 1000 + millis)
 }
 
 fn now_ms() -> i64 {
     i64::try_from(walden_wal::clock::now_ms()).unwrap_or(i64::MAX)
 }
-
-static STOP: AtomicBool = AtomicBool::new(false);
 
 /// One archived batch, as printed.
 #[derive(Debug, Clone, Serialize)]
@@ -284,10 +242,6 @@ impl RunJson {
             checkpoint: CheckpointJson::from(checkpoint),
         }
     }
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `archived   LSN 1-540 in 1 batch ...` and the checkpoint line.
@@ -404,11 +358,9 @@ pub fn run(data_dir: &Path, json: bool, args: &ArchiveArgs) -> CliResult {
     }
     lake.check_reachable()?;
     if args.follow {
-        ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst))
-            .map_err(|e| CliError::new(Code::Failure, format!("cannot install the signal handler: {e}")))?;
+        stop::install()?;
     }
-    let db = datadir::open_database(data_dir, RecoveryMode::TolerateTornTail)?;
-    let result = (|| {
+    datadir::with_database(data_dir, RecoveryMode::TolerateTornTail, |db| {
         let archiver = Arc::new(lake.open_archiver(db.clone(), Some(args.batch_mib << 20))?);
         let result = match &args.command {
             None if args.follow => follow(&archiver, &lake, json, args),
@@ -416,15 +368,13 @@ pub fn run(data_dir: &Path, json: bool, args: &ArchiveArgs) -> CliResult {
             Some(ArchiveCommand::Compact(c)) => compact(&archiver, &lake, json, c),
             Some(ArchiveCommand::Expire(e)) => expire(&archiver, &lake, json, e),
         };
+        // The archiver holds the database: it must be gone before the database closes.
         match Arc::try_unwrap(archiver) {
             Ok(archiver) => drop(archiver),
             Err(_) => return Err(CliError::new(Code::Failure, "the archiver is still in use (a bug)")),
         }
         result
-    })();
-    let closed = datadir::close_database(db);
-    result?;
-    closed
+    })
 }
 
 fn archive_and_checkpoint(archiver: &Archiver) -> CliResult<RunJson> {
@@ -439,30 +389,15 @@ fn archive_and_checkpoint(archiver: &Archiver) -> CliResult<RunJson> {
 fn once(archiver: &Archiver, lake: &ResolvedLake, json: bool) -> CliResult {
     let run = archive_and_checkpoint(archiver)?;
     let table = lake::table_info(archiver)?;
-    let mut out = output::stdout();
-    if json {
-        output::json_doc(&mut out, &OnceJson { lake: lake.json(), run, table })?;
-    } else {
-        print_run(&mut out, &run, archiver.database())?;
-        print_lake(&mut out, &lake.json(), &table)?;
-    }
-    output::finish(out)
+    output::emit(json, &OnceJson { lake: lake.json(), run, table }, |out, doc| {
+        print_run(out, &doc.run, archiver.database())?;
+        print_lake(out, &doc.lake, &doc.table)
+    })
 }
 
 fn follow(archiver: &Arc<Archiver>, lake: &ResolvedLake, json: bool, args: &ArchiveArgs) -> CliResult {
-    let mut out = output::stdout();
     // Catch up first: everything sealed now, whatever the batch target and age.
-    let first = archive_and_checkpoint(archiver)?;
-    let mut removed = first.checkpoint.removed_segments;
-    let mut rows = first.rows;
-    let mut runs = u64::from(!first.batches.is_empty());
-    if json {
-        output::json_line(&mut out, &first)?;
-    } else {
-        print_run(&mut out, &first, archiver.database())?;
-        outln!(&mut out, "lake        {}", lake.config.url)?;
-    }
-    output::finish(out)?;
+    let first = catch_up(archiver, lake, json)?;
     if !json {
         eprintln!(
             "archive: following; archiving whenever {} of sealed WAL is pending or the oldest pending segment waited {} s \
@@ -473,9 +408,49 @@ fn follow(archiver: &Arc<Archiver>, lake: &ResolvedLake, json: bool, args: &Arch
     }
     let options = AutoArchiveOptions { max_age_ms: args.max_age * 1000, poll_interval_ms: 200 };
     let auto = archiver.start_auto(options).map_err(|e| CliError::from_error("cannot start the auto-archiver", &e))?;
+    let watched = watch(archiver, &auto, json);
+    auto.stop();
+    let (status, removed_segments) = watched?;
+    let summary = FollowSummary {
+        runs: u64::from(!first.batches.is_empty()) + status.runs,
+        rows: first.rows + status.rows,
+        failures: status.failures,
+        archived_lsn: archiver.database().archived_lsn(),
+        removed_segments: first.checkpoint.removed_segments + removed_segments,
+        stopped_by: "signal",
+    };
+    output::summary(json, &summary, |s| {
+        format!(
+            "archive: {} runs, {} rows archived, archived up to LSN {}, {} segments removed (stopped by signal)",
+            s.runs,
+            s.rows,
+            output::opt_lsn(s.archived_lsn),
+            s.removed_segments
+        )
+    });
+    Ok(())
+}
+
+/// The first run of `--follow`: archives everything sealed now and prints it.
+fn catch_up(archiver: &Archiver, lake: &ResolvedLake, json: bool) -> CliResult<RunJson> {
+    let first = archive_and_checkpoint(archiver)?;
+    let mut out = output::stdout();
+    if json {
+        output::json_line(&mut out, &first)?;
+    } else {
+        print_run(&mut out, &first, archiver.database())?;
+        outln!(&mut out, "lake        {}", lake.config.url)?;
+    }
+    output::finish(out)?;
+    Ok(first)
+}
+
+/// Follows the auto-archiver until SIGINT / SIGTERM: each run it completes is followed by a
+/// checkpoint and a line. Returns its last status and the segments the checkpoints removed.
+fn watch(archiver: &Archiver, auto: &AutoArchive, json: bool) -> CliResult<(AutoArchiveStatus, usize)> {
     let mut seen = auto.status();
-    let mut failure: Option<CliError> = None;
-    while !STOP.load(Ordering::SeqCst) {
+    let mut removed_segments = 0;
+    while !stop::requested() {
         std::thread::sleep(Duration::from_millis(100));
         let status = auto.status();
         if status.failures > seen.failures && !json {
@@ -485,63 +460,42 @@ fn follow(archiver: &Arc<Archiver>, lake: &ResolvedLake, json: bool, args: &Arch
             );
         }
         if status.runs > seen.runs {
-            let checkpoint = match archiver.database().checkpoint() {
-                Ok(c) => c,
-                Err(e) => {
-                    failure = Some(CliError::from_error("the checkpoint after archiving failed", &e));
-                    break;
-                }
-            };
-            removed += checkpoint.removed_segments.len();
-            let line = serde_json::json!({
-                "runs": status.runs,
-                "rows": status.rows,
-                "archived_lsn": archiver.database().archived_lsn(),
-                "checkpoint": CheckpointJson::from(&checkpoint),
-            });
-            let mut out = output::stdout();
-            if json {
-                output::json_line(&mut out, &line)?;
-            } else {
-                outln!(
-                    &mut out,
-                    "archived    up to LSN {} (+{} rows); checkpoint removed {}",
-                    output::opt_lsn(archiver.database().archived_lsn()),
-                    status.rows - seen.rows,
-                    plural(checkpoint.removed_segments.len(), "segment", "segments")
-                )?;
-            }
-            output::finish(out)?;
+            removed_segments += checkpoint_after_run(archiver, &status, status.rows - seen.rows, json)?;
         }
         seen = status;
     }
-    auto.stop();
-    let status = seen;
-    runs += status.runs;
-    rows += status.rows;
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    let summary = FollowSummary {
-        runs,
-        rows,
-        failures: status.failures,
-        archived_lsn: archiver.database().archived_lsn(),
-        removed_segments: removed,
-        stopped_by: "signal",
-    };
+    Ok((seen, removed_segments))
+}
+
+/// Runs the checkpoint after an auto-archiver run (which appended `new_rows`; `status` counts
+/// every run so far) and prints both; returns the segments it removed.
+fn checkpoint_after_run(
+    archiver: &Archiver,
+    status: &AutoArchiveStatus,
+    new_rows: u64,
+    json: bool,
+) -> CliResult<usize> {
+    let db = archiver.database();
+    let checkpoint = db.checkpoint().map_err(|e| CliError::from_error("the checkpoint after archiving failed", &e))?;
+    let mut out = output::stdout();
     if json {
-        eprintln!("{}", serde_json::to_string(&summary).unwrap_or_default());
+        let line = serde_json::json!({
+            "runs": status.runs,
+            "rows": status.rows,
+            "archived_lsn": db.archived_lsn(),
+            "checkpoint": CheckpointJson::from(&checkpoint),
+        });
+        output::json_line(&mut out, &line)?;
     } else {
-        eprintln!(
-            "archive: {} runs, {} rows archived, archived up to LSN {}, {} segments removed (stopped by signal)",
-            summary.runs,
-            summary.rows,
-            output::opt_lsn(summary.archived_lsn),
-            summary.removed_segments
-        );
+        outln!(
+            &mut out,
+            "archived    up to LSN {} (+{new_rows} rows); checkpoint removed {}",
+            output::opt_lsn(db.archived_lsn()),
+            plural(checkpoint.removed_segments.len(), "segment", "segments")
+        )?;
     }
-    Ok(())
+    output::finish(out)?;
+    Ok(checkpoint.removed_segments.len())
 }
 
 fn compact(archiver: &Archiver, lake: &ResolvedLake, json: bool, args: &CompactArgs) -> CliResult {
@@ -550,45 +504,42 @@ fn compact(archiver: &Archiver, lake: &ResolvedLake, json: bool, args: &CompactA
         min_input_files: args.min_input_files as usize,
     };
     let report: CompactReport = archiver.compact(options).map_err(|e| CliError::from_error("compaction failed", &e))?;
-    let table = lake::table_info(archiver)?;
-    let mut out = output::stdout();
-    if json {
-        let doc = CompactJson {
-            lake: lake.json(),
-            partitions: report.partitions,
-            input_files: report.input_files,
-            output_files: report.output_files,
-            rows: report.rows,
-            snapshot_id: report.snapshot_id,
-            table,
-        };
-        output::json_doc(&mut out, &doc)?;
-        return output::finish(out);
-    }
-    match report.snapshot_id {
+    let doc = CompactJson {
+        lake: lake.json(),
+        partitions: report.partitions,
+        input_files: report.input_files,
+        output_files: report.output_files,
+        rows: report.rows,
+        snapshot_id: report.snapshot_id,
+        table: lake::table_info(archiver)?,
+    };
+    output::emit(json, &doc, |out, doc| print_compact(out, doc, args))
+}
+
+fn print_compact(out: &mut Out, doc: &CompactJson, args: &CompactArgs) -> CliResult {
+    match doc.snapshot_id {
         None => outln!(
-            &mut out,
+            out,
             "compacted   nothing: no day has {} or more data files under {} MiB",
             args.min_input_files,
             args.target_file_mib
         )?,
         Some(id) => {
             outln!(
-                &mut out,
+                out,
                 "compacted   {} into {} ({} rows, {}) in snapshot {id}",
-                plural(report.input_files.len(), "data file", "data files"),
-                plural(report.output_files.len(), "file", "files"),
-                report.rows,
-                plural(report.partitions.len(), "day", "days")
+                plural(doc.input_files.len(), "data file", "data files"),
+                plural(doc.output_files.len(), "file", "files"),
+                doc.rows,
+                plural(doc.partitions.len(), "day", "days")
             )?;
             outln!(
-                &mut out,
+                out,
                 "            the replaced files stay until their snapshots expire (`walden archive expire --retain-last 1`)"
             )?;
         }
     }
-    print_lake(&mut out, &lake.json(), &table)?;
-    output::finish(out)
+    print_lake(out, &doc.lake, &doc.table)
 }
 
 fn expire(archiver: &Archiver, lake: &ResolvedLake, json: bool, args: &ExpireArgs) -> CliResult {
@@ -596,28 +547,23 @@ fn expire(archiver: &Archiver, lake: &ResolvedLake, json: bool, args: &ExpireArg
     let options = ExpireOptions { retain_last: args.retain_last as usize, older_than_ms };
     let report: ExpireReport =
         archiver.expire_snapshots(options).map_err(|e| CliError::from_error("snapshot expiry failed", &e))?;
-    let table = lake::table_info(archiver)?;
-    let mut out = output::stdout();
-    if json {
-        let doc = ExpireJson {
-            lake: lake.json(),
-            retain_last: args.retain_last,
-            older_than_ms,
-            expired_snapshot_ids: report.expired_snapshot_ids,
-            removed_files: report.removed_files,
-            table,
-        };
-        output::json_doc(&mut out, &doc)?;
-        return output::finish(out);
-    }
-    outln!(
-        &mut out,
-        "expired     {}; removed {} no snapshot references any more",
-        plural(report.expired_snapshot_ids.len(), "snapshot", "snapshots"),
-        plural(report.removed_files.len(), "file", "files")
-    )?;
-    print_lake(&mut out, &lake.json(), &table)?;
-    output::finish(out)
+    let doc = ExpireJson {
+        lake: lake.json(),
+        retain_last: args.retain_last,
+        older_than_ms,
+        expired_snapshot_ids: report.expired_snapshot_ids,
+        removed_files: report.removed_files,
+        table: lake::table_info(archiver)?,
+    };
+    output::emit(json, &doc, |out, doc| {
+        outln!(
+            out,
+            "expired     {}; removed {} no snapshot references any more",
+            plural(doc.expired_snapshot_ids.len(), "snapshot", "snapshots"),
+            plural(doc.removed_files.len(), "file", "files")
+        )?;
+        print_lake(out, &doc.lake, &doc.table)
+    })
 }
 
 #[cfg(test)]
@@ -637,5 +583,31 @@ mod tests {
             assert!(parse_older_than(bad).is_err(), "{bad:?}");
         }
         assert_eq!(OlderThan::Age(1000).cutoff_ms(5000), 4000);
+    }
+
+    #[test]
+    fn older_than_times_are_real_calendar_dates() {
+        const JAN_31_2026_MS: i64 = 1_769_817_600_000;
+        assert_eq!(parse_older_than("2026-01-31T00:00:00Z"), Ok(OlderThan::Time(JAN_31_2026_MS)));
+        assert_eq!(parse_older_than("2026-01-31T02:00:00+02:00"), Ok(OlderThan::Time(JAN_31_2026_MS)));
+        assert_eq!(parse_older_than("2026-01-30T19:00:00-05:00"), Ok(OlderThan::Time(JAN_31_2026_MS)));
+        assert_eq!(parse_older_than("1999-12-31T23:59:59.999Z"), Ok(OlderThan::Time(946_684_799_999)));
+        // 2024 is a leap year, 2026 is not.
+        assert_eq!(parse_older_than("2024-02-29T12:00:00Z"), Ok(OlderThan::Time(1_709_208_000_000)));
+        for impossible in [
+            "2026-02-31T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-01-31T24:00:00Z",
+            "2026-01-31T00:60:00Z",
+            "2026-01-31T00:00:00+24:00",
+        ] {
+            let e = parse_older_than(impossible).unwrap_err();
+            assert!(e.contains("is not a valid time"), "{impossible}: {e}");
+        }
+        for garbage in ["2026-02-29", "garbage", "2026-01-31T00:00:00Zjunk", "2026-01-31 00:00", "20260131T000000Z"] {
+            let e = parse_older_than(garbage).unwrap_err();
+            assert!(e.contains("is neither an age"), "{garbage}: {e}");
+        }
     }
 }

@@ -8,9 +8,6 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Set by SIGINT / SIGTERM: every run stops early, the work directory is removed.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -20,7 +17,8 @@ use walden_wal::{SyncMode, Wal, WalConfig};
 
 use crate::exit::{CliError, CliResult, Code};
 use crate::outln;
-use crate::output::{self, bytes};
+use crate::output::{self, Out, bytes};
+use crate::{stop, thread};
 
 /// Options of `walden bench`.
 #[derive(Debug, Args)]
@@ -93,7 +91,7 @@ fn raw_loop(dir: &Path, record_bytes: u32, budget: Duration) -> CliResult<RawRes
     let mut offset = 0u64;
     let mut syncs = 0u64;
     let started = Instant::now();
-    while started.elapsed() < budget && !INTERRUPTED.load(Ordering::Relaxed) {
+    while started.elapsed() < budget && !stop::requested() {
         file.write_all_at(&buf, offset).map_err(|e| CliError::io("cannot write", &path, &e))?;
         file.sync_data().map_err(|e| CliError::io("cannot fdatasync", &path, &e))?;
         offset += buf.len() as u64;
@@ -108,33 +106,9 @@ fn appends(dir: &Path, mode: SyncMode, threads: u64, record_bytes: u32, budget: 
     let wal = Wal::open(dir, config)
         .map_err(|e| CliError::from_error(format!("cannot open a log in {}", dir.display()), &e))?;
     let payload = vec![0x42u8; record_bytes as usize];
-    let stop = AtomicBool::new(false);
     let started = Instant::now();
-    let results: Vec<Result<u64, walden_wal::WalError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let (wal, payload, stop) = (&wal, &payload, &stop);
-                scope.spawn(move || {
-                    let mut n = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        wal.append(1, payload)?;
-                        n += 1;
-                    }
-                    Ok(n)
-                })
-            })
-            .collect();
-        while started.elapsed() < budget && !INTERRUPTED.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(20).min(budget.saturating_sub(started.elapsed())));
-        }
-        stop.store(true, Ordering::Relaxed);
-        handles.into_iter().map(|h| h.join().unwrap_or(Ok(0))).collect()
-    });
+    let total = append_until(&wal, threads, &payload, started + budget)?;
     let append_secs = started.elapsed().as_secs_f64();
-    let mut total = 0;
-    for r in results {
-        total += r.map_err(|e| CliError::from_error("append failed", &e))?;
-    }
     let final_sync_ms = if mode.is_durable() {
         None
     } else {
@@ -155,6 +129,37 @@ fn appends(dir: &Path, mode: SyncMode, threads: u64, record_bytes: u32, budget: 
     })
 }
 
+/// Appends `payload` from `threads` threads until `deadline` (or a stop request); returns the
+/// number of appends.
+fn append_until(wal: &Wal, threads: u64, payload: &[u8], deadline: Instant) -> CliResult<u64> {
+    let stop_appending = AtomicBool::new(false);
+    let (results, spawn_error) = std::thread::scope(|scope| {
+        let (handles, spawn_error) = thread::spawn_workers(scope, "bench-append", threads, |_| {
+            let stop_appending = &stop_appending;
+            move || {
+                let mut n = 0u64;
+                while !stop_appending.load(Ordering::Relaxed) {
+                    wal.append(1, payload)?;
+                    n += 1;
+                }
+                Ok::<u64, walden_wal::WalError>(n)
+            }
+        });
+        while spawn_error.is_none() && Instant::now() < deadline && !stop::requested() {
+            std::thread::sleep(Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now())));
+        }
+        stop_appending.store(true, Ordering::Relaxed);
+        // A join fails only if the thread panicked: its appends are not counted.
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap_or(Ok(0))).collect();
+        (results, spawn_error)
+    });
+    let mut total = 0;
+    for r in results {
+        total += r.map_err(|e| CliError::from_error("append failed", &e))?;
+    }
+    spawn_error.map_or(Ok(total), Err)
+}
+
 /// Runs `walden bench`.
 pub fn run(json: bool, args: &BenchArgs) -> CliResult {
     match fs::metadata(&args.dir) {
@@ -165,24 +170,17 @@ pub fn run(json: bool, args: &BenchArgs) -> CliResult {
         }
         Err(e) => return Err(CliError::io("cannot access", &args.dir, &e)),
     }
-    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
-        .map_err(|e| CliError::new(Code::Failure, format!("cannot install the signal handler: {e}")))?;
+    stop::install()?;
     let work = args.dir.join(format!("walden-bench-{}", std::process::id()));
     fs::create_dir(&work).map_err(|e| CliError::io("cannot create", &work, &e))?;
     let result = measure(&work, json, args);
     let removed = fs::remove_dir_all(&work).map_err(|e| CliError::io("cannot remove", &work, &e));
-    if INTERRUPTED.load(Ordering::SeqCst) {
+    if stop::requested() {
         return Err(CliError::new(Code::Interrupted, "interrupted; the work directory was removed"));
     }
     let report = result?;
     removed?;
-    let mut out = output::stdout();
-    if json {
-        output::json_doc(&mut out, &report)?;
-    } else {
-        print(&mut out, &report)?;
-    }
-    output::finish(out)
+    output::emit(json, &report, print)
 }
 
 fn measure(work: &Path, json: bool, args: &BenchArgs) -> CliResult<BenchReport> {
@@ -223,7 +221,7 @@ fn measure(work: &Path, json: bool, args: &BenchArgs) -> CliResult<BenchReport> 
     })
 }
 
-fn print(out: &mut output::Out, r: &BenchReport) -> CliResult {
+fn print(out: &mut Out, r: &BenchReport) -> CliResult {
     let raw = &r.raw_write_fdatasync;
     outln!(
         out,
@@ -232,25 +230,24 @@ fn print(out: &mut output::Out, r: &BenchReport) -> CliResult {
         raw.mean_sync_us
     )?;
     let g = &r.durable_group_commit;
-    outln!(
-        out,
-        "durable, group commit  {:>10.0} appends/s    {:>8}/s  {} threads, {:.1} appends per fdatasync",
-        g.appends_per_second,
-        bytes(g.bytes_per_second as u64),
-        g.threads,
-        g.appends_per_sync
-    )?;
+    let group_note = format!("{} threads, {:.1} appends per fdatasync", g.threads, g.appends_per_sync);
+    print_appends(out, "durable, group commit", g, &group_note)?;
     let b = &r.buffered;
-    outln!(
-        out,
-        "buffered (not durable) {:>10.0} appends/s    {:>8}/s  1 thread; the final sync took {:.1} ms",
-        b.appends_per_second,
-        bytes(b.bytes_per_second as u64),
-        b.final_sync_ms.unwrap_or(0.0)
-    )?;
+    let buffered_note = format!("1 thread; the final sync took {:.1} ms", b.final_sync_ms.unwrap_or(0.0));
+    print_appends(out, "buffered (not durable)", b, &buffered_note)?;
     outln!(out, "file system: {}, {}-byte payloads", r.filesystem, r.record_bytes)?;
     if let Some(w) = &r.warning {
         outln!(out, "warning: {w}")?;
     }
     Ok(())
+}
+
+/// One append run's line, its figures aligned under the raw run's.
+fn print_appends(out: &mut Out, label: &str, r: &AppendResult, note: &str) -> CliResult {
+    outln!(
+        out,
+        "{label:<22} {:>10.0} appends/s    {:>8}/s  {note}",
+        r.appends_per_second,
+        bytes(r.bytes_per_second as u64)
+    )
 }

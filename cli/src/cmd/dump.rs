@@ -12,11 +12,11 @@ use walden_cdc::codec::bytes_to_json;
 use walden_cdc::envelope::key_to_string;
 use walden_engine::record::{self, Column, EngineRecord, SchemaChange};
 use walden_wal::Lsn;
-use walden_wal::inspect::ScanOutcome;
+use walden_wal::inspect::{RawRecord, ScanOutcome, ScannedSegment};
 
-use crate::datadir;
+use crate::datadir::{self, DataDir};
 use crate::exit::{CliError, CliResult, Code};
-use crate::offline::{self, HeaderError, Problem};
+use crate::offline::{self, HeaderError, LogView, Problem, SegmentView};
 use crate::outln;
 use crate::output::{self, Out, bytes};
 
@@ -133,6 +133,26 @@ fn schema_text(change: &SchemaChange) -> String {
 
 /// One record as a JSON line.
 pub fn record_json(lsn: Lsn, timestamp_us: u64, txn_id: u64, disk_bytes: u64, record: &EngineRecord) -> Value {
+    let fields = match record {
+        EngineRecord::Begin(b) => json!({
+            "change_count": b.change_count,
+            "actor": b.actor,
+            "correlation_id": b.correlation_id,
+            "namespace": b.namespace,
+        }),
+        EngineRecord::Change(c) => json!({
+            "table": c.table,
+            "key": bytes_to_json(&c.key),
+            "before": c.before.as_ref().map_or(Value::Null, |b| bytes_to_json(b)),
+            "after": c.after.as_ref().map_or(Value::Null, |a| bytes_to_json(a)),
+        }),
+        EngineRecord::Schema(s) => json!({
+            "table": s.table,
+            "schema_version": s.schema_version,
+            "change": schema_json(&s.change),
+        }),
+        EngineRecord::Commit(c) => json!({ "change_count": c.change_count }),
+    };
     let mut v = json!({
         "lsn": lsn,
         "txn_id": txn_id,
@@ -141,28 +161,8 @@ pub fn record_json(lsn: Lsn, timestamp_us: u64, txn_id: u64, disk_bytes: u64, re
         "kind": KindArg::of(record).name(),
         "disk_bytes": disk_bytes,
     });
-    let map = v.as_object_mut().expect("an object");
-    match record {
-        EngineRecord::Begin(b) => {
-            map.insert("change_count".into(), json!(b.change_count));
-            map.insert("actor".into(), json!(b.actor));
-            map.insert("correlation_id".into(), json!(b.correlation_id));
-            map.insert("namespace".into(), json!(b.namespace));
-        }
-        EngineRecord::Change(c) => {
-            map.insert("table".into(), json!(c.table));
-            map.insert("key".into(), bytes_to_json(&c.key));
-            map.insert("before".into(), c.before.as_ref().map_or(Value::Null, |b| bytes_to_json(b)));
-            map.insert("after".into(), c.after.as_ref().map_or(Value::Null, |a| bytes_to_json(a)));
-        }
-        EngineRecord::Schema(s) => {
-            map.insert("table".into(), json!(s.table));
-            map.insert("schema_version".into(), json!(s.schema_version));
-            map.insert("change".into(), schema_json(&s.change));
-        }
-        EngineRecord::Commit(c) => {
-            map.insert("change_count".into(), json!(c.change_count));
-        }
+    if let (Value::Object(map), Value::Object(fields)) = (&mut v, fields) {
+        map.extend(fields);
     }
     v
 }
@@ -277,8 +277,7 @@ impl Stats {
                 ]
             })
             .collect();
-        let t = output::table(&["KIND", "RECORDS", "SHARE", "DISK", "PAYLOAD"], &rows);
-        std::io::Write::write_all(out, t.as_bytes()).map_err(output::out_err)?;
+        output::write_str(out, &output::table(&["KIND", "RECORDS", "SHARE", "DISK", "PAYLOAD"], &rows))?;
         if !self.by_table.is_empty() {
             outln!(out)?;
             let rows: Vec<Vec<String>> = self
@@ -295,8 +294,7 @@ impl Stats {
                     ]
                 })
                 .collect();
-            let t = output::table(&["TABLE", "INSERT", "UPDATE", "DELETE", "SCHEMA", "DISK"], &rows);
-            std::io::Write::write_all(out, t.as_bytes()).map_err(output::out_err)?;
+            output::write_str(out, &output::table(&["TABLE", "INSERT", "UPDATE", "DELETE", "SCHEMA", "DISK"], &rows))?;
         }
         Ok(())
     }
@@ -306,6 +304,37 @@ impl Stats {
 pub fn run(data_dir: &Path, json: bool, args: &DumpArgs) -> CliResult {
     let dir = datadir::check_existing(data_dir)?;
     let log = offline::read_log(&dir)?;
+    let start = start_lsn(args, &dir, &log)?;
+    let end = args.end_lsn.unwrap_or(Lsn::MAX);
+    let mut dump = Dump { args, json, out: output::stdout(), stats: Stats::default(), shown: 0 };
+    for ((name_lsn, path), view) in dir.segments.iter().zip(&log.segments) {
+        if view.last_lsn < start || view.first_lsn > end || view.last_lsn < view.first_lsn {
+            continue;
+        }
+        if !dump.segment(path, *name_lsn, view, start, end)? {
+            break;
+        }
+    }
+    dump.finish()?;
+    if let Some(tail) = &log.torn_tail
+        && !json
+        && end > log.last_lsn
+    {
+        eprintln!(
+            "note: {} bytes after LSN {} at the end of {} are incomplete ({}) and not shown: a crash's torn write, \
+             or a write in progress",
+            tail.bytes,
+            log.last_lsn,
+            tail.path.display(),
+            tail.reason
+        );
+    }
+    Ok(())
+}
+
+/// The first LSN shown (`--start-lsn`, else the oldest retained), checked against the log and
+/// `--end-lsn`.
+fn start_lsn(args: &DumpArgs, dir: &DataDir, log: &LogView) -> CliResult<Lsn> {
     let start = args.start_lsn.unwrap_or(log.oldest_lsn);
     if let Some(end) = args.end_lsn
         && end < start
@@ -331,75 +360,88 @@ pub fn run(data_dir: &Path, json: bool, args: &DumpArgs) -> CliResult {
             format!("LSN {start} is beyond the end of the log (the last LSN is {})", log.last_lsn),
         ));
     }
-    let end = args.end_lsn.unwrap_or(Lsn::MAX);
-    let mut out = output::stdout();
-    let mut stats = Stats::default();
-    let mut shown = 0u64;
-    'segments: for ((name_lsn, path), view) in dir.segments.iter().zip(&log.segments) {
-        if view.last_lsn < start || view.first_lsn > end || view.last_lsn < view.first_lsn {
-            continue;
-        }
-        let (header, _) = offline::read_header(path, *name_lsn)?.map_err(HeaderError::into_error)?;
-        let footer = if view.sealed { offline::sealed_footer(path, &header)? } else { None };
-        let segment = offline::scan(path, header, footer)?;
-        if let ScanOutcome::Corruption { offset, lsn, detail } = &segment.scan.outcome {
-            return Err(Problem::error(path, Some(*offset), Some(*lsn), detail.clone()).into_error(false));
-        }
-        if view.sealed && segment.scan.outcome != ScanOutcome::Clean {
-            return Err(Problem::error(path, Some(segment.scan.valid_end_offset), None, "sealed segment ends early")
-                .into_error(false));
-        }
+    Ok(start)
+}
+
+/// Reads and scans a segment the dump covers: damage in it ends the dump with an error.
+fn read_segment(path: &Path, name_lsn: Lsn, view: &SegmentView) -> CliResult<ScannedSegment> {
+    let (header, _) = offline::read_header(path, name_lsn)?.map_err(HeaderError::into_error)?;
+    let footer = if view.sealed { offline::sealed_footer(path, &header)? } else { None };
+    let segment = offline::scan(path, header, footer)?;
+    if let ScanOutcome::Corruption { offset, lsn, detail } = &segment.scan.outcome {
+        return Err(Problem::error(path, Some(*offset), Some(*lsn), detail.clone()).into_error(false));
+    }
+    if view.sealed && segment.scan.outcome != ScanOutcome::Clean {
+        let end = segment.scan.valid_end_offset;
+        return Err(Problem::error(path, Some(end), None, "sealed segment ends early").into_error(false));
+    }
+    Ok(segment)
+}
+
+/// A dump in progress: where its output goes and what it has shown.
+struct Dump<'a> {
+    args: &'a DumpArgs,
+    json: bool,
+    out: Out,
+    /// With `--stats`: the summary so far (nothing else is printed until the end).
+    stats: Stats,
+    /// Records shown (or counted, with `--stats`).
+    shown: u64,
+}
+
+impl Dump<'_> {
+    /// Shows the records of one segment from `start` to `end`; `false` once the dump is complete
+    /// (past `end` or the segment's last LSN, or `--limit` reached).
+    fn segment(&mut self, path: &Path, name_lsn: Lsn, view: &SegmentView, start: Lsn, end: Lsn) -> CliResult<bool> {
+        let segment = read_segment(path, name_lsn, view)?;
         for raw in segment.records() {
             let raw = raw.map_err(|p| offline::record_problem(path, p).into_error(false))?;
             if raw.lsn < start {
                 continue;
             }
-            if raw.lsn > end || raw.lsn > view.last_lsn {
-                break 'segments;
-            }
-            let decoded = record::decode(raw.kind, &raw.payload).map_err(|e| {
-                Problem::error(path, Some(raw.offset), Some(raw.lsn), format!("engine record does not decode: {e}"))
-                    .into_error(false)
-            })?;
-            let txn_id = decoded.txn_id(raw.lsn).ok_or_else(|| {
-                Problem::error(path, Some(raw.offset), Some(raw.lsn), "impossible transaction offset").into_error(false)
-            })?;
-            if !args.matches(txn_id, &decoded) {
-                continue;
-            }
-            if args.stats {
-                stats.add(raw.lsn, raw.disk_bytes, raw.payload.len() as u64, &decoded);
-            } else if json {
-                output::json_line(&mut out, &record_json(raw.lsn, raw.timestamp_us, txn_id, raw.disk_bytes, &decoded))?;
-            } else {
-                outln!(&mut out, "{}", record_text(raw.lsn, raw.timestamp_us, txn_id, &decoded))?;
-            }
-            shown += 1;
-            if args.limit.is_some_and(|l| shown >= l) {
-                break 'segments;
+            if raw.lsn > end || raw.lsn > view.last_lsn || !self.record(path, &raw)? {
+                return Ok(false);
             }
         }
+        Ok(true)
     }
-    if args.stats {
-        if json {
-            output::json_doc(&mut out, &stats)?;
+
+    /// Decodes one record and shows it if the filters select it; `false` once `--limit` is
+    /// reached.
+    fn record(&mut self, path: &Path, raw: &RawRecord<'_>) -> CliResult<bool> {
+        let decoded = record::decode(raw.kind, &raw.payload).map_err(|e| {
+            Problem::error(path, Some(raw.offset), Some(raw.lsn), format!("engine record does not decode: {e}"))
+                .into_error(false)
+        })?;
+        let txn_id = decoded.txn_id(raw.lsn).ok_or_else(|| {
+            Problem::error(path, Some(raw.offset), Some(raw.lsn), "impossible transaction offset").into_error(false)
+        })?;
+        if !self.args.matches(txn_id, &decoded) {
+            return Ok(true);
+        }
+        if self.args.stats {
+            self.stats.add(raw.lsn, raw.disk_bytes, raw.payload.len() as u64, &decoded);
+        } else if self.json {
+            output::json_line(
+                &mut self.out,
+                &record_json(raw.lsn, raw.timestamp_us, txn_id, raw.disk_bytes, &decoded),
+            )?;
         } else {
-            stats.print(&mut out)?;
+            outln!(&mut self.out, "{}", record_text(raw.lsn, raw.timestamp_us, txn_id, &decoded))?;
         }
+        self.shown += 1;
+        Ok(self.args.limit.is_none_or(|l| self.shown < l))
     }
-    output::finish(out)?;
-    if let Some(tail) = &log.torn_tail
-        && !json
-        && end > log.last_lsn
-    {
-        eprintln!(
-            "note: {} bytes after LSN {} at the end of {} are incomplete ({}) and not shown: a crash's torn write, \
-             or a write in progress",
-            tail.bytes,
-            log.last_lsn,
-            tail.path.display(),
-            tail.reason
-        );
+
+    /// Prints the `--stats` summary, if asked for, and flushes.
+    fn finish(mut self) -> CliResult {
+        if self.args.stats {
+            if self.json {
+                output::json_doc(&mut self.out, &self.stats)?;
+            } else {
+                self.stats.print(&mut self.out)?;
+            }
+        }
+        output::finish(self.out)
     }
-    Ok(())
 }

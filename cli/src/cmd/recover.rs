@@ -3,15 +3,17 @@
 //! prints what recovery found and did.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use walden_engine::RecoveryMode;
+use walden_engine::{Database, OpenReport, RecoveryMode};
+use walden_wal::RecoveryReport;
 
 use crate::datadir;
 use crate::exit::{CliError, CliResult, Code};
 use crate::outln;
-use crate::output;
+use crate::output::{self, Out};
 
 /// A recovery mode (the WAL's [`RecoveryMode`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,57 +84,63 @@ struct RecoverJson {
 
 /// Runs `walden recover`.
 pub fn run(data_dir: &Path, json: bool, args: &RecoverArgs) -> CliResult {
-    let mode = RecoveryMode::from(args.mode);
-    let db = datadir::open_for_recovery(data_dir, mode).map_err(|e| {
-        if e.code == Code::Damaged {
-            let hint = match mode {
-                RecoveryMode::AbsoluteConsistency => {
-                    "--mode tolerate-torn-tail truncates an incomplete tail; run `walden verify` for details"
-                }
-                _ => {
-                    "`walden verify` shows every problem; --mode point-in-time truncates at the first damage, \
-                      --mode skip-corrupted salvages the records after it"
-                }
-            };
-            CliError { hint: Some(hint.to_string()), ..e }
-        } else {
-            e
-        }
-    })?;
-    let r = db.recovery_report().clone();
-    let o = db.open_report().clone();
+    let db = open(data_dir, RecoveryMode::from(args.mode))?;
+    let report = RecoverJson::new(args.mode, db.recovery_report().clone(), db.open_report().clone());
     datadir::close_database(db)?;
-    let report = RecoverJson {
-        mode: args.mode.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default(),
-        segment_count: r.segment_count,
-        sealed_segments_trusted: r.sealed_segments_trusted,
-        records_recovered: r.records_recovered,
-        oldest_lsn: r.oldest_lsn,
-        last_lsn: r.last_lsn,
-        bytes_truncated: r.bytes_truncated,
-        torn_tail: r.torn_tail.map(|t| TornTailJson {
-            segment: t.segment,
-            offset: t.offset,
-            bytes: t.bytes,
-            records_dropped: t.records_dropped,
-            reason: t.reason,
-        }),
-        skipped_ranges: r
-            .skipped_ranges
-            .into_iter()
-            .map(|s| SkippedJson { segment: s.segment, start_offset: s.start_offset, end_offset: s.end_offset })
-            .collect(),
-        temp_files_removed: r.temp_files_removed.into_iter().chain(o.temp_files_removed).collect(),
-        slots_loaded: o.slots_loaded,
-        slots_invalidated: o.slots_invalidated.into_iter().map(|s| (s.name, s.reason.to_string())).collect(),
-        foreign_files: o.foreign_files,
-    };
-    let mut out = output::stdout();
-    if json {
-        output::json_doc(&mut out, &report)?;
-        return output::finish(out);
+    output::emit(json, &report, |w, report| print(w, data_dir, report))
+}
+
+/// Opens the database with `mode`; a refusal says which mode would go further.
+fn open(data_dir: &Path, mode: RecoveryMode) -> CliResult<Arc<Database>> {
+    datadir::open_for_recovery(data_dir, mode).map_err(|e| {
+        if e.code != Code::Damaged {
+            return e;
+        }
+        let hint = match mode {
+            RecoveryMode::AbsoluteConsistency => {
+                "--mode tolerate-torn-tail truncates an incomplete tail; run `walden verify` for details"
+            }
+            _ => {
+                "`walden verify` shows every problem; --mode point-in-time truncates at the first damage, \
+                  --mode skip-corrupted salvages the records after it"
+            }
+        };
+        CliError { hint: Some(hint.to_string()), ..e }
+    })
+}
+
+impl RecoverJson {
+    /// What the WAL's recovery (`r`) and the engine's open (`o`) found and did.
+    fn new(mode: ModeArg, r: RecoveryReport, o: OpenReport) -> RecoverJson {
+        RecoverJson {
+            mode: mode.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default(),
+            segment_count: r.segment_count,
+            sealed_segments_trusted: r.sealed_segments_trusted,
+            records_recovered: r.records_recovered,
+            oldest_lsn: r.oldest_lsn,
+            last_lsn: r.last_lsn,
+            bytes_truncated: r.bytes_truncated,
+            torn_tail: r.torn_tail.map(|t| TornTailJson {
+                segment: t.segment,
+                offset: t.offset,
+                bytes: t.bytes,
+                records_dropped: t.records_dropped,
+                reason: t.reason,
+            }),
+            skipped_ranges: r
+                .skipped_ranges
+                .into_iter()
+                .map(|s| SkippedJson { segment: s.segment, start_offset: s.start_offset, end_offset: s.end_offset })
+                .collect(),
+            temp_files_removed: r.temp_files_removed.into_iter().chain(o.temp_files_removed).collect(),
+            slots_loaded: o.slots_loaded,
+            slots_invalidated: o.slots_invalidated.into_iter().map(|s| (s.name, s.reason.to_string())).collect(),
+            foreign_files: o.foreign_files,
+        }
     }
-    let w = &mut out;
+}
+
+fn print(w: &mut Out, data_dir: &Path, report: &RecoverJson) -> CliResult {
     outln!(w, "recovered {} with mode {}", data_dir.display(), report.mode)?;
     outln!(
         w,
@@ -168,5 +176,5 @@ pub fn run(data_dir: &Path, json: bool, args: &RecoverArgs) -> CliResult {
     for f in &report.foreign_files {
         outln!(w, "  ignored      {} (not a slot file)", f.display())?;
     }
-    output::finish(out)
+    Ok(())
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 use walden_cdc::envelope::EnvelopeEncoder;
-use walden_cdc::{Cdc, Event, Filter, SubscriptionOptions};
+use walden_cdc::{Cdc, ChangeStream, Event, Filter, SubscriptionOptions};
 use walden_engine::{Database, RecoveryMode};
 use walden_wal::Lsn;
 
@@ -74,27 +74,19 @@ pub fn run(data_dir: &Path, json: bool, args: &ReplayArgs) -> CliResult {
         return Err(CliError::new(Code::Usage, format!("--end-lsn {end} is before --from-lsn {}", args.from_lsn)));
     }
     let lake = args.lake.resolve(data_dir)?;
-    let db = datadir::open_database(data_dir, RecoveryMode::TolerateTornTail)?;
-    let result = (|| {
-        let archiver = lake.open_for_reading(&db)?;
-        let cdc = archiver.as_ref().map_or_else(|| Cdc::new(db.clone()), |a| a.cdc());
-        replay(&db, &cdc, &lake, archiver.is_some(), args)
-    })();
-    let closed = datadir::close_database(db);
-    let summary = result?;
-    closed?;
-    if json {
-        eprintln!("{}", serde_json::to_string(&summary).unwrap_or_default());
-    } else {
-        eprintln!(
+    let summary = datadir::with_database(data_dir, RecoveryMode::TolerateTornTail, |db| {
+        lake.with_reader(db, |cdc, archiver| replay(db, cdc, &lake, archiver.is_some(), args))
+    })?;
+    output::summary(json, &summary, |s| {
+        format!(
             "replay: {} events from LSN {} to {} ({} from the archive, {} from the local WAL)",
-            summary.events_written,
-            summary.from_lsn,
-            summary.end_lsn,
-            summary.events_from_archive,
-            summary.events_written - summary.events_from_archive
-        );
-    }
+            s.events_written,
+            s.from_lsn,
+            s.end_lsn,
+            s.events_from_archive,
+            s.events_written - s.events_from_archive
+        )
+    });
     Ok(())
 }
 
@@ -108,28 +100,7 @@ fn replay(db: &Database, cdc: &Cdc, lake: &ResolvedLake, with_archive: bool, arg
         ));
     }
     let end = args.end_lsn.unwrap_or(durable).min(durable);
-    let mut filter = Filter::all();
-    if !args.tables.is_empty() {
-        filter = filter.tables(args.tables.iter().cloned());
-    }
-    let schema = args.ops.is_empty() || args.ops.contains(&OpArg::Schema);
-    if !args.ops.is_empty() {
-        filter = filter.operations(args.ops.iter().filter_map(|op| match op {
-            OpArg::Insert => Some(walden_cdc::Operation::Insert),
-            OpArg::Update => Some(walden_cdc::Operation::Update),
-            OpArg::Delete => Some(walden_cdc::Operation::Delete),
-            OpArg::Schema => None,
-        }));
-    }
-    let options = SubscriptionOptions {
-        from_lsn: args.from_lsn,
-        end_lsn: Some(end),
-        filter,
-        include_transaction_control: true,
-        include_schema_changes: schema,
-        ..SubscriptionOptions::default()
-    };
-    let mut stream = cdc.subscribe(options).map_err(|e| {
+    let stream = cdc.subscribe(subscription(args, end)).map_err(|e| {
         let err = CliError::from_error(format!("cannot replay from LSN {}", args.from_lsn), &e);
         match (err.code, with_archive) {
             (Code::LsnUnavailable, false) => err.with_hint(format!(
@@ -144,9 +115,54 @@ fn replay(db: &Database, cdc: &Cdc, lake: &ResolvedLake, with_archive: bool, arg
             _ => err,
         }
     })?;
+    let counts = write_events(stream, args, end, wal_oldest)?;
+    Ok(Summary {
+        events_written: counts.written,
+        events_from_archive: counts.from_archive,
+        from_lsn: args.from_lsn,
+        end_lsn: end,
+        wal_oldest_lsn: wal_oldest,
+        lake: with_archive.then(|| lake.config.url.clone()),
+    })
+}
+
+/// The subscription of `--from-lsn` .. `end` with the `--table` / `--op` filters.
+fn subscription(args: &ReplayArgs, end: Lsn) -> SubscriptionOptions {
+    let mut filter = Filter::all();
+    if !args.tables.is_empty() {
+        filter = filter.tables(args.tables.iter().cloned());
+    }
+    let schema = args.ops.is_empty() || args.ops.contains(&OpArg::Schema);
+    if !args.ops.is_empty() {
+        filter = filter.operations(args.ops.iter().filter_map(|op| match op {
+            OpArg::Insert => Some(walden_cdc::Operation::Insert),
+            OpArg::Update => Some(walden_cdc::Operation::Update),
+            OpArg::Delete => Some(walden_cdc::Operation::Delete),
+            OpArg::Schema => None,
+        }));
+    }
+    SubscriptionOptions {
+        from_lsn: args.from_lsn,
+        end_lsn: Some(end),
+        filter,
+        include_transaction_control: true,
+        include_schema_changes: schema,
+        ..SubscriptionOptions::default()
+    }
+}
+
+/// Change events written (BEGIN / COMMIT not counted).
+struct Counts {
+    written: u64,
+    /// Of those, events of LSNs older than the local WAL's oldest (read from the archive).
+    from_archive: u64,
+}
+
+/// Writes the stream's events as JSON lines on stdout until it reaches `end`.
+fn write_events(mut stream: ChangeStream, args: &ReplayArgs, end: Lsn, wal_oldest: Lsn) -> CliResult<Counts> {
     let mut encoder = EnvelopeEncoder::new(args.format.into());
     let mut out = output::stdout();
-    let (mut written, mut from_archive) = (0u64, 0u64);
+    let mut counts = Counts { written: 0, from_archive: 0 };
     loop {
         let event = match stream.next_timeout(POLL) {
             Some(Ok(event)) => event,
@@ -163,20 +179,13 @@ fn replay(db: &Database, cdc: &Cdc, lake: &ResolvedLake, with_archive: bool, arg
         {
             output::json_line(&mut out, &value)?;
             if !is_txn_event {
-                written += 1;
+                counts.written += 1;
                 if event.lsn() < wal_oldest {
-                    from_archive += 1;
+                    counts.from_archive += 1;
                 }
             }
         }
     }
     output::finish(out)?;
-    Ok(Summary {
-        events_written: written,
-        events_from_archive: from_archive,
-        from_lsn: args.from_lsn,
-        end_lsn: end,
-        wal_oldest_lsn: wal_oldest,
-        lake: with_archive.then(|| lake.config.url.clone()),
-    })
+    Ok(counts)
 }

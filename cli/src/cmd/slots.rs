@@ -5,14 +5,14 @@ use std::path::Path;
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
-use walden_engine::{Operation, RecoveryMode, SlotFilter, SlotInfo, SlotOptions, SlotState, StartPosition};
+use walden_engine::{Database, Operation, RecoveryMode, SlotFilter, SlotInfo, SlotOptions, SlotState, StartPosition};
 use walden_wal::Lsn;
 
 use crate::datadir;
 use crate::exit::{CliError, CliResult};
-use crate::inspect;
+use crate::inspect::{self, Inspection, SlotRow};
 use crate::outln;
-use crate::output::{self, bytes};
+use crate::output::{self, Out, bytes};
 
 /// The slot subcommands.
 #[derive(Debug, Subcommand)]
@@ -157,66 +157,65 @@ pub fn describe_filter(tables: Option<&[String]>, ops: Option<&[&str]>) -> Strin
 pub fn run(data_dir: &Path, json: bool, command: &SlotsCommand) -> CliResult {
     match command {
         SlotsCommand::List => list(data_dir, json),
-        SlotsCommand::Create(args) => {
-            let db = datadir::open_database(data_dir, RecoveryMode::TolerateTornTail)?;
-            let result = db.create_slot(&args.name, args.options());
-            let info = result.map_err(|e| CliError::from_error(format!("cannot create slot {:?}", args.name), &e))?;
-            datadir::close_database(db)?;
-            let mut out = output::stdout();
-            if json {
-                output::json_doc(&mut out, &slot_json(&info))?;
-            } else {
-                let tables: Option<Vec<String>> = info.filter.tables.as_ref().map(|t| t.iter().cloned().collect());
-                let ops: Option<Vec<&str>> = args_ops(&args.ops);
-                outln!(
-                    &mut out,
-                    "created slot {:?}: restart LSN {} (confirmed {}), filter {}",
-                    info.name,
-                    info.restart_lsn,
-                    info.confirmed_lsn,
-                    describe_filter(tables.as_deref(), ops.as_deref())
-                )?;
-            }
-            output::finish(out)
-        }
-        SlotsCommand::Drop { name } => {
-            let db = datadir::open_database(data_dir, RecoveryMode::TolerateTornTail)?;
-            db.drop_slot(name).map_err(|e| CliError::from_error(format!("cannot drop slot {name:?}"), &e))?;
-            datadir::close_database(db)?;
-            let mut out = output::stdout();
-            if json {
-                output::json_doc(&mut out, &serde_json::json!({ "dropped": name }))?;
-            } else {
-                outln!(&mut out, "dropped slot {name:?}")?;
-            }
-            output::finish(out)
-        }
-        SlotsCommand::Advance { name, lsn } => {
-            let db = datadir::open_database(data_dir, RecoveryMode::TolerateTornTail)?;
-            let context = format!("cannot advance slot {name:?} to LSN {lsn}");
-            let before = db.slot(name).map_err(|e| CliError::from_error(&context, &e))?;
-            let info = db.advance(name, *lsn).map_err(|e| CliError::from_error(&context, &e))?;
-            datadir::close_database(db)?;
-            let mut out = output::stdout();
-            if json {
-                output::json_doc(&mut out, &slot_json(&info))?;
-            } else if info.confirmed_lsn == before.confirmed_lsn && *lsn < before.confirmed_lsn {
-                outln!(
-                    &mut out,
-                    "slot {name:?} unchanged: it already confirmed LSN {} (slots never move back)",
-                    info.confirmed_lsn
-                )?;
-            } else {
-                outln!(
-                    &mut out,
-                    "slot {name:?} confirmed up to LSN {} (restart LSN {})",
-                    info.confirmed_lsn,
-                    info.restart_lsn
-                )?;
-            }
-            output::finish(out)
-        }
+        SlotsCommand::Create(args) => create(data_dir, json, args),
+        SlotsCommand::Drop { name } => drop_slot(data_dir, json, name),
+        SlotsCommand::Advance { name, lsn } => advance(data_dir, json, name, *lsn),
     }
+}
+
+/// Opens the database, runs `body` with it and closes it (a failed `body` leaves the database to
+/// its drop).
+fn with_open<T>(data_dir: &Path, body: impl FnOnce(&Database) -> CliResult<T>) -> CliResult<T> {
+    let db = datadir::open_database(data_dir, RecoveryMode::TolerateTornTail)?;
+    let value = body(&db)?;
+    datadir::close_database(db)?;
+    Ok(value)
+}
+
+fn create(data_dir: &Path, json: bool, args: &CreateArgs) -> CliResult {
+    let info = with_open(data_dir, |db| {
+        db.create_slot(&args.name, args.options())
+            .map_err(|e| CliError::from_error(format!("cannot create slot {:?}", args.name), &e))
+    })?;
+    output::emit(json, &slot_json(&info), |out, _| {
+        let tables: Option<Vec<String>> = info.filter.tables.as_ref().map(|t| t.iter().cloned().collect());
+        let ops: Option<Vec<&str>> = args_ops(&args.ops);
+        outln!(
+            out,
+            "created slot {:?}: restart LSN {} (confirmed {}), filter {}",
+            info.name,
+            info.restart_lsn,
+            info.confirmed_lsn,
+            describe_filter(tables.as_deref(), ops.as_deref())
+        )
+    })
+}
+
+fn drop_slot(data_dir: &Path, json: bool, name: &str) -> CliResult {
+    with_open(data_dir, |db| {
+        db.drop_slot(name).map_err(|e| CliError::from_error(format!("cannot drop slot {name:?}"), &e))
+    })?;
+    output::emit(json, &serde_json::json!({ "dropped": name }), |out, _| outln!(out, "dropped slot {name:?}"))
+}
+
+fn advance(data_dir: &Path, json: bool, name: &str, lsn: Lsn) -> CliResult {
+    let (before, info) = with_open(data_dir, |db| {
+        let context = format!("cannot advance slot {name:?} to LSN {lsn}");
+        let before = db.slot(name).map_err(|e| CliError::from_error(&context, &e))?;
+        let info = db.advance(name, lsn).map_err(|e| CliError::from_error(&context, &e))?;
+        Ok((before, info))
+    })?;
+    output::emit(json, &slot_json(&info), |out, _| {
+        if info.confirmed_lsn == before.confirmed_lsn && lsn < before.confirmed_lsn {
+            outln!(
+                out,
+                "slot {name:?} unchanged: it already confirmed LSN {} (slots never move back)",
+                info.confirmed_lsn
+            )
+        } else {
+            outln!(out, "slot {name:?} confirmed up to LSN {} (restart LSN {})", info.confirmed_lsn, info.restart_lsn)
+        }
+    })
 }
 
 fn args_ops(ops: &[OpArg]) -> Option<Vec<&'static str>> {
@@ -236,14 +235,12 @@ fn args_ops(ops: &[OpArg]) -> Option<Vec<&'static str>> {
 fn list(data_dir: &Path, json: bool) -> CliResult {
     let inspection = inspect::inspect(data_dir)?;
     let rows = inspection.slot_rows();
-    let mut out = output::stdout();
-    if json {
-        output::json_doc(&mut out, &rows)?;
-        return output::finish(out);
-    }
+    output::emit(json, &rows, |out, rows| print_list(out, &inspection, rows))
+}
+
+fn print_list(out: &mut Out, inspection: &Inspection, rows: &[SlotRow]) -> CliResult {
     if rows.is_empty() {
-        outln!(&mut out, "no replication slots (create one with `walden slots create NAME`)")?;
-        return output::finish(out);
+        return outln!(out, "no replication slots (create one with `walden slots create NAME`)");
     }
     let table_rows: Vec<Vec<String>> = rows
         .iter()
@@ -265,22 +262,22 @@ fn list(data_dir: &Path, json: bool) -> CliResult {
         &["NAME", "STATE", "RESTART_LSN", "CONFIRMED_LSN", "LAG_LSNS", "LAG_BYTES", "PINNED", "FILTER", "LAST_ACTIVE"],
         &table_rows,
     );
-    out_str(&mut out, &rendered)?;
-    for r in &rows {
+    output::write_str(out, &rendered)?;
+    for r in rows {
         if let (Some(reason), Some(at)) = (&r.invalidation_reason, &r.invalidated_at) {
-            outln!(&mut out, "slot {:?} is lost since {at}: {reason}", r.name)?;
+            outln!(out, "slot {:?} is lost since {at}: {reason}", r.name)?;
         }
         if let Some(reason) = &r.invalid_at_next_open {
-            outln!(&mut out, "slot {:?} will be invalidated at the next open: {reason}", r.name)?;
+            outln!(out, "slot {:?} will be invalidated at the next open: {reason}", r.name)?;
         }
     }
     if let Some(archived) = inspection.state.archived_lsn {
         let readers: Vec<String> =
             rows.iter().filter(|r| r.reads_archive && r.state == "valid").map(|r| format!("{:?}", r.name)).collect();
-        outln!(&mut out, "archive horizon: LSN {archived}; slots pin only the WAL after it")?;
+        outln!(out, "archive horizon: LSN {archived}; slots pin only the WAL after it")?;
         if !readers.is_empty() {
             outln!(
-                &mut out,
+                out,
                 "slot{} {} start{} in the archive: archived LSNs are read from the lake once the WAL no longer holds them",
                 if readers.len() == 1 { "" } else { "s" },
                 readers.join(", "),
@@ -288,10 +285,5 @@ fn list(data_dir: &Path, json: bool) -> CliResult {
             )?;
         }
     }
-    outln!(&mut out, "oldest segment held by {}", inspection.oldest_segment_held_by())?;
-    output::finish(out)
-}
-
-fn out_str(out: &mut output::Out, s: &str) -> CliResult {
-    std::io::Write::write_all(out, s.as_bytes()).map_err(output::out_err)
+    outln!(out, "oldest segment held by {}", inspection.oldest_segment_held_by())
 }

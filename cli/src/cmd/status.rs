@@ -3,19 +3,23 @@
 use std::path::Path;
 
 use crate::exit::CliResult;
-use crate::inspect;
+use crate::inspect::{self, ArchiveView, StatusReport};
 use crate::outln;
-use crate::output::{self, bytes, opt_lsn};
+use crate::output::{self, Out, bytes, opt_lsn};
 
 /// Runs `walden status`.
 pub fn run(data_dir: &Path, json: bool) -> CliResult {
     let report = inspect::inspect(data_dir)?.status();
-    let mut out = output::stdout();
-    if json {
-        output::json_doc(&mut out, &report)?;
-        return output::finish(out);
-    }
-    let o = &mut out;
+    output::emit(json, &report, |o, report| {
+        print_log(o, report)?;
+        print_retention(o, report)?;
+        print_slots(o, report)?;
+        print_archive(o, &report.archive)
+    })
+}
+
+/// Where the data directory is, who holds it, its LSNs and segments.
+fn print_log(o: &mut Out, report: &StatusReport) -> CliResult {
     outln!(o, "data directory    {}", report.data_dir.display())?;
     match report.in_use_by_pid {
         Some(pid) => outln!(o, "in use            yes, by pid {pid} (figures below are the files as they are now)")?,
@@ -44,6 +48,11 @@ pub fn run(data_dir: &Path, json: bool) -> CliResult {
             tail.reason
         )?;
     }
+    Ok(())
+}
+
+/// The checkpoint, retain-from and what holds the oldest segment.
+fn print_retention(o: &mut Out, report: &StatusReport) -> CliResult {
     outln!(o, "checkpoint LSN    {}", opt_lsn(report.checkpoint_lsn))?;
     outln!(o, "retain-from       {}", opt_lsn(report.retain_from))?;
     match report.retention_horizon {
@@ -51,13 +60,17 @@ pub fn run(data_dir: &Path, json: bool) -> CliResult {
             o,
             "retention         keeps LSN {h} and later; oldest segment held by {}",
             report.oldest_segment_held_by
-        )?,
+        ),
         None => outln!(
             o,
             "retention         nothing restricts it; oldest segment held by {}",
             report.oldest_segment_held_by
-        )?,
+        ),
     }
+}
+
+/// The slot count, the largest lag and the slots the next open invalidates.
+fn print_slots(o: &mut Out, report: &StatusReport) -> CliResult {
     let lost = report.slots.iter().filter(|s| s.state == "lost").count();
     let worst = report.slots.iter().filter(|s| s.state == "valid").max_by_key(|s| s.lag_lsns);
     match worst {
@@ -80,34 +93,35 @@ pub fn run(data_dir: &Path, json: bool) -> CliResult {
             s.invalid_at_next_open.as_deref().unwrap_or_default()
         )?;
     }
-    let a = &report.archive;
-    match a.archived_lsn {
-        None => outln!(o, "archive           nothing archived (`walden archive` archives sealed segments to a lake)")?,
-        Some(lsn) => {
-            outln!(
-                o,
-                "archive           archived up to LSN {lsn}; slots pin only the WAL after it; consumers can read from LSN {}",
-                a.readable_from
-            )?;
-            if a.archived_segments > 0 {
-                outln!(
-                    o,
-                    "                  {} archived segments still local ({}): the next checkpoint removes them unless held",
-                    a.archived_segments,
-                    bytes(a.archived_bytes)
-                )?;
-            }
-            if a.unarchived_sealed_segments > 0 {
-                outln!(
-                    o,
-                    "                  {} sealed segments not archived yet ({})",
-                    a.unarchived_sealed_segments,
-                    bytes(a.unarchived_sealed_bytes)
-                )?;
-            } else {
-                outln!(o, "                  every sealed segment is archived")?;
-            }
-        }
+    Ok(())
+}
+
+/// The archive horizon and the sealed segments on either side of it.
+fn print_archive(o: &mut Out, a: &ArchiveView) -> CliResult {
+    let Some(lsn) = a.archived_lsn else {
+        return outln!(o, "archive           nothing archived (`walden archive` archives sealed segments to a lake)");
+    };
+    outln!(
+        o,
+        "archive           archived up to LSN {lsn}; slots pin only the WAL after it; consumers can read from LSN {}",
+        a.readable_from
+    )?;
+    if a.archived_segments > 0 {
+        outln!(
+            o,
+            "                  {} archived segments still local ({}): the next checkpoint removes them unless held",
+            a.archived_segments,
+            bytes(a.archived_bytes)
+        )?;
     }
-    output::finish(out)
+    if a.unarchived_sealed_segments > 0 {
+        outln!(
+            o,
+            "                  {} sealed segments not archived yet ({})",
+            a.unarchived_sealed_segments,
+            bytes(a.unarchived_sealed_bytes)
+        )
+    } else {
+        outln!(o, "                  every sealed segment is archived")
+    }
 }

@@ -10,15 +10,13 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use walden_cdc::envelope::{EnvelopeEncoder, EnvelopeFormat};
 use walden_cdc::{Cdc, Event, SlotSubscription, SubscriptionOptions, TransactionEventKind};
-use walden_engine::{EngineError, RecoveryMode, SlotOptions, StartPosition};
+use walden_engine::{Database, EngineError, RecoveryMode, SlotInfo, SlotOptions, StartPosition};
 use walden_wal::Lsn;
 
 use crate::cmd::slots::{self, OpArg};
@@ -26,6 +24,7 @@ use crate::datadir;
 use crate::exit::{CliError, CliResult, Code};
 use crate::lake::LakeArgs;
 use crate::output;
+use crate::stop;
 
 /// An event envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -98,8 +97,6 @@ const MAX_UNFLUSHED_EVENTS: u64 = 1000;
 const MAX_UNFLUSHED_AGE: Duration = Duration::from_secs(1);
 /// How long one wait for new events lasts before the stop flag is checked again.
 const POLL: Duration = Duration::from_millis(200);
-
-static STOP: AtomicBool = AtomicBool::new(false);
 
 enum Sink {
     Stdout(output::Out),
@@ -217,7 +214,7 @@ impl Tail<'_> {
 
     fn run(&mut self) -> CliResult<&'static str> {
         loop {
-            if STOP.load(Ordering::SeqCst) {
+            if stop::requested() {
                 self.flush_and_ack(false)?;
                 return Ok("signal");
             }
@@ -271,74 +268,70 @@ pub fn run(data_dir: &Path, json: bool, args: &TailArgs) -> CliResult {
     let lake = args.lake.resolve(data_dir)?;
     // The output first: an unwritable --file fails before anything changes.
     let sink = Sink::open(args.file.as_deref())?;
-    ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst))
-        .map_err(|e| CliError::new(Code::Failure, format!("cannot install the signal handler: {e}")))?;
-    let db = datadir::open_database(data_dir, RecoveryMode::TolerateTornTail)?;
-    let result = (|| {
+    stop::install()?;
+    let summary = datadir::with_database(data_dir, RecoveryMode::TolerateTornTail, |db| {
         // With an archive, a slot behind the local WAL reads the archived LSNs from the lake.
-        let archiver = lake.open_for_reading(&db)?;
-        let cdc = archiver.as_ref().map_or_else(|| Cdc::new(db.clone()), |a| a.cdc());
-        stream(&db, &cdc, args, sink, json)
-    })();
-    let closed = datadir::close_database(db);
-    let summary = result?;
-    closed?;
-    if json {
-        eprintln!("{}", serde_json::to_string(&summary).unwrap_or_default());
-    } else {
-        eprintln!(
+        lake.with_reader(db, |cdc, _| stream(db, cdc, args, sink, json))
+    })?;
+    output::summary(json, &summary, |s| {
+        format!(
             "tail: {} events written, slot {:?} confirmed up to LSN {} (stopped by {})",
-            summary.events_written, summary.slot, summary.confirmed_lsn, summary.stopped_by
-        );
-    }
+            s.events_written, s.slot, s.confirmed_lsn, s.stopped_by
+        )
+    });
     Ok(())
 }
 
-fn stream(db: &Arc<walden_engine::Database>, cdc: &Cdc, args: &TailArgs, sink: Sink, json: bool) -> CliResult<Summary> {
+/// The slot `--slot` names, created first with `--create` if it does not exist.
+fn open_slot(db: &Database, args: &TailArgs) -> CliResult<SlotInfo> {
     let name = args.slot.as_str();
-    let slot = match db.slot(name) {
-        Ok(info) => info,
+    match db.slot(name) {
+        Ok(info) => Ok(info),
         Err(EngineError::SlotNotFound { .. }) if args.create => {
             let start = args.start_lsn.map_or(StartPosition::Current, StartPosition::Lsn);
             let options = SlotOptions { start, filter: slots::filter(&args.tables, &args.ops), temporary: false };
-            db.create_slot(name, options)
-                .map_err(|e| CliError::from_error(format!("cannot create slot {name:?}"), &e))?
+            db.create_slot(name, options).map_err(|e| CliError::from_error(format!("cannot create slot {name:?}"), &e))
         }
         Err(e) => {
             let err = CliError::from_error(format!("cannot stream from slot {name:?}"), &e);
-            return Err(if err.code == Code::SlotNotFound {
+            Err(if err.code == Code::SlotNotFound {
                 err.with_hint("pass --create to create it, or `walden slots create NAME`")
             } else {
                 err
-            });
+            })
         }
-    };
-    let durable = db.wal().durable_lsn();
-    let start_lsn = match args.start_lsn {
-        Some(s) if s < slot.restart_lsn => {
-            return Err(CliError::new(
-                Code::LsnUnavailable,
-                format!(
-                    "--start-lsn {s} is before slot {name:?}'s restart LSN {}: the slot confirmed LSN {} and never goes back",
-                    slot.restart_lsn, slot.confirmed_lsn
-                ),
-            ));
-        }
-        Some(s) if s > durable + 1 => {
-            return Err(CliError::new(
-                Code::LsnUnavailable,
-                format!("--start-lsn {s} is beyond the end of the log (the last LSN is {durable})"),
-            ));
-        }
-        Some(s) => s,
-        None => 0,
-    };
+    }
+}
+
+/// The first LSN written: `--start-lsn`, which must lie between the slot's restart LSN and the
+/// end of the log; 0 (everything the slot delivers) without it.
+fn start_lsn(args: &TailArgs, slot: &SlotInfo, durable: Lsn) -> CliResult<Lsn> {
+    match args.start_lsn {
+        Some(s) if s < slot.restart_lsn => Err(CliError::new(
+            Code::LsnUnavailable,
+            format!(
+                "--start-lsn {s} is before slot {:?}'s restart LSN {}: the slot confirmed LSN {} and never goes back",
+                slot.name, slot.restart_lsn, slot.confirmed_lsn
+            ),
+        )),
+        Some(s) if s > durable + 1 => Err(CliError::new(
+            Code::LsnUnavailable,
+            format!("--start-lsn {s} is beyond the end of the log (the last LSN is {durable})"),
+        )),
+        Some(s) => Ok(s),
+        None => Ok(0),
+    }
+}
+
+fn stream(db: &Database, cdc: &Cdc, args: &TailArgs, sink: Sink, json: bool) -> CliResult<Summary> {
+    let name = args.slot.as_str();
+    let slot = open_slot(db, args)?;
+    let start_lsn = start_lsn(args, &slot, db.wal().durable_lsn())?;
     let options =
         SubscriptionOptions { end_lsn: args.end_lsn, include_transaction_control: true, ..Default::default() };
     let sub = cdc
         .subscribe_slot(name, options)
         .map_err(|e| CliError::from_error(format!("cannot stream from slot {name:?}"), &e))?;
-    let acked = slot.confirmed_lsn;
     let mut tail = Tail {
         args,
         sub,
@@ -346,7 +339,7 @@ fn stream(db: &Arc<walden_engine::Database>, cdc: &Cdc, args: &TailArgs, sink: S
         encoder: EnvelopeEncoder::new(args.format.into()),
         start_lsn,
         written_commit: 0,
-        acked,
+        acked: slot.confirmed_lsn,
         unflushed: 0,
         last_flush: Instant::now(),
         events_written: 0,
