@@ -65,6 +65,17 @@ impl WorkloadRows<'_> {
         self.judged(figure, value, unit, Verdict::default());
     }
 
+    /// Operations per second and, where CPU time was measured, per CPU-second (the two
+    /// `figures`), both in `unit` and held to the floor `min`, printed as `target`.
+    fn ops_rates(&mut self, figures: [&'static str; 2], unit: &'static str, t: &Totals, (target, min): (&str, f64)) {
+        let verdict = |rate: f64| Verdict::target(target, Some(rate >= min));
+        let rate = t.ops_per_s();
+        self.judged(figures[0], rate, unit, verdict(rate));
+        if let Some(cpu_rate) = t.ops_per_cpu_s() {
+            self.judged(figures[1], cpu_rate, unit, verdict(cpu_rate));
+        }
+    }
+
     fn judged(&mut self, figure: &'static str, value: f64, unit: &'static str, verdict: Verdict) {
         let dash = || "—".to_string();
         self.out.push(Row {
@@ -236,12 +247,8 @@ fn name(workload: Workload, t: &Totals) -> String {
 }
 
 fn buffered_append(t: &Totals, rows: &mut WorkloadRows<'_>) {
-    let target = |rate: f64| Verdict::target("≥ 2,000,000", Some(rate >= BUFFERED_TARGET_PER_S));
-    let rate = t.ops_per_s();
-    rows.judged("records/s", rate, "records/s", target(rate));
-    if let Some(cpu_rate) = t.ops_per_cpu_s() {
-        rows.judged("records per CPU-second", cpu_rate, "records/s", target(cpu_rate));
-    }
+    let target = ("≥ 2,000,000", BUFFERED_TARGET_PER_S);
+    rows.ops_rates(["records/s", "records per CPU-second"], "records/s", t, target);
     rows.plain("payload throughput", t.bytes_per_s() / 1e6, "MB/s");
 }
 
@@ -272,23 +279,15 @@ fn open_after_crash(t: &Totals, rows: &mut WorkloadRows<'_>) {
 }
 
 fn cdc_decode(t: &Totals, rows: &mut WorkloadRows<'_>) {
-    let target = |rate: f64| Verdict::target("≥ 2,000,000", Some(rate >= CDC_DECODE_TARGET_PER_S));
-    let rate = t.ops_per_s();
-    rows.judged("events/s", rate, "events/s", target(rate));
-    if let Some(cpu_rate) = t.ops_per_cpu_s() {
-        rows.judged("events per CPU-second", cpu_rate, "events/s", target(cpu_rate));
-    }
+    let target = ("≥ 2,000,000", CDC_DECODE_TARGET_PER_S);
+    rows.ops_rates(["events/s", "events per CPU-second"], "events/s", t, target);
 }
 
 fn cdc_filtered_replay(tables: usize, t: &Totals, rows: &mut WorkloadRows<'_>) {
-    let target = |rate: f64| Verdict::target("≥ 1,000,000", Some(rate >= CDC_FILTERED_TARGET_PER_S));
-    let rate = t.ops_per_s();
-    rows.judged("delivered events/s", rate, "events/s", target(rate));
-    if let Some(cpu_rate) = t.ops_per_cpu_s() {
-        rows.judged("delivered events per CPU-second", cpu_rate, "events/s", target(cpu_rate));
-    }
+    let target = ("≥ 1,000,000", CDC_FILTERED_TARGET_PER_S);
+    rows.ops_rates(["delivered events/s", "delivered events per CPU-second"], "events/s", t, target);
     // Every table holds the same share, so the stream examined `tables` × as many.
-    rows.plain("changes examined/s", rate * tables as f64, "changes/s");
+    rows.plain("changes examined/s", t.ops_per_s() * tables as f64, "changes/s");
 }
 
 fn cdc_commit_to_subscriber(t: &Totals, rows: &mut WorkloadRows<'_>) {
@@ -300,12 +299,8 @@ fn cdc_commit_to_subscriber(t: &Totals, rows: &mut WorkloadRows<'_>) {
 }
 
 fn archive_throughput(kind: ArchiveRows, t: &Totals, rows: &mut WorkloadRows<'_>) {
-    let target = |rate: f64| Verdict::target("≥ 1,000,000", Some(rate >= ARCHIVE_TARGET_PER_S));
-    let rate = t.ops_per_s();
-    rows.judged("events/s", rate, "events/s", target(rate));
-    if let Some(cpu_rate) = t.ops_per_cpu_s() {
-        rows.judged("events per CPU-second (process)", cpu_rate, "events/s", target(cpu_rate));
-    }
+    let target = ("≥ 1,000,000", ARCHIVE_TARGET_PER_S);
+    rows.ops_rates(["events/s", "events per CPU-second (process)"], "events/s", t, target);
     rows.plain("WAL read", t.bytes_per_s() / 1e6, "MB/s");
     let lake = t.lake;
     if lake.wal_bytes == 0 {
