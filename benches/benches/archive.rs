@@ -13,7 +13,7 @@ use criterion::{Criterion, Throughput};
 use walden_benches::{ArchiveLog, ArchiveRows, BenchRoot, Recorder, ReplayLog, Scale, Suite, Workload};
 
 mod common;
-use common::{group, or_exit, timed};
+use common::{group, or_exit, timed, timed_each};
 
 /// Samples per benchmark: one archive run of the full log takes about a second or more, plus
 /// as long again for its untimed read-back check.
@@ -39,13 +39,7 @@ fn bench_all(c: &mut Criterion, rec: &mut Recorder, scale: &Scale, root: &BenchR
             };
             g.bench_function(format!("archive_sealed/{name}/{}_changes", scale.archive_changes), |b| {
                 let log = fixture.get_or_insert_with(|| or_exit(ArchiveLog::build(root, scale, rows)));
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += timed(rec, Workload::ArchiveThroughput { rows }, log.archive());
-                    }
-                    total
-                });
+                b.iter_custom(|iters| timed_each(rec, Workload::ArchiveThroughput { rows }, iters, || log.archive()));
             });
         }
         g.finish();

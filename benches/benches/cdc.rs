@@ -12,7 +12,7 @@ use criterion::{Criterion, Throughput};
 use walden_benches::{BenchRoot, CDC_TABLES, CdcLog, Recorder, Scale, Suite, Workload, commit_to_subscriber_latency};
 
 mod common;
-use common::{group, or_exit, timed};
+use common::{group, or_exit, timed, timed_each};
 
 fn main() {
     common::run(Suite::Cdc, bench_all);
@@ -32,25 +32,14 @@ fn bench_all(c: &mut Criterion, rec: &mut Recorder, scale: &Scale, root: &BenchR
         g.throughput(Throughput::Elements(scale.cdc_changes));
         g.bench_function(format!("decode/{}_changes", scale.cdc_changes), |b| {
             let log = fixture.get_or_insert_with(&mut build);
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += timed(rec, Workload::CdcDecode, log.decode());
-                }
-                total
-            });
+            b.iter_custom(|iters| timed_each(rec, Workload::CdcDecode, iters, || log.decode()));
         });
         let tables = CDC_TABLES.len();
         g.throughput(Throughput::Elements(scale.cdc_changes / tables as u64));
         g.bench_function(format!("filtered_replay/1_of_{tables}_tables"), |b| {
             let log = fixture.get_or_insert_with(&mut build);
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += timed(rec, Workload::CdcFilteredReplay { tables }, log.filtered_replay());
-                }
-                total
-            });
+            let w = Workload::CdcFilteredReplay { tables };
+            b.iter_custom(|iters| timed_each(rec, w, iters, || log.filtered_replay()));
         });
         g.finish();
     }

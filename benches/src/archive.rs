@@ -62,80 +62,88 @@ const CITIES: [&str; 8] = ["Berlin", "Hamburg", "Munich", "Paris", "Lyon", "Madr
 /// vary as a web app's do: ids, names from small vocabularies, times, amounts, hex ids).
 fn json_image(table: usize, i: u64, rng: &mut XorShift, out: &mut String) {
     match table {
-        0 => {
-            let (first, last) = (pick(rng, &FIRST_NAMES), pick(rng, &LAST_NAMES));
-            let _ = write!(out, "{{\"id\":{i},\"email\":\"{first}.{last}{}@", rng.in_range(1, 99));
-            out.push_str(pick(rng, &["gmail.com", "example.com", "outlook.com", "posteo.de"]));
-            let _ = write!(out, "\",\"name\":\"{first} {last}\",\"status\":\"");
-            out.push_str(pick(rng, &["active", "active", "active", "pending", "disabled"]));
-            out.push_str("\",\"plan\":\"");
-            out.push_str(pick(rng, &["free", "free", "pro", "team"]));
-            out.push_str("\",\"created_at\":");
-            timestamp(rng, out);
-            let _ = write!(out, ",\"login_count\":{},\"settings\":{{\"theme\":\"", rng.in_range(0, 500));
-            out.push_str(pick(rng, &["light", "dark", "system"]));
-            out.push_str("\",\"locale\":\"");
-            out.push_str(pick(rng, &["en-US", "de-DE", "fr-FR", "es-ES"]));
-            let _ = write!(out, "\",\"newsletter\":{}}}}}", rng.next_u64().is_multiple_of(2));
-        }
-        1 => {
-            let _ = write!(out, "{{\"id\":{i},\"user_id\":{},\"status\":\"", rng.in_range(1, 50_000));
-            out.push_str(pick(rng, &["paid", "paid", "shipped", "pending", "cancelled"]));
-            out.push_str("\",\"currency\":\"EUR\",\"items\":[");
-            let items = rng.in_range(1, 2);
-            let mut total = 0;
-            for n in 0..items {
-                let (qty, price) = (rng.in_range(1, 3), rng.in_range(199, 9_999));
-                total += qty * price;
-                let sep = if n > 0 { "," } else { "" };
-                let sku = rng.in_range(1, 20_000);
-                let _ = write!(out, "{sep}{{\"sku\":\"SKU-{sku:05}\",\"qty\":{qty},\"unit_price_cents\":{price}}}");
-            }
-            let _ = write!(out, "],\"total_cents\":{total},\"shipping\":{{\"city\":\"");
-            out.push_str(pick(rng, &CITIES));
-            let _ = write!(out, "\",\"postal_code\":\"{:05}\"}},\"created_at\":", rng.in_range(1000, 99_999));
-            timestamp(rng, out);
-            out.push('}');
-        }
-        2 => {
-            let _ = write!(
-                out,
-                "{{\"id\":{i},\"order_id\":{},\"provider\":\"stripe\",\"method\":\"",
-                rng.in_range(1, 1 << 20)
-            );
-            out.push_str(pick(rng, &["card", "card", "sepa_debit", "paypal"]));
-            out.push_str("\",\"card_brand\":\"");
-            out.push_str(pick(rng, &["visa", "mastercard", "amex"]));
-            let _ = write!(
-                out,
-                "\",\"card_last4\":\"{:04}\",\"amount_cents\":{},\"currency\":\"EUR\",\"status\":\"",
-                rng.in_range(0, 9999),
-                rng.in_range(199, 99_999)
-            );
-            out.push_str(pick(rng, &["succeeded", "succeeded", "pending", "failed"]));
-            let _ = write!(out, "\",\"provider_ref\":\"pi_{:016x}\",\"created_at\":", rng.next_u64());
-            timestamp(rng, out);
-            out.push('}');
-        }
-        _ => {
-            let _ = write!(
-                out,
-                "{{\"id\":{i},\"session_id\":\"{:016x}\",\"user_id\":{},\"type\":\"",
-                rng.next_u64(),
-                rng.in_range(1, 50_000)
-            );
-            out.push_str(pick(rng, &["page_view", "page_view", "click", "add_to_cart", "search"]));
-            out.push_str("\",\"path\":\"/");
-            out.push_str(pick(rng, &["products", "products", "cart", "search", "account"]));
-            let _ = write!(out, "/{}\",\"referrer\":\"", rng.in_range(1, 5_000));
-            out.push_str(pick(rng, &["https://www.google.com/", "https://duckduckgo.com/", "", "https://t.co/"]));
-            out.push_str("\",\"device\":\"");
-            out.push_str(pick(rng, &["desktop", "mobile", "mobile", "tablet"]));
-            out.push_str("\",\"ts\":");
-            timestamp(rng, out);
-            out.push('}');
-        }
+        0 => user_json(i, rng, out),
+        1 => order_json(i, rng, out),
+        2 => payment_json(i, rng, out),
+        _ => event_json(i, rng, out),
     }
+}
+
+/// A `users` row: contact, plan and settings.
+fn user_json(i: u64, rng: &mut XorShift, out: &mut String) {
+    let (first, last) = (pick(rng, &FIRST_NAMES), pick(rng, &LAST_NAMES));
+    let _ = write!(out, "{{\"id\":{i},\"email\":\"{first}.{last}{}@", rng.in_range(1, 99));
+    out.push_str(pick(rng, &["gmail.com", "example.com", "outlook.com", "posteo.de"]));
+    let _ = write!(out, "\",\"name\":\"{first} {last}\",\"status\":\"");
+    out.push_str(pick(rng, &["active", "active", "active", "pending", "disabled"]));
+    out.push_str("\",\"plan\":\"");
+    out.push_str(pick(rng, &["free", "free", "pro", "team"]));
+    out.push_str("\",\"created_at\":");
+    timestamp(rng, out);
+    let _ = write!(out, ",\"login_count\":{},\"settings\":{{\"theme\":\"", rng.in_range(0, 500));
+    out.push_str(pick(rng, &["light", "dark", "system"]));
+    out.push_str("\",\"locale\":\"");
+    out.push_str(pick(rng, &["en-US", "de-DE", "fr-FR", "es-ES"]));
+    let _ = write!(out, "\",\"newsletter\":{}}}}}", rng.next_u64().is_multiple_of(2));
+}
+
+/// An `orders` row: one or two items, the total and the shipping city.
+fn order_json(i: u64, rng: &mut XorShift, out: &mut String) {
+    let _ = write!(out, "{{\"id\":{i},\"user_id\":{},\"status\":\"", rng.in_range(1, 50_000));
+    out.push_str(pick(rng, &["paid", "paid", "shipped", "pending", "cancelled"]));
+    out.push_str("\",\"currency\":\"EUR\",\"items\":[");
+    let items = rng.in_range(1, 2);
+    let mut total = 0;
+    for n in 0..items {
+        let (qty, price) = (rng.in_range(1, 3), rng.in_range(199, 9_999));
+        total += qty * price;
+        let sep = if n > 0 { "," } else { "" };
+        let sku = rng.in_range(1, 20_000);
+        let _ = write!(out, "{sep}{{\"sku\":\"SKU-{sku:05}\",\"qty\":{qty},\"unit_price_cents\":{price}}}");
+    }
+    let _ = write!(out, "],\"total_cents\":{total},\"shipping\":{{\"city\":\"");
+    out.push_str(pick(rng, &CITIES));
+    let _ = write!(out, "\",\"postal_code\":\"{:05}\"}},\"created_at\":", rng.in_range(1000, 99_999));
+    timestamp(rng, out);
+    out.push('}');
+}
+
+/// A `payments` row: provider, method, amount and status.
+fn payment_json(i: u64, rng: &mut XorShift, out: &mut String) {
+    let _ = write!(out, "{{\"id\":{i},\"order_id\":{},\"provider\":\"stripe\",\"method\":\"", rng.in_range(1, 1 << 20));
+    out.push_str(pick(rng, &["card", "card", "sepa_debit", "paypal"]));
+    out.push_str("\",\"card_brand\":\"");
+    out.push_str(pick(rng, &["visa", "mastercard", "amex"]));
+    let _ = write!(
+        out,
+        "\",\"card_last4\":\"{:04}\",\"amount_cents\":{},\"currency\":\"EUR\",\"status\":\"",
+        rng.in_range(0, 9999),
+        rng.in_range(199, 99_999)
+    );
+    out.push_str(pick(rng, &["succeeded", "succeeded", "pending", "failed"]));
+    let _ = write!(out, "\",\"provider_ref\":\"pi_{:016x}\",\"created_at\":", rng.next_u64());
+    timestamp(rng, out);
+    out.push('}');
+}
+
+/// An `events` row: a page view, click or search of a session.
+fn event_json(i: u64, rng: &mut XorShift, out: &mut String) {
+    let _ = write!(
+        out,
+        "{{\"id\":{i},\"session_id\":\"{:016x}\",\"user_id\":{},\"type\":\"",
+        rng.next_u64(),
+        rng.in_range(1, 50_000)
+    );
+    out.push_str(pick(rng, &["page_view", "page_view", "click", "add_to_cart", "search"]));
+    out.push_str("\",\"path\":\"/");
+    out.push_str(pick(rng, &["products", "products", "cart", "search", "account"]));
+    let _ = write!(out, "/{}\",\"referrer\":\"", rng.in_range(1, 5_000));
+    out.push_str(pick(rng, &["https://www.google.com/", "https://duckduckgo.com/", "", "https://t.co/"]));
+    out.push_str("\",\"device\":\"");
+    out.push_str(pick(rng, &["desktop", "mobile", "mobile", "tablet"]));
+    out.push_str("\",\"ts\":");
+    timestamp(rng, out);
+    out.push('}');
 }
 
 /// The row image of change `i`: `version` 0 is the inserted row and the row before an update

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use walden_cdc::{Cdc, ChangeEvent, Event, Filter, Operation, SubscriptionOptions};
+use walden_cdc::{Cdc, ChangeEvent, ChangeStream, Event, Filter, Operation, SubscriptionOptions};
 use walden_engine::{Config, Database, Lsn, SyncMode};
 
 use crate::report::thread_cpu_time;
@@ -181,59 +181,11 @@ pub fn commit_to_subscriber_latency(
     let db = Arc::new(Database::open(dir.path(), Config::with_sync_mode(SyncMode::None))?);
     let cdc = Cdc::new(db.clone());
     let mut stream = cdc.subscribe(SubscriptionOptions::from_lsn(db.wal().next_lsn()))?;
-    let row_bytes = row_bytes.max(8);
-    let epoch = Instant::now();
+    let run = LatencyRun { commits, row_bytes: row_bytes.max(8), interval, epoch: Instant::now() };
     let writer_failed = AtomicBool::new(false);
     let (writer_result, subscriber_result) = std::thread::scope(|s| {
-        let subscriber = s.spawn(|| -> Result<Vec<Duration>, BenchError> {
-            let mut latencies = Vec::with_capacity(commits as usize);
-            let mut prev_lsn = 0;
-            let mut waited = Duration::ZERO;
-            while (latencies.len() as u64) < commits {
-                let poll = Duration::from_millis(50);
-                let Some(item) = stream.next_timeout(poll) else {
-                    waited += poll;
-                    if writer_failed.load(Ordering::Acquire) || waited >= SUBSCRIBER_STALL_LIMIT {
-                        return Err(BenchError::Check(format!(
-                            "cdc latency: stalled after {} events",
-                            latencies.len()
-                        )));
-                    }
-                    continue;
-                };
-                waited = Duration::ZERO;
-                let received = epoch.elapsed();
-                let Event::Change(change) = item? else {
-                    return Err(BenchError::Check("cdc latency: a non-change event".to_string()));
-                };
-                let i = latencies.len() as u64;
-                let data = change.data.as_deref().unwrap_or_default();
-                let ok = change.lsn > prev_lsn && change.key[..] == i.to_be_bytes() && data.len() == row_bytes;
-                check(ok, || format!("cdc latency: event {i} is {change:?}"))?;
-                prev_lsn = change.lsn;
-                let sent = Duration::from_nanos(u64::from_le_bytes(data[..8].try_into().unwrap_or_default()));
-                latencies.push(received.saturating_sub(sent));
-            }
-            Ok(latencies)
-        });
-        let writer = || -> Result<(), BenchError> {
-            let mut row = XorShift::new(7).bytes(row_bytes);
-            let start = Instant::now();
-            for i in 0..commits {
-                let due = start + Duration::from_nanos((interval.as_nanos() as u64).saturating_mul(i));
-                let now = Instant::now();
-                if due > now {
-                    std::thread::sleep(due - now);
-                }
-                let sent = epoch.elapsed().as_nanos() as u64;
-                row[..8].copy_from_slice(&sent.to_le_bytes());
-                let mut txn = db.begin();
-                txn.insert(CDC_TABLES[0], &i.to_be_bytes(), &row)?;
-                txn.commit()?;
-            }
-            Ok(())
-        };
-        let writer_result = writer();
+        let subscriber = s.spawn(|| run.subscribe(&mut stream, &writer_failed));
+        let writer_result = run.write(&db);
         if writer_result.is_err() {
             writer_failed.store(true, Ordering::Release);
         }
@@ -242,10 +194,77 @@ pub fn commit_to_subscriber_latency(
             .unwrap_or_else(|_| Err(BenchError::Check("cdc latency: the subscriber thread panicked".to_string())));
         (writer_result, subscriber_result)
     });
-    let elapsed = epoch.elapsed();
+    let elapsed = run.epoch.elapsed();
     writer_result?;
     let latencies = subscriber_result?;
     drop(cdc);
     drop(db);
     Ok(Sample { elapsed, ops: commits, latencies, ..Sample::default() })
+}
+
+/// What the writer and the subscriber of [`commit_to_subscriber_latency`] agree on.
+#[derive(Debug, Clone, Copy)]
+struct LatencyRun {
+    /// One-row transactions to commit.
+    commits: u64,
+    /// Bytes of each row (at least 8: the row starts with its send time).
+    row_bytes: usize,
+    /// Time between two commits.
+    interval: Duration,
+    /// The clock both sides read: a row carries the nanoseconds since it.
+    epoch: Instant,
+}
+
+impl LatencyRun {
+    /// The writer: commits `commits` rows `interval` apart (open loop), row `i` under key `i`,
+    /// each stamped with the time just before its transaction is built.
+    fn write(&self, db: &Database) -> Result<(), BenchError> {
+        let mut row = XorShift::new(7).bytes(self.row_bytes);
+        let start = Instant::now();
+        for i in 0..self.commits {
+            let due = start + Duration::from_nanos((self.interval.as_nanos() as u64).saturating_mul(i));
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            let sent = self.epoch.elapsed().as_nanos() as u64;
+            row[..8].copy_from_slice(&sent.to_le_bytes());
+            let mut txn = db.begin();
+            txn.insert(CDC_TABLES[0], &i.to_be_bytes(), &row)?;
+            txn.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The subscriber: takes every event off `stream`, checks it is the next row, and returns
+    /// each one's latency. Gives up when the writer failed or nothing came for
+    /// [`SUBSCRIBER_STALL_LIMIT`].
+    fn subscribe(&self, stream: &mut ChangeStream, writer_failed: &AtomicBool) -> Result<Vec<Duration>, BenchError> {
+        let mut latencies = Vec::with_capacity(self.commits as usize);
+        let mut prev_lsn = 0;
+        let mut waited = Duration::ZERO;
+        while (latencies.len() as u64) < self.commits {
+            let poll = Duration::from_millis(50);
+            let Some(item) = stream.next_timeout(poll) else {
+                waited += poll;
+                if writer_failed.load(Ordering::Acquire) || waited >= SUBSCRIBER_STALL_LIMIT {
+                    return Err(BenchError::Check(format!("cdc latency: stalled after {} events", latencies.len())));
+                }
+                continue;
+            };
+            waited = Duration::ZERO;
+            let received = self.epoch.elapsed();
+            let Event::Change(change) = item? else {
+                return Err(BenchError::Check("cdc latency: a non-change event".to_string()));
+            };
+            let i = latencies.len() as u64;
+            let data = change.data.as_deref().unwrap_or_default();
+            let ok = change.lsn > prev_lsn && change.key[..] == i.to_be_bytes() && data.len() == self.row_bytes;
+            check(ok, || format!("cdc latency: event {i} is {change:?}"))?;
+            prev_lsn = change.lsn;
+            let sent = Duration::from_nanos(u64::from_le_bytes(data[..8].try_into().unwrap_or_default()));
+            latencies.push(received.saturating_sub(sent));
+        }
+        Ok(latencies)
+    }
 }

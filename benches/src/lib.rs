@@ -37,7 +37,9 @@ pub use env::{BenchRoot, Machine, load_average, target_dir};
 pub use error::BenchError;
 pub use paired::{Paired, PairedRun, ROUND_OPS_PER_THREAD, RawPairing};
 pub use raw::{RawSyncLoop, raw_sequential_write};
-pub use report::{ArchiveRows, CommitSync, LakeBytes, Recorder, Row, Sample, Workload, encoded_len, process_cpu_time};
+pub use report::{
+    ArchiveRows, CommitSync, LakeBytes, Recorder, Row, Sample, Workload, encoded_len, group_thousands, process_cpu_time,
+};
 pub use scale::Scale;
 pub use workloads::{DurableLog, OpenFixture, ScanFixture, XorShift, buffered_append};
 

@@ -140,78 +140,22 @@ impl RawPairing {
     where
         F: Fn(usize) -> Result<Lsn, BenchError> + Sync,
     {
-        let rounds: Vec<u64> = (0..ops_per_thread.div_ceil(ROUND_OPS_PER_THREAD))
-            .map(|r| (ops_per_thread - r * ROUND_OPS_PER_THREAD).min(ROUND_OPS_PER_THREAD))
-            .collect();
-        let raw = &mut self.raw;
-        let mut raw_first = self.raw_first;
-        let start = Barrier::new(threads + 1);
-        let end = Barrier::new(threads + 1);
-        type WorkerResult = Result<(Vec<Duration>, Vec<Lsn>), BenchError>;
-        let (work_elapsed, raw_elapsed, raw_result, worker_results) = std::thread::scope(|s| {
+        let rounds = Rounds::new(threads, ops_per_thread);
+        let (timing, worker_results) = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
                 .map(|worker| {
-                    let (rounds, start, end) = (&rounds, &start, &end);
-                    s.spawn(move || -> WorkerResult {
-                        let mut latencies = Vec::with_capacity(ops_per_thread as usize);
-                        let mut lsns = Vec::with_capacity(ops_per_thread as usize);
-                        let mut result = Ok(());
-                        for &n in rounds {
-                            start.wait();
-                            for _ in 0..n {
-                                if result.is_err() {
-                                    break;
-                                }
-                                let began = Instant::now();
-                                match op(worker) {
-                                    Ok(lsn) => {
-                                        latencies.push(began.elapsed());
-                                        lsns.push(lsn);
-                                    }
-                                    Err(e) => result = Err(e),
-                                }
-                            }
-                            end.wait();
-                        }
-                        result.map(|()| (latencies, lsns))
-                    })
+                    let rounds = &rounds;
+                    s.spawn(move || rounds.work(worker, ops_per_thread, op))
                 })
                 .collect();
-            let mut work_elapsed = Duration::ZERO;
-            let mut raw_elapsed = Duration::ZERO;
-            let mut raw_result = Ok(());
-            let mut raw_block = |n: u64, total: &mut Duration| {
-                for _ in 0..n {
-                    match raw.write_one() {
-                        Ok(took) => *total += took,
-                        Err(e) => {
-                            raw_result = Err(e);
-                            return;
-                        }
-                    }
-                }
-            };
-            for &n in &rounds {
-                raw_first = !raw_first;
-                if raw_first {
-                    raw_block(n, &mut raw_elapsed);
-                }
-                start.wait();
-                let started = Instant::now();
-                end.wait();
-                work_elapsed += started.elapsed();
-                if !raw_first {
-                    raw_block(n, &mut raw_elapsed);
-                }
-            }
+            let timing = self.lead_rounds(&rounds);
             let worker_results: Vec<WorkerResult> = workers
                 .into_iter()
                 .map(|w| w.join().unwrap_or_else(|_| Err(BenchError::Check("a worker thread panicked".into()))))
                 .collect();
-            (work_elapsed, raw_elapsed, raw_result, worker_results)
+            (timing, worker_results)
         });
-        self.raw_first = raw_first;
-        raw_result?;
+        let (work_elapsed, raw_elapsed) = timing?;
         let mut latencies = Vec::with_capacity((threads as u64 * ops_per_thread) as usize);
         let mut acked_lsns = Vec::with_capacity(threads);
         for result in worker_results {
@@ -222,7 +166,96 @@ impl RawPairing {
         Ok(PairedRun { work_elapsed, raw: self.raw_sample(raw_elapsed, ops_per_thread), latencies, acked_lsns })
     }
 
+    /// The coordinator's part of [`RawPairing::run_rounds`]: releases every round, times it
+    /// until all workers are done, and runs a raw block before or after it (alternating). It
+    /// meets every barrier even after a raw error, so the workers never wait forever; the last
+    /// raw error is returned. Returns the work's time and the raw blocks' time.
+    fn lead_rounds(&mut self, rounds: &Rounds) -> Result<(Duration, Duration), BenchError> {
+        let mut work_elapsed = Duration::ZERO;
+        let mut raw_elapsed = Duration::ZERO;
+        let mut raw_result = Ok(());
+        for &n in &rounds.sizes {
+            self.raw_first = !self.raw_first;
+            if self.raw_first
+                && let Err(e) = self.raw_block(n, &mut raw_elapsed)
+            {
+                raw_result = Err(e);
+            }
+            rounds.start.wait();
+            let started = Instant::now();
+            rounds.end.wait();
+            work_elapsed += started.elapsed();
+            if !self.raw_first
+                && let Err(e) = self.raw_block(n, &mut raw_elapsed)
+            {
+                raw_result = Err(e);
+            }
+        }
+        raw_result.map(|()| (work_elapsed, raw_elapsed))
+    }
+
+    /// `n` raw operations, their time added to `total`; stops at the first error.
+    fn raw_block(&mut self, n: u64, total: &mut Duration) -> Result<(), BenchError> {
+        for _ in 0..n {
+            *total += self.raw.write_one()?;
+        }
+        Ok(())
+    }
+
     fn raw_sample(&self, elapsed: Duration, ops: u64) -> Sample {
         Sample { elapsed, ops, bytes: ops * self.raw.record_bytes() as u64, syncs: ops, ..Sample::default() }
+    }
+}
+
+/// What one worker of a multi-worker run returns: its latencies and acknowledged LSNs.
+type WorkerResult = Result<(Vec<Duration>, Vec<Lsn>), BenchError>;
+
+/// The rounds of a multi-worker paired run, and the two barriers that hold the workers and the
+/// coordinator to them.
+struct Rounds {
+    /// Operations per worker in each round: [`ROUND_OPS_PER_THREAD`], the last one fewer.
+    sizes: Vec<u64>,
+    /// Every worker and the coordinator meet here to start a round.
+    start: Barrier,
+    /// ... and here when every worker is done with it.
+    end: Barrier,
+}
+
+impl Rounds {
+    fn new(threads: usize, ops_per_thread: u64) -> Rounds {
+        let sizes: Vec<u64> = (0..ops_per_thread.div_ceil(ROUND_OPS_PER_THREAD))
+            .map(|r| (ops_per_thread - r * ROUND_OPS_PER_THREAD).min(ROUND_OPS_PER_THREAD))
+            .collect();
+        debug_assert_eq!(sizes.iter().sum::<u64>(), ops_per_thread);
+        Rounds { sizes, start: Barrier::new(threads + 1), end: Barrier::new(threads + 1) }
+    }
+
+    /// One worker's part: `op(worker)` as many times as each round asks. After an error it
+    /// stops calling `op` but keeps meeting the barriers, so the others can finish.
+    fn work<F>(&self, worker: usize, ops_per_thread: u64, op: &F) -> WorkerResult
+    where
+        F: Fn(usize) -> Result<Lsn, BenchError>,
+    {
+        let mut latencies = Vec::with_capacity(ops_per_thread as usize);
+        let mut lsns = Vec::with_capacity(ops_per_thread as usize);
+        let mut result = Ok(());
+        for &n in &self.sizes {
+            self.start.wait();
+            for _ in 0..n {
+                if result.is_err() {
+                    break;
+                }
+                let began = Instant::now();
+                match op(worker) {
+                    Ok(lsn) => {
+                        latencies.push(began.elapsed());
+                        lsns.push(lsn);
+                    }
+                    Err(e) => result = Err(e),
+                }
+            }
+            self.end.wait();
+        }
+        result.map(|()| (latencies, lsns))
     }
 }

@@ -1,5 +1,7 @@
 //! Samples, their aggregation into figures, and the summary table.
 
+mod rows;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -276,29 +278,6 @@ pub struct Recorder {
     paired_raw: BTreeMap<Workload, Totals>,
 }
 
-/// Durable single writer target: this fraction of the raw loop.
-const DURABLE_TARGET_RATIO: f64 = 0.9;
-/// Buffered append target, records per second.
-const BUFFERED_TARGET_PER_S: f64 = 2_000_000.0;
-/// Group commit target at the largest thread count (64): this many times one writer.
-const GROUP_TARGET_SPEEDUP: f64 = 20.0;
-/// Thread count the group-commit speedup target applies to.
-const GROUP_TARGET_THREADS: usize = 64;
-/// Scan target, bytes per second.
-const SCAN_TARGET_BYTES_PER_S: f64 = 1e9;
-/// Open-after-crash target.
-const OPEN_TARGET: Duration = Duration::from_secs(1);
-/// CDC decode target, change events per second.
-const CDC_DECODE_TARGET_PER_S: f64 = 2_000_000.0;
-/// CDC filtered replay target, delivered events per second.
-const CDC_FILTERED_TARGET_PER_S: f64 = 1_000_000.0;
-/// CDC commit → subscriber target for the 99th percentile.
-const CDC_LATENCY_TARGET_P99: Duration = Duration::from_millis(1);
-/// Archive throughput target, events per second.
-const ARCHIVE_TARGET_PER_S: f64 = 1_000_000.0;
-/// Lake size target for JSON rows: Parquet data bytes per WAL byte archived.
-const ARCHIVE_TARGET_LAKE_RATIO: f64 = 0.5;
-
 impl Recorder {
     /// An empty recorder.
     pub fn new() -> Recorder {
@@ -367,258 +346,6 @@ impl Recorder {
         rows
     }
 
-    fn rows_of(&self, workload: Workload, t: &Totals, rows: &mut Vec<Row>) {
-        let dash = || "—".to_string();
-        let mut row = |workload: String, figure, value, unit, target: String, ratio: String, meets| {
-            rows.push(Row { workload, figure, value, unit, target, ratio, meets_target: meets });
-        };
-        match workload {
-            Workload::RawSyncLoop { payload_bytes } => {
-                let name = format!("raw pwrite+fdatasync loop, {} B writes", encoded_len(payload_bytes));
-                row(name, "ops/s", t.ops_per_s(), "ops/s", dash(), "1.00 (reference)".into(), None);
-            }
-            Workload::RawSeqWrite { synced } => {
-                let name = if synced {
-                    "raw sequential write, 1 MiB chunks + fdatasync"
-                } else {
-                    "raw sequential write, 1 MiB chunks, page cache only"
-                };
-                row(name.into(), "throughput", t.bytes_per_s() / 1e6, "MB/s", dash(), dash(), None);
-            }
-            Workload::BufferedAppend { payload_bytes } => {
-                let name = format!("buffered append {payload_bytes} B, SyncMode::None, 1 thread");
-                let rate = t.ops_per_s();
-                row(
-                    name.clone(),
-                    "records/s",
-                    rate,
-                    "records/s",
-                    "≥ 2,000,000".into(),
-                    dash(),
-                    Some(rate >= BUFFERED_TARGET_PER_S),
-                );
-                if let Some(cpu_rate) = t.ops_per_cpu_s() {
-                    let meets = Some(cpu_rate >= BUFFERED_TARGET_PER_S);
-                    let target = "≥ 2,000,000".to_string();
-                    row(name.clone(), "records per CPU-second", cpu_rate, "records/s", target, dash(), meets);
-                }
-                row(name, "payload throughput", t.bytes_per_s() / 1e6, "MB/s", dash(), dash(), None);
-            }
-            Workload::DurableAlways { payload_bytes } => {
-                let name = format!("durable append {payload_bytes} B, SyncMode::Always, 1 thread");
-                let ratio = self.raw_ratio(workload, payload_bytes);
-                row(
-                    name.clone(),
-                    "appends/s",
-                    t.ops_per_s(),
-                    "appends/s",
-                    format!("≥ {DURABLE_TARGET_RATIO} × raw loop"),
-                    ratio.map_or_else(dash, raw_text),
-                    ratio.map(|(r, _)| r >= DURABLE_TARGET_RATIO),
-                );
-                row(name, "fsyncs per append", t.syncs_per_op(), "fsyncs", dash(), dash(), None);
-            }
-            Workload::GroupCommit { threads, payload_bytes } => {
-                let name =
-                    format!("group commit {payload_bytes} B, SyncMode::Group, {threads} thread{}", plural(threads));
-                let rate = t.ops_per_s();
-                let raw = self.raw_ratio(workload, payload_bytes);
-                let raw_cell = raw.map_or_else(dash, raw_text);
-                if threads == 1 {
-                    let meets = raw.map(|(r, _)| r >= DURABLE_TARGET_RATIO);
-                    let target = format!("≥ {DURABLE_TARGET_RATIO} × raw loop");
-                    row(name.clone(), "appends/s", rate, "appends/s", target, raw_cell, meets);
-                    row(name, "fsyncs per append", t.syncs_per_op(), "fsyncs", dash(), dash(), None);
-                    return;
-                }
-                row(name.clone(), "appends/s", rate, "appends/s", dash(), raw_cell, None);
-                let one_workload = Workload::GroupCommit { threads: 1, payload_bytes };
-                let Some(one) = self.totals.get(&one_workload) else {
-                    row(name, "fsyncs per append", t.syncs_per_op(), "fsyncs", dash(), dash(), None);
-                    return;
-                };
-                let targeted = threads == GROUP_TARGET_THREADS;
-                let target = || if targeted { format!("≥ {GROUP_TARGET_SPEEDUP}") } else { dash() };
-                // Speedup over one writer with each side divided by the raw loop run beside it, so
-                // that drift in fsync latency between the two benchmarks cancels.
-                if let Some(((r, _), (o, _))) = raw.zip(self.raw_ratio(one_workload, payload_bytes)) {
-                    let speedup = r / o;
-                    let meets = targeted.then_some(speedup >= GROUP_TARGET_SPEEDUP);
-                    row(name.clone(), "× 1 thread, raw-normalised", speedup, "×", target(), dash(), meets);
-                }
-                // The plain ratio of appends/s: what a quiet machine shows; here drift-prone.
-                let plain = rate / one.ops_per_s();
-                row(name.clone(), "× 1 thread, unnormalised", plain, "×", dash(), dash(), None);
-                // Fewer fsyncs per append than one writer: independent of fsync latency.
-                let fewer = one.syncs_per_op() / t.syncs_per_op().max(f64::MIN_POSITIVE);
-                let meets = targeted.then_some(fewer >= GROUP_TARGET_SPEEDUP);
-                let ratio = format!("{fewer:.1} × fewer than 1 thread");
-                row(name, "fsyncs per append", t.syncs_per_op(), "fsyncs", target(), ratio, meets);
-            }
-            Workload::Scan => {
-                let name = "scan of sealed (mmapped) segments, CRC checked".to_string();
-                let rate = t.bytes_per_s();
-                row(
-                    name.clone(),
-                    "throughput",
-                    rate / 1e9,
-                    "GB/s",
-                    "≥ 1 GB/s".into(),
-                    dash(),
-                    Some(rate >= SCAN_TARGET_BYTES_PER_S),
-                );
-                if let Some(cpu_rate) = t.bytes_per_cpu_s() {
-                    let meets = Some(cpu_rate >= SCAN_TARGET_BYTES_PER_S);
-                    row(name.clone(), "per CPU-second", cpu_rate / 1e9, "GB/s", "≥ 1 GB/s".into(), dash(), meets);
-                }
-                row(name, "records/s", t.ops_per_s(), "records/s", dash(), dash(), None);
-            }
-            Workload::Seek => {
-                let name = "seek: reader(random LSN) + first record".to_string();
-                row(name.clone(), "mean latency", micros(t.mean_latency()), "µs", dash(), dash(), None);
-                row(name.clone(), "p50 latency", micros(t.quantile(0.5)), "µs", dash(), dash(), None);
-                row(name.clone(), "p99 latency", micros(t.quantile(0.99)), "µs", dash(), dash(), None);
-                if !t.cpu.is_zero() {
-                    let cpu = t.cpu.div_f64((t.ops as f64).max(1.0));
-                    row(name, "mean CPU per lookup", micros(cpu), "µs", dash(), dash(), None);
-                }
-            }
-            Workload::OpenAfterCrash { cold_cache } => {
-                let cache = if cold_cache { "cold page cache" } else { "warm page cache" };
-                let log_mib = t.bytes as f64 / t.ops.max(1) as f64 / (1u64 << 20) as f64;
-                let name = format!("open after crash + torn tail ({log_mib:.0} MiB log), {cache}");
-                let mean = t.mean_latency();
-                row(
-                    name.clone(),
-                    "mean open time",
-                    millis(mean),
-                    "ms",
-                    "< 1,000 ms".into(),
-                    dash(),
-                    Some(mean < OPEN_TARGET),
-                );
-                row(name, "max open time", millis(t.quantile(1.0)), "ms", dash(), dash(), None);
-            }
-            Workload::EngineCommit { sync, threads, row_bytes } => {
-                let name = format!(
-                    "engine one-row txn ({row_bytes} B row), SyncMode::{}, {threads} thread{}",
-                    sync.name(),
-                    plural(threads)
-                );
-                let rate = t.ops_per_s();
-                let raw = self.raw_ratio_engine(workload);
-                let raw_cell = raw.map_or_else(dash, raw_text);
-                // One committer: near the raw loop (the WAL's single-writer target).
-                let (target, meets) = if threads == 1 {
-                    (format!("≥ {DURABLE_TARGET_RATIO} × raw loop"), raw.map(|(r, _)| r >= DURABLE_TARGET_RATIO))
-                } else {
-                    (dash(), None)
-                };
-                row(name.clone(), "commits/s", rate, "commits/s", target, raw_cell, meets);
-                row(name.clone(), "p50 commit latency", micros(t.quantile(0.5)), "µs", dash(), dash(), None);
-                row(name.clone(), "p99 commit latency", micros(t.quantile(0.99)), "µs", dash(), dash(), None);
-                let one_workload = Workload::EngineCommit { sync, threads: 1, row_bytes };
-                if threads > 1
-                    && let Some(((r, _), (o, _))) = raw.zip(self.raw_ratio_engine(one_workload))
-                {
-                    row(name.clone(), "× 1 thread, raw-normalised", r / o, "×", dash(), dash(), None);
-                }
-                row(name, "fsyncs per commit", t.syncs_per_op(), "fsyncs", dash(), dash(), None);
-            }
-            Workload::CdcDecode => {
-                let name = "CDC decode: change stream, unfiltered, pre-written log".to_string();
-                let target = || "≥ 2,000,000".to_string();
-                let rate = t.ops_per_s();
-                row(
-                    name.clone(),
-                    "events/s",
-                    rate,
-                    "events/s",
-                    target(),
-                    dash(),
-                    Some(rate >= CDC_DECODE_TARGET_PER_S),
-                );
-                if let Some(cpu_rate) = t.ops_per_cpu_s() {
-                    let meets = Some(cpu_rate >= CDC_DECODE_TARGET_PER_S);
-                    row(name, "events per CPU-second", cpu_rate, "events/s", target(), dash(), meets);
-                }
-            }
-            Workload::CdcFilteredReplay { tables } => {
-                let name = format!("CDC filtered replay: 1 table of {tables}, pre-written log");
-                let target = || "≥ 1,000,000".to_string();
-                let rate = t.ops_per_s();
-                let meets = Some(rate >= CDC_FILTERED_TARGET_PER_S);
-                row(name.clone(), "delivered events/s", rate, "events/s", target(), dash(), meets);
-                if let Some(cpu_rate) = t.ops_per_cpu_s() {
-                    let meets = Some(cpu_rate >= CDC_FILTERED_TARGET_PER_S);
-                    row(name.clone(), "delivered events per CPU-second", cpu_rate, "events/s", target(), dash(), meets);
-                }
-                // Every table holds the same share, so the stream examined `tables` × as many.
-                let examined = rate * tables as f64;
-                row(name, "changes examined/s", examined, "changes/s", dash(), dash(), None);
-            }
-            Workload::CdcCommitToSubscriber => {
-                let name = "CDC commit → subscriber, live tail, SyncMode::None".to_string();
-                let p99 = t.quantile(0.99);
-                row(name.clone(), "p50 latency", micros(t.quantile(0.5)), "µs", dash(), dash(), None);
-                let meets = Some(p99 < CDC_LATENCY_TARGET_P99);
-                row(name.clone(), "p99 latency", micros(p99), "µs", "< 1,000 µs".into(), dash(), meets);
-                row(name.clone(), "max latency", micros(t.quantile(1.0)), "µs", dash(), dash(), None);
-                row(name, "mean latency", micros(t.mean_kept_latency()), "µs", dash(), dash(), None);
-            }
-            Workload::ArchiveThroughput { rows: kind } => {
-                let name = format!("archive sealed segments → Parquet, file:// lake, {}", kind.describe());
-                let target = || "≥ 1,000,000".to_string();
-                let rate = t.ops_per_s();
-                let meets = Some(rate >= ARCHIVE_TARGET_PER_S);
-                row(name.clone(), "events/s", rate, "events/s", target(), dash(), meets);
-                if let Some(cpu_rate) = t.ops_per_cpu_s() {
-                    let meets = Some(cpu_rate >= ARCHIVE_TARGET_PER_S);
-                    row(name.clone(), "events per CPU-second (process)", cpu_rate, "events/s", target(), dash(), meets);
-                }
-                row(name.clone(), "WAL read", t.bytes_per_s() / 1e6, "MB/s", dash(), dash(), None);
-                let lake = t.lake;
-                if lake.wal_bytes > 0 {
-                    let wal = lake.wal_bytes as f64;
-                    let data = lake.data_bytes as f64 / wal;
-                    let with_meta = (lake.data_bytes + lake.metadata_bytes) as f64 / wal;
-                    // The target is for realistic (JSON) rows; incompressible rows are noted.
-                    let (target, meets) = match kind {
-                        ArchiveRows::Json => {
-                            (format!("≤ {ARCHIVE_TARGET_LAKE_RATIO}"), Some(data <= ARCHIVE_TARGET_LAKE_RATIO))
-                        }
-                        ArchiveRows::Incompressible => (dash(), None),
-                    };
-                    row(name.clone(), "lake data files ÷ WAL bytes", data, "×", target, dash(), meets);
-                    row(name.clone(), "lake data + metadata ÷ WAL bytes", with_meta, "×", dash(), dash(), None);
-                    let per_event = |bytes: u64| bytes as f64 / (t.ops as f64).max(1.0);
-                    row(name.clone(), "WAL bytes per event", per_event(lake.wal_bytes), "B", dash(), dash(), None);
-                    row(name, "lake data bytes per event", per_event(lake.data_bytes), "B", dash(), dash(), None);
-                }
-            }
-            Workload::ArchiveColdReplay | Workload::ArchiveHotReplay => {
-                let cold = workload == Workload::ArchiveColdReplay;
-                let name = if cold {
-                    "cold replay: Archiver::cdc() over a trimmed WAL, every event from the lake"
-                } else {
-                    "hot replay: the same events from the WAL (same run)"
-                };
-                let hot = self.totals.get(&Workload::ArchiveHotReplay).filter(|_| cold);
-                let ratio = |mine: f64, theirs: Option<f64>| match theirs {
-                    Some(h) if h > 0.0 => format!("{:.2} × hot ({} events/s)", mine / h, format_value(h)),
-                    _ => dash(),
-                };
-                let rate = t.ops_per_s();
-                row(name.into(), "events/s", rate, "events/s", dash(), ratio(rate, hot.map(Totals::ops_per_s)), None);
-                if let Some(cpu_rate) = t.ops_per_cpu_s() {
-                    let hot_cpu = hot.and_then(Totals::ops_per_cpu_s);
-                    let cell = ratio(cpu_rate, hot_cpu).replace("events/s", "per CPU-s");
-                    row(name.into(), "events per CPU-second (process)", cpu_rate, "events/s", dash(), cell, None);
-                }
-            }
-        }
-    }
-
     /// The summary as a Markdown table. Without `verdicts` the last column says `n/a` (smoke
     /// runs time one tiny iteration: their figures say nothing about performance).
     pub fn table(&self, verdicts: bool) -> String {
@@ -648,23 +375,6 @@ impl Recorder {
     }
 }
 
-/// "0.98 × raw (265/s alongside)".
-fn raw_text((ratio, raw_rate): (f64, f64)) -> String {
-    format!("{ratio:.2} × raw ({} ops/s alongside)", format_value(raw_rate))
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 /// Large values with thousands separators and no decimals; small ones with 2–3 significant
 /// decimals.
 fn format_value(v: f64) -> String {
@@ -672,20 +382,26 @@ fn format_value(v: f64) -> String {
         return "n/a".to_string();
     }
     if v.abs() >= 1000.0 {
-        let digits = format!("{:.0}", v.abs());
-        let mut grouped = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i).is_multiple_of(3) {
-                grouped.push(',');
-            }
-            grouped.push(c);
-        }
-        if v < 0.0 { format!("-{grouped}") } else { grouped }
+        group_thousands(v)
     } else if v.abs() >= 10.0 {
         format!("{v:.1}")
     } else {
         format!("{v:.3}")
     }
+}
+
+/// `v` rounded to an integer with its digits grouped by thousands: `1234567.8` → `1,234,568`,
+/// `-1500` → `-1,500` (the tables' large figures).
+pub fn group_thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.abs());
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    if v < 0.0 { format!("-{grouped}") } else { grouped }
 }
 
 #[cfg(test)]

@@ -31,6 +31,17 @@ pub fn timed(rec: &mut Recorder, workload: Workload, sample: Result<Sample, Benc
     elapsed
 }
 
+/// Runs `run` once per criterion iteration, recording each sample as `workload`; returns their
+/// total time (for workloads whose every iteration is one whole run: a file, a log, an open).
+pub fn timed_each(
+    rec: &mut Recorder,
+    workload: Workload,
+    iters: u64,
+    mut run: impl FnMut() -> Result<Sample, BenchError>,
+) -> Duration {
+    (0..iters).map(|_| timed(rec, workload, run())).sum()
+}
+
 /// A group with flat sampling: fsync-bound and whole-log iterations take the same iteration
 /// count in every sample.
 pub fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {

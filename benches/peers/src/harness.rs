@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use walden_benches::{BenchRoot, RawSyncLoop, XorShift, raw_sequential_write};
 
 use crate::error::Context;
-use crate::store::{Durability, Peer, Purpose, Replayed, Row, Store, make_value, stamp_value};
+use crate::store::{Durability, Fixture, Peer, Purpose, Replayed, Row, Store, make_value, stamp_value};
 use crate::walden::Walden;
 use crate::{PeerError, Result, Scale};
 
@@ -358,20 +358,23 @@ impl ReplayRun {
 /// Loads `scale.replay_records` small records into each contender, then times `passes` reads
 /// from the start (log reader, then rows in order) and keeps the median of each.
 pub fn run_replay(peers: &[&dyn Peer], root: &BenchRoot, scale: &Scale, passes: usize) -> Result<ReplayRun> {
-    let records = scale.replay_records;
-    let record_bytes = scale.small_record_bytes;
+    let fixture = Fixture {
+        records: scale.replay_records,
+        record_bytes: scale.small_record_bytes,
+        txn_rows: scale.load_txn_rows,
+    };
     let mut results = Vec::new();
     let mut raw_read = (0, Duration::ZERO);
     for peer in peers {
         let dir = root.tempdir()?;
-        peer.load(dir.path(), Purpose::Replay, records, record_bytes, scale.load_txn_rows)?;
+        peer.load(dir.path(), Purpose::Replay, fixture)?;
         let mut logs = Vec::new();
         let mut rows = Vec::new();
         for _ in 0..passes.max(1) {
-            if let Some(r) = peer.replay_log(dir.path(), records, record_bytes)? {
+            if let Some(r) = peer.replay_log(dir.path(), fixture)? {
                 logs.push(r);
             }
-            if let Some(r) = peer.replay_rows(dir.path(), records, record_bytes)? {
+            if let Some(r) = peer.replay_rows(dir.path(), fixture)? {
                 rows.push(r);
             }
         }
@@ -380,7 +383,7 @@ pub fn run_replay(peers: &[&dyn Peer], root: &BenchRoot, scale: &Scale, passes: 
         }
         results.push(ReplayResult { name: peer.name(), log: median(logs), rows: median(rows) });
     }
-    Ok(ReplayRun { results, records, record_bytes, raw_read })
+    Ok(ReplayRun { results, records: fixture.records, record_bytes: fixture.record_bytes, raw_read })
 }
 
 fn median(mut passes: Vec<Replayed>) -> Option<Replayed> {
@@ -439,16 +442,19 @@ pub struct ReopenRun {
 /// Writes `scale.reopen_log_bytes` of 4 KiB rows into each contender, closes it, and times
 /// opening it again (plus reading the last row).
 pub fn run_reopen(peers: &[&dyn Peer], root: &BenchRoot, scale: &Scale) -> Result<ReopenRun> {
-    let records = scale.reopen_records();
-    let record_bytes = scale.large_record_bytes;
-    let bytes = records * record_bytes as u64;
+    let fixture = Fixture {
+        records: scale.reopen_records(),
+        record_bytes: scale.large_record_bytes,
+        txn_rows: REOPEN_LOAD_TXN_ROWS,
+    };
+    let bytes = fixture.records * fixture.record_bytes as u64;
     let chunks = bytes.div_ceil(SEQ_CHUNK_BYTES as u64);
     let raw_write = raw_sequential_write(root, chunks, SEQ_CHUNK_BYTES, true)?.elapsed;
     let mut results = Vec::new();
     for peer in peers {
         let dir = root.tempdir()?;
-        let load = peer.load(dir.path(), Purpose::Reopen, records, record_bytes, REOPEN_LOAD_TXN_ROWS)?;
-        let reopen = peer.reopen(dir.path(), records, record_bytes)?;
+        let load = peer.load(dir.path(), Purpose::Reopen, fixture)?;
+        let reopen = peer.reopen(dir.path(), fixture)?;
         results.push(ReopenResult { name: peer.name(), load, reopen });
     }
     Ok(ReopenRun { results, bytes, raw_write })

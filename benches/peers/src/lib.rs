@@ -31,7 +31,7 @@ mod walden;
 
 pub use error::{PeerError, Result};
 pub use scale::Scale;
-pub use store::{Durability, Peer};
+pub use store::{Durability, Fixture, Peer};
 pub use walden::Walden;
 
 use walden_benches::{BenchRoot, Machine, load_average};
@@ -137,18 +137,46 @@ pub fn run(
     })
 }
 
-/// The printed summary: conditions, legend, table, targets.
+/// The printed summary: conditions, legend, table, notes, targets.
 pub fn summary(run: &Run, machine: &Machine, root: &BenchRoot, contenders: &[&dyn Peer]) -> String {
-    let mut out = String::new();
+    let mut out = conditions(run, machine, root);
+    out.push_str("\ncontenders (durable mode / non-durable mode):\n");
+    for p in contenders {
+        let m = p.modes();
+        out.push_str(&format!("- {}: {} / {}\n", p.name(), m.durable, m.buffered.unwrap_or("— (none)")));
+    }
+    out.push('\n');
+    let rows = run.rows();
+    out.push_str(&report::table(&run.peer_names, &rows));
+    let notes = notes(run);
+    if !notes.is_empty() {
+        out.push_str("\nnotes:\n");
+        for n in notes {
+            out.push_str(&n);
+            out.push('\n');
+        }
+    }
+    let max_threads = run.scale.committer_threads.iter().copied().max().unwrap_or(1);
+    out.push_str("\ntargets:\n");
+    for t in report::targets(&run.rates, &rows, max_threads) {
+        let ratio = t.ratio.map_or("—".to_string(), |r| format!("{r:.2}"));
+        let verdict = if t.met() { "met" } else { "MISSED" };
+        out.push_str(&format!("- {}: {ratio} → {verdict}\n", t.goal));
+    }
+    out
+}
+
+/// The summary's first lines: scale, machine, bench dir, load.
+fn conditions(run: &Run, machine: &Machine, root: &BenchRoot) -> String {
     let scale = &run.scale;
-    out.push_str(&format!(
+    let mut out = format!(
         "Walden side by side with peers — scale: {} (slice {} ms × {} rounds; replay {} records; reopen {} MiB)\n",
         scale.name,
         scale.slice.as_millis(),
         scale.rounds,
         scale.replay_records,
         scale.reopen_log_bytes >> 20
-    ));
+    );
     out.push_str(&format!("machine: {} cores, {}\n", machine.cores, machine.cpu_model));
     out.push_str(&format!("bench dir: {}\n", root.describe()));
     if root.is_in_memory() {
@@ -158,14 +186,12 @@ pub fn summary(run: &Run, machine: &Machine, root: &BenchRoot, contenders: &[&dy
     if scale.name != "full" {
         out.push_str("smoke run: tiny sizes; the figures are not measurements\n");
     }
-    out.push_str("\ncontenders (durable mode / non-durable mode):\n");
-    for p in contenders {
-        let m = p.modes();
-        out.push_str(&format!("- {}: {} / {}\n", p.name(), m.durable, m.buffered.unwrap_or("— (none)")));
-    }
-    out.push('\n');
-    let rows = run.rows();
-    out.push_str(&report::table(&run.peer_names, &rows));
+    out
+}
+
+/// The notes under the table: weaker durable modes (†), what a replay's time includes, and the
+/// commits per fdatasync of each store that counts them (Walden) in each durable rate workload.
+fn notes(run: &Run) -> Vec<String> {
     let mut notes: Vec<String> = Vec::new();
     for (name, caveat) in run.peer_names.iter().zip(&run.durable_caveats) {
         if let Some(c) = caveat {
@@ -199,19 +225,5 @@ pub fn summary(run: &Run, machine: &Machine, root: &BenchRoot, contenders: &[&dy
             }
         }
     }
-    if !notes.is_empty() {
-        out.push_str("\nnotes:\n");
-        for n in notes {
-            out.push_str(&n);
-            out.push('\n');
-        }
-    }
-    let max_threads = scale.committer_threads.iter().copied().max().unwrap_or(1);
-    out.push_str("\ntargets:\n");
-    for t in report::targets(&run.rates, &rows, max_threads) {
-        let ratio = t.ratio.map_or("—".to_string(), |r| format!("{r:.2}"));
-        let verdict = if t.met() { "met" } else { "MISSED" };
-        out.push_str(&format!("- {}: {ratio} → {verdict}\n", t.goal));
-    }
-    out
+    notes
 }

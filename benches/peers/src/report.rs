@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use walden_benches::group_thousands;
+
 use crate::harness::{RateResult, ReopenRun, ReplayRun, human_bytes};
 use crate::store::Durability;
 
@@ -60,39 +62,69 @@ pub fn rows(
     replay: Option<&ReplayRun>,
     reopen: Option<&ReopenRun>,
 ) -> Vec<TableRow> {
-    let mut out = Vec::new();
-    let none = vec![false; peer_names.len()];
-    for r in rates {
-        let uncounted = if r.spec.durability == Durability::Durable { weak_durable.to_vec() } else { none.clone() };
+    let columns = Columns { peer_names };
+    let mut out: Vec<TableRow> = rates.iter().flat_map(|r| columns.rate_rows(r, weak_durable)).collect();
+    if let Some(rp) = replay {
+        out.extend(columns.replay_rows(rp));
+    }
+    if let Some(ro) = reopen {
+        out.extend(columns.reopen_rows(ro));
+    }
+    out
+}
+
+/// The contender columns of the table: Walden, then the peers by name.
+struct Columns<'a> {
+    peer_names: &'a [&'a str],
+}
+
+impl Columns<'_> {
+    /// A row of `figure(contender)` for every contender, higher is better, counting every peer,
+    /// with no limit; the callers override what differs.
+    fn row(&self, workload: String, unit: &'static str, figure: impl Fn(&str) -> Option<f64>) -> TableRow {
+        TableRow {
+            workload,
+            unit,
+            lower_is_better: false,
+            walden: figure("walden"),
+            peers: self.peer_names.iter().map(|n| figure(n)).collect(),
+            uncounted: vec![false; self.peer_names.len()],
+            limit: None,
+            limit_note: "—".to_string(),
+        }
+    }
+
+    /// Workloads 1–3: transactions per second (and, for multi-row transactions, rows per
+    /// second) beside the limit lane of the same rounds.
+    fn rate_rows(&self, r: &RateResult, weak_durable: &[bool]) -> Vec<TableRow> {
+        let durable = r.spec.durability == Durability::Durable;
+        let uncounted = if durable { weak_durable.to_vec() } else { vec![false; self.peer_names.len()] };
         let figure =
             |name: &str| r.lanes.iter().find(|(n, _)| *n == name).and_then(|(_, t)| t.as_ref()).map(|t| t.txns_per_s());
         let limit = r.limit.commits_per_s();
         let unit = if r.spec.group == 3 { "txns/s" } else { "commits/s" };
-        out.push(TableRow {
-            workload: r.spec.label(),
-            unit,
-            lower_is_better: false,
-            walden: figure("walden"),
-            peers: peer_names.iter().map(|n| figure(n)).collect(),
+        let txns = TableRow {
             uncounted: uncounted.clone(),
             limit: Some(limit),
             limit_note: r.limit.describe(),
-        });
-        if r.spec.txn_rows > 1 {
-            let rows = r.spec.txn_rows as f64;
-            out.push(TableRow {
-                workload: format!("{} — rows", r.spec.label()),
-                unit: "rows/s",
-                lower_is_better: false,
-                walden: figure("walden").map(|f| f * rows),
-                peers: peer_names.iter().map(|n| figure(n).map(|f| f * rows)).collect(),
-                uncounted: uncounted.clone(),
-                limit: Some(limit * rows),
-                limit_note: r.limit.describe(),
-            });
+            ..self.row(r.spec.label(), unit, figure)
+        };
+        if r.spec.txn_rows <= 1 {
+            return vec![txns];
         }
+        let rows = r.spec.txn_rows as f64;
+        let per_row = TableRow {
+            uncounted,
+            limit: Some(limit * rows),
+            limit_note: r.limit.describe(),
+            ..self.row(format!("{} — rows", r.spec.label()), "rows/s", |n| figure(n).map(|f| f * rows))
+        };
+        vec![txns, per_row]
     }
-    if let Some(rp) = replay {
+
+    /// Workload 4: records per second through the log's reader and as rows in order, beside a
+    /// raw read of Walden's log files.
+    fn replay_rows(&self, rp: &ReplayRun) -> Vec<TableRow> {
         let size = human_bytes(rp.record_bytes);
         let records = format_count(rp.records as f64);
         let figure = |name: &str, log: bool| {
@@ -102,47 +134,44 @@ pub fn rows(
                 .and_then(|r| if log { r.log } else { r.rows })
                 .map(|p| p.records as f64 / p.elapsed.as_secs_f64().max(1e-9))
         };
-        for (log, what) in [(true, "the log's reader"), (false, "every row in key (= commit) order")] {
-            out.push(TableRow {
-                workload: format!("4. replay {records} × {size} records from the start: {what}"),
-                unit: "records/s",
-                lower_is_better: false,
-                walden: figure("walden", log),
-                peers: peer_names.iter().map(|n| figure(n, log)).collect(),
-                uncounted: none.clone(),
+        [(true, "the log's reader"), (false, "every row in key (= commit) order")]
+            .into_iter()
+            .map(|(log, what)| TableRow {
                 limit: Some(rp.raw_read_records_per_s()),
                 limit_note: "read(2) of Walden's log files, 1 MiB chunks, page cache".to_string(),
-            });
-        }
+                ..self.row(format!("4. replay {records} × {size} records from the start: {what}"), "records/s", |n| {
+                    figure(n, log)
+                })
+            })
+            .collect()
     }
-    if let Some(ro) = reopen {
+
+    /// Workload 5: the time to reopen (lower is better, no limit), and its load's throughput
+    /// beside a sequential write of the same bytes.
+    fn reopen_rows(&self, ro: &ReopenRun) -> Vec<TableRow> {
         let gib = ro.bytes as f64 / f64::from(1u32 << 30);
-        let ms = |name: &str| ro.results.iter().find(|r| r.name == name).map(|r| r.reopen.as_secs_f64() * 1e3);
-        out.push(TableRow {
-            workload: format!("5. reopen after writing {gib:.2} GiB of 4 KiB rows: open + read the last row"),
-            unit: "ms",
+        let result = |name: &str| ro.results.iter().find(|r| r.name == name);
+        let ms = |name: &str| result(name).map(|r| r.reopen.as_secs_f64() * 1e3);
+        let mb_s = |name: &str| result(name).map(|r| ro.bytes as f64 / r.load.as_secs_f64().max(1e-9) / 1e6);
+        let reopen = TableRow {
             lower_is_better: true,
-            walden: ms("walden"),
-            peers: peer_names.iter().map(|n| ms(n)).collect(),
-            uncounted: none.clone(),
-            limit: None,
-            limit_note: "—".to_string(),
-        });
-        let mb_s = |name: &str| {
-            ro.results.iter().find(|r| r.name == name).map(|r| ro.bytes as f64 / r.load.as_secs_f64().max(1e-9) / 1e6)
+            ..self.row(
+                format!("5. reopen after writing {gib:.2} GiB of 4 KiB rows: open + read the last row"),
+                "ms",
+                ms,
+            )
         };
-        out.push(TableRow {
-            workload: format!("5. (its load) write {gib:.2} GiB in 64-row transactions non-durably, then sync once"),
-            unit: "MB/s",
-            lower_is_better: false,
-            walden: mb_s("walden"),
-            peers: peer_names.iter().map(|n| mb_s(n)).collect(),
-            uncounted: none.clone(),
+        let load = TableRow {
             limit: Some(ro.bytes as f64 / ro.raw_write.as_secs_f64().max(1e-9) / 1e6),
             limit_note: "sequential write of the same bytes, 1 MiB chunks + one fdatasync".to_string(),
-        });
+            ..self.row(
+                format!("5. (its load) write {gib:.2} GiB in 64-row transactions non-durably, then sync once"),
+                "MB/s",
+                mb_s,
+            )
+        };
+        vec![reopen, load]
     }
-    out
 }
 
 /// Renders rows as a Markdown table.
@@ -186,15 +215,7 @@ pub fn format_count(x: f64) -> String {
     if x.abs() < 100.0 {
         return if x.abs() < 10.0 { format!("{x:.2}") } else { format!("{x:.1}") };
     }
-    let digits = format!("{:.0}", x.abs());
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if x < 0.0 { format!("-{out}") } else { out }
+    group_thousands(x)
 }
 
 /// A goal of the issue, judged on the rows.

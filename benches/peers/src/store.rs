@@ -2,7 +2,7 @@
 //! and reopen.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{PeerError, Result};
 
@@ -23,6 +23,16 @@ pub struct Row<'a> {
     pub key: u64,
     /// The value: `record_bytes - 8` bytes whose first 8 are the key, little-endian.
     pub value: &'a [u8],
+}
+
+impl Row<'_> {
+    /// Writes the row as one record, `key (8, big-endian) ‖ value`, into `out` (cleared first):
+    /// what the log-shaped stores keep per row ([`ReplayCheck::record`] reads it back).
+    pub fn record_into(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&self.key.to_be_bytes());
+        out.extend_from_slice(self.value);
+    }
 }
 
 /// Writes the key into the first 8 bytes of a value (so read-back checks see mixed-up rows).
@@ -98,28 +108,81 @@ pub trait Peer: Sync {
     /// Creates a store in the empty directory `dir`.
     fn open(&self, dir: &Path, durability: Durability) -> Result<Box<dyn Store>>;
 
-    /// Writes `records` rows of `record_bytes` (key included) into the empty directory `dir`,
-    /// `txn_rows` per transaction, non-durably, then syncs once and closes. Returns the time it
-    /// took (write and final sync).
-    fn load(
-        &self,
-        dir: &Path,
-        purpose: Purpose,
-        records: u64,
-        record_bytes: usize,
-        txn_rows: usize,
-    ) -> Result<Duration>;
+    /// Writes the rows of `fixture` into the empty directory `dir`, one transaction per
+    /// `fixture.txn_rows`, non-durably, then syncs once and closes. Returns the time it took
+    /// (write and final sync).
+    fn load(&self, dir: &Path, purpose: Purpose, fixture: Fixture) -> Result<Duration>;
 
     /// Reads the log of a [`Purpose::Replay`] fixture from its first record, checking every row;
-    /// `None` if the store has no log reader (only its tables).
-    fn replay_log(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Option<Replayed>>;
+    /// `None` (the default) if the store has no log reader, only its tables.
+    fn replay_log(&self, _dir: &Path, _fixture: Fixture) -> Result<Option<Replayed>> {
+        Ok(None)
+    }
 
     /// Reads every row of a [`Purpose::Replay`] fixture back in key (= commit) order through the
-    /// store's ordinary read path, checking each.
-    fn replay_rows(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Option<Replayed>>;
+    /// store's ordinary read path, checking each; `None` (the default) if it has no such path.
+    fn replay_rows(&self, _dir: &Path, _fixture: Fixture) -> Result<Option<Replayed>> {
+        Ok(None)
+    }
 
     /// Opens a [`Purpose::Reopen`] fixture and reads its last row; returns the time of both.
-    fn reopen(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Duration>;
+    fn reopen(&self, dir: &Path, fixture: Fixture) -> Result<Duration>;
+}
+
+/// The rows of a replay or reopen fixture: keys `0..records` in commit order, each
+/// `record_bytes` long (8-byte key + a value stamped with it), `txn_rows` per transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fixture {
+    /// Rows in the fixture.
+    pub records: u64,
+    /// Bytes per row: 8-byte key plus value.
+    pub record_bytes: usize,
+    /// Rows per transaction when it is loaded.
+    pub txn_rows: usize,
+}
+
+impl Fixture {
+    /// Calls `commit` with the rows of each transaction in turn, in key order (the values are
+    /// built once and restamped).
+    pub fn for_each_txn(&self, mut commit: impl FnMut(&[Row<'_>]) -> Result<()>) -> Result<()> {
+        let mut values = Vec::new();
+        let mut first = 0u64;
+        while first < self.records {
+            let n = self.txn_rows.min((self.records - first) as usize);
+            commit(&fixture_rows(first, n, self.record_bytes, &mut values))?;
+            first += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Times `read`, which hands every row it reads to the check, then checks that the rows
+    /// were exactly the fixture's, in order. `note`: what the time includes, if it is not just
+    /// the read.
+    pub fn timed_replay(
+        &self,
+        store: &'static str,
+        note: Option<&'static str>,
+        read: impl FnOnce(&mut ReplayCheck) -> Result<()>,
+    ) -> Result<Option<Replayed>> {
+        let mut check = ReplayCheck::new(store, self.record_bytes);
+        let start = Instant::now();
+        read(&mut check)?;
+        let elapsed = start.elapsed();
+        let bytes = check.finish(self.records)?;
+        Ok(Some(Replayed { elapsed, records: self.records, bytes, note }))
+    }
+
+    /// The key of the last row.
+    pub fn last_key(&self) -> u64 {
+        self.records - 1
+    }
+
+    /// Checks the value a reopened store returned for the last row (`None`: not found).
+    pub fn check_last_row(&self, store: &'static str, value: Option<&[u8]>) -> Result<()> {
+        let last = self.last_key();
+        let value = value.ok_or_else(|| PeerError::check(store, format!("row {last} missing after reopen")))?;
+        ReplayCheck::starting_at(store, self.record_bytes, last).row(last, value)
+    }
 }
 
 /// Checks rows read back from the start: keys `0, 1, 2, …` in order, values of the right

@@ -8,7 +8,7 @@ use walden_engine::{Config, Database, EngineRecord, SyncMode};
 use walden_wal::{Wal, WalConfig};
 
 use crate::error::Context;
-use crate::store::{Durability, Modes, Peer, Purpose, ReplayCheck, Replayed, Row, Store, fixture_rows};
+use crate::store::{Durability, Fixture, Modes, Peer, Purpose, ReplayCheck, Replayed, Row, Store, fixture_rows};
 use crate::{PeerError, Result};
 
 const NAME: &str = "walden";
@@ -123,84 +123,64 @@ impl Peer for Walden {
         Ok(Box::new(WaldenStore { db }))
     }
 
-    fn load(
-        &self,
-        dir: &Path,
-        purpose: Purpose,
-        records: u64,
-        record_bytes: usize,
-        txn_rows: usize,
-    ) -> Result<Duration> {
-        let mut values = Vec::new();
+    fn load(&self, dir: &Path, purpose: Purpose, fixture: Fixture) -> Result<Duration> {
         if purpose == Purpose::Replay {
             // The raw log: one WAL record per row, `key ‖ value`, read back by `replay_log`.
             let wal = Wal::open(dir.join("log"), WalConfig { sync_mode: SyncMode::None, ..WalConfig::default() })
                 .ctx(NAME, "open wal")?;
             let mut payloads: Vec<Vec<u8>> = Vec::new();
-            let mut first = 0u64;
-            while first < records {
-                let n = txn_rows.min((records - first) as usize);
-                let rows = fixture_rows(first, n, record_bytes, &mut values);
-                payloads.resize_with(n, || Vec::with_capacity(record_bytes));
-                for (p, row) in payloads.iter_mut().zip(&rows) {
-                    p.clear();
-                    p.extend_from_slice(&row.key.to_be_bytes());
-                    p.extend_from_slice(row.value);
+            fixture.for_each_txn(|rows| {
+                payloads.resize_with(rows.len(), || Vec::with_capacity(fixture.record_bytes));
+                for (p, row) in payloads.iter_mut().zip(rows) {
+                    row.record_into(p);
                 }
                 wal.append_batch(payloads.iter().map(|p| (LOG_KIND, &p[..]))).ctx(NAME, "append_batch")?;
-                first += n as u64;
-            }
+                Ok(())
+            })?;
             wal.close().ctx(NAME, "close wal")?;
         }
         let start = Instant::now();
         let db = Database::open(dir.join("db"), config(Durability::Buffered)).ctx(NAME, "open")?;
         let store = WaldenStore { db };
-        let mut first = 0u64;
-        while first < records {
-            let n = txn_rows.min((records - first) as usize);
-            store.commit(&fixture_rows(first, n, record_bytes, &mut values))?;
-            first += n as u64;
-        }
+        fixture.for_each_txn(|rows| store.commit(rows))?;
         store.db.sync().ctx(NAME, "sync")?;
         let elapsed = start.elapsed();
         store.db.close().ctx(NAME, "close")?;
         Ok(elapsed)
     }
 
-    fn replay_log(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Option<Replayed>> {
+    fn replay_log(&self, dir: &Path, fixture: Fixture) -> Result<Option<Replayed>> {
         let wal = Wal::open(dir.join("log"), WalConfig::default()).ctx(NAME, "open wal")?;
-        let mut check = ReplayCheck::new(NAME, record_bytes);
-        let start = Instant::now();
-        for record in wal.reader(1).ctx(NAME, "reader")? {
-            let record = record.ctx(NAME, "read")?;
-            if record.kind != LOG_KIND {
-                return Err(PeerError::check(NAME, format!("record {} has kind {}", record.lsn, record.kind)));
+        let replayed = fixture.timed_replay(NAME, None, |check| {
+            for record in wal.reader(1).ctx(NAME, "reader")? {
+                let record = record.ctx(NAME, "read")?;
+                if record.kind != LOG_KIND {
+                    return Err(PeerError::check(NAME, format!("record {} has kind {}", record.lsn, record.kind)));
+                }
+                check.record(&record.payload)?;
             }
-            check.record(&record.payload)?;
-        }
-        let elapsed = start.elapsed();
-        let bytes = check.finish(records)?;
+            Ok(())
+        })?;
         wal.close().ctx(NAME, "close wal")?;
-        Ok(Some(Replayed { elapsed, records, bytes, note: None }))
+        Ok(replayed)
     }
 
-    fn replay_rows(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Option<Replayed>> {
+    fn replay_rows(&self, dir: &Path, fixture: Fixture) -> Result<Option<Replayed>> {
         let db = Database::open(dir.join("db"), Config::default()).ctx(NAME, "open")?;
-        let mut check = ReplayCheck::new(NAME, record_bytes);
-        let start = Instant::now();
-        for entry in db.read_log(1).ctx(NAME, "read_log")? {
-            if let EngineRecord::Change(change) = entry.ctx(NAME, "read")?.record {
-                let after = change.after.as_deref().unwrap_or_default();
-                check.row_bytes(&change.key, after)?;
+        let replayed = fixture.timed_replay(NAME, None, |check| {
+            for entry in db.read_log(1).ctx(NAME, "read_log")? {
+                if let EngineRecord::Change(change) = entry.ctx(NAME, "read")?.record {
+                    let after = change.after.as_deref().unwrap_or_default();
+                    check.row_bytes(&change.key, after)?;
+                }
             }
-        }
-        let elapsed = start.elapsed();
-        let bytes = check.finish(records)?;
+            Ok(())
+        })?;
         db.close().ctx(NAME, "close")?;
-        Ok(Some(Replayed { elapsed, records, bytes, note: None }))
+        Ok(replayed)
     }
 
-    fn reopen(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Duration> {
+    fn reopen(&self, dir: &Path, fixture: Fixture) -> Result<Duration> {
         let start = Instant::now();
         let db = Database::open(dir.join("db"), Config::default()).ctx(NAME, "open")?;
         // The last transaction's last row sits just before its COMMIT, the newest record.
@@ -213,9 +193,9 @@ impl Peer for Walden {
         let EngineRecord::Change(change) = entry.record else {
             return Err(PeerError::check(NAME, format!("LSN {last_row_lsn} is not a row")));
         };
-        let mut check = ReplayCheck::starting_at(NAME, record_bytes, records - 1);
+        let mut check = ReplayCheck::starting_at(NAME, fixture.record_bytes, fixture.last_key());
         check.row_bytes(&change.key, change.after.as_deref().unwrap_or_default())?;
-        check.finish(records)?;
+        check.finish(fixture.records)?;
         db.close().ctx(NAME, "close")?;
         Ok(elapsed)
     }

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
+use super::check_key_count;
+use crate::Result;
 use crate::error::Context;
-use crate::store::{Durability, Modes, Peer, Purpose, ReplayCheck, Replayed, Row, Store, fixture_rows};
-use crate::{PeerError, Result};
+use crate::store::{Durability, Fixture, Modes, Peer, Purpose, Replayed, Row, Store};
 
 const NAME: &str = "fjall";
 
@@ -49,18 +50,8 @@ impl Store for FjallStore {
     }
 
     fn check(&self, rows: u64) -> Result<()> {
-        let mut seen = 0u64;
-        for guard in self.ks.iter() {
-            let (k, _) = guard.into_inner().ctx(NAME, "iterate")?;
-            if k.len() != 8 {
-                return Err(PeerError::check(NAME, format!("key of {} bytes", k.len())));
-            }
-            seen += 1;
-        }
-        if seen != rows {
-            return Err(PeerError::check(NAME, format!("holds {seen} rows, committed {rows}")));
-        }
-        Ok(())
+        let keys = self.ks.iter().map(|guard| guard.into_inner().map(|(k, _)| k).ctx(NAME, "iterate"));
+        check_key_count(NAME, keys, rows)
     }
 }
 
@@ -82,23 +73,10 @@ impl Peer for Fjall {
         Ok(Box::new(FjallStore { db, ks, durability }))
     }
 
-    fn load(
-        &self,
-        dir: &Path,
-        _purpose: Purpose,
-        records: u64,
-        record_bytes: usize,
-        txn_rows: usize,
-    ) -> Result<Duration> {
+    fn load(&self, dir: &Path, _purpose: Purpose, fixture: Fixture) -> Result<Duration> {
         let start = Instant::now();
         let (db, ks) = open(dir)?;
-        let mut values = Vec::new();
-        let mut first = 0u64;
-        while first < records {
-            let n = txn_rows.min((records - first) as usize);
-            commit(&db, &ks, &fixture_rows(first, n, record_bytes, &mut values), Durability::Buffered)?;
-            first += n as u64;
-        }
+        fixture.for_each_txn(|rows| commit(&db, &ks, rows, Durability::Buffered))?;
         db.persist(PersistMode::SyncData).ctx(NAME, "persist")?;
         let elapsed = start.elapsed();
         drop(ks);
@@ -106,31 +84,23 @@ impl Peer for Fjall {
         Ok(elapsed)
     }
 
-    fn replay_log(&self, _dir: &Path, _records: u64, _record_bytes: usize) -> Result<Option<Replayed>> {
-        Ok(None)
+    fn replay_rows(&self, dir: &Path, fixture: Fixture) -> Result<Option<Replayed>> {
+        let (_db, ks) = open(dir)?;
+        fixture.timed_replay(NAME, None, |check| {
+            for guard in ks.iter() {
+                let (k, v) = guard.into_inner().ctx(NAME, "iterate")?;
+                check.row_bytes(&k, &v)?;
+            }
+            Ok(())
+        })
     }
 
-    fn replay_rows(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Option<Replayed>> {
-        let (_db, ks) = open(dir)?;
-        let mut check = ReplayCheck::new(NAME, record_bytes);
-        let start = Instant::now();
-        for guard in ks.iter() {
-            let (k, v) = guard.into_inner().ctx(NAME, "iterate")?;
-            check.row_bytes(&k, &v)?;
-        }
-        let elapsed = start.elapsed();
-        let bytes = check.finish(records)?;
-        Ok(Some(Replayed { elapsed, records, bytes, note: None }))
-    }
-
-    fn reopen(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Duration> {
+    fn reopen(&self, dir: &Path, fixture: Fixture) -> Result<Duration> {
         let start = Instant::now();
         let (_db, ks) = open(dir)?;
-        let last = records - 1;
-        let value = ks.get(last.to_be_bytes()).ctx(NAME, "get")?;
+        let value = ks.get(fixture.last_key().to_be_bytes()).ctx(NAME, "get")?;
         let elapsed = start.elapsed();
-        let value = value.ok_or_else(|| PeerError::check(NAME, format!("row {last} missing after reopen")))?;
-        ReplayCheck::starting_at(NAME, record_bytes, last).row(last, &value)?;
+        fixture.check_last_row(NAME, value.as_deref())?;
         Ok(elapsed)
     }
 }

@@ -14,7 +14,7 @@ use okaywal::{Configuration, Entry, EntryId, LogManager, ReadChunkResult, Segmen
 use std::sync::{Mutex, RwLock};
 
 use crate::error::Context;
-use crate::store::{Durability, Modes, Peer, Purpose, ReplayCheck, Replayed, Row, Store, fixture_rows};
+use crate::store::{Durability, Fixture, Modes, Peer, Purpose, ReplayCheck, Replayed, Row, Store};
 use crate::{PeerError, Result};
 
 const NAME: &str = "okaywal";
@@ -104,6 +104,17 @@ fn config(dir: &Path, purpose: Purpose) -> Configuration {
     }
 }
 
+/// Commits one entry holding `rows`, a chunk per row (`key ‖ value`, built in `record`), and
+/// returns its id once okaywal has synced it.
+fn write_entry(wal: &WriteAheadLog, rows: &[Row<'_>], record: &mut Vec<u8>) -> Result<EntryId> {
+    let mut entry = wal.begin_entry().ctx(NAME, "begin_entry")?;
+    for row in rows {
+        row.record_into(record);
+        entry.write_chunk(record).ctx(NAME, "write_chunk")?;
+    }
+    entry.commit().ctx(NAME, "commit")
+}
+
 struct OkayWalStore {
     dir: std::path::PathBuf,
     /// Taken out by `check` (okaywal's shutdown waits for every other handle to drop).
@@ -118,15 +129,8 @@ impl Store for OkayWalStore {
     fn commit(&self, rows: &[Row<'_>]) -> Result<()> {
         let guard = self.wal.read().unwrap_or_else(|e| e.into_inner());
         let wal = guard.as_ref().ok_or_else(|| PeerError::new("okaywal: commit after check"))?;
-        let mut entry = wal.begin_entry().ctx(NAME, "begin_entry")?;
         let mut record = Vec::with_capacity(8 + rows.first().map_or(0, |r| r.value.len()));
-        for row in rows {
-            record.clear();
-            record.extend_from_slice(&row.key.to_be_bytes());
-            record.extend_from_slice(row.value);
-            entry.write_chunk(&record).ctx(NAME, "write_chunk")?;
-        }
-        let id = entry.commit().ctx(NAME, "commit")?;
+        let id = write_entry(wal, rows, &mut record)?;
         self.committed.fetch_add(1, Ordering::Relaxed);
         self.max_id.fetch_max(id.0, Ordering::Relaxed);
         Ok(())
@@ -193,41 +197,22 @@ impl Peer for OkayWal {
         }))
     }
 
-    fn load(
-        &self,
-        dir: &Path,
-        purpose: Purpose,
-        records: u64,
-        record_bytes: usize,
-        txn_rows: usize,
-    ) -> Result<Duration> {
+    fn load(&self, dir: &Path, purpose: Purpose, fixture: Fixture) -> Result<Duration> {
         let tally = Arc::new(Tally::default());
         let start = Instant::now();
         let wal = config(dir, purpose).open(Manager(tally)).ctx(NAME, "open")?;
-        let mut values = Vec::new();
-        let mut record = Vec::with_capacity(record_bytes);
-        let mut first = 0u64;
-        while first < records {
-            let n = txn_rows.min((records - first) as usize);
-            let mut entry = wal.begin_entry().ctx(NAME, "begin_entry")?;
-            for row in fixture_rows(first, n, record_bytes, &mut values) {
-                record.clear();
-                record.extend_from_slice(&row.key.to_be_bytes());
-                record.extend_from_slice(row.value);
-                entry.write_chunk(&record).ctx(NAME, "write_chunk")?;
-            }
-            // okaywal has no non-durable commit: every entry is fsynced.
-            entry.commit().ctx(NAME, "commit")?;
-            first += n as u64;
-        }
+        let mut record = Vec::with_capacity(fixture.record_bytes);
+        // okaywal has no non-durable commit: every entry is fsynced.
+        fixture.for_each_txn(|rows| write_entry(&wal, rows, &mut record).map(drop))?;
         let elapsed = start.elapsed();
         wal.shutdown().ctx(NAME, "shutdown")?;
         Ok(elapsed)
     }
 
-    fn replay_log(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Option<Replayed>> {
+    fn replay_log(&self, dir: &Path, fixture: Fixture) -> Result<Option<Replayed>> {
         let tally = Arc::new(Tally::default());
-        tally.recovered.lock().unwrap_or_else(|e| e.into_inner()).check = Some(ReplayCheck::new(NAME, record_bytes));
+        tally.recovered.lock().unwrap_or_else(|e| e.into_inner()).check =
+            Some(ReplayCheck::new(NAME, fixture.record_bytes));
         let start = Instant::now();
         let wal = config(dir, Purpose::Replay).open(Manager(tally.clone())).ctx(NAME, "recover")?;
         let elapsed = start.elapsed();
@@ -235,22 +220,18 @@ impl Peer for OkayWal {
         if let Some(e) = &rec.error {
             return Err(PeerError::check(NAME, e));
         }
-        let bytes = rec.check.as_ref().map(|c| c.finish(records)).transpose()?.unwrap_or(0);
+        let bytes = rec.check.as_ref().map(|c| c.finish(fixture.records)).transpose()?.unwrap_or(0);
         drop(rec);
         wal.shutdown().ctx(NAME, "shutdown")?;
         Ok(Some(Replayed {
             elapsed,
-            records,
+            records: fixture.records,
             bytes,
             note: Some("replay = recovery at open (LogManager::recover), timed whole"),
         }))
     }
 
-    fn replay_rows(&self, _dir: &Path, _records: u64, _record_bytes: usize) -> Result<Option<Replayed>> {
-        Ok(None)
-    }
-
-    fn reopen(&self, dir: &Path, records: u64, _record_bytes: usize) -> Result<Duration> {
+    fn reopen(&self, dir: &Path, fixture: Fixture) -> Result<Duration> {
         let tally = Arc::new(Tally::default());
         let start = Instant::now();
         let wal = config(dir, Purpose::Reopen).open(Manager(tally.clone())).ctx(NAME, "recover")?;
@@ -260,7 +241,8 @@ impl Peer for OkayWal {
             return Err(PeerError::check(NAME, e));
         }
         // The entries not checkpointed before closing come back; the newest holds the last row.
-        if rec.last_key != Some(records - 1) {
+        if rec.last_key != Some(fixture.last_key()) {
+            let records = fixture.records;
             return Err(PeerError::check(NAME, format!("last recovered row {:?}, wrote {records}", rec.last_key)));
         }
         drop(rec);

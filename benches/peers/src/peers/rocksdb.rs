@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use rocksdb::{DB, IteratorMode, Options, WriteBatch, WriteBatchIterator, WriteOptions};
 
+use super::check_key_count;
 use crate::error::Context;
-use crate::store::{Durability, Modes, Peer, Purpose, ReplayCheck, Replayed, Row, Store, fixture_rows};
+use crate::store::{Durability, Fixture, Modes, Peer, Purpose, ReplayCheck, Replayed, Row, Store};
 use crate::{PeerError, Result};
 
 const NAME: &str = "rocksdb";
@@ -61,18 +62,8 @@ impl Store for RocksStore {
     }
 
     fn check(&self, rows: u64) -> Result<()> {
-        let mut seen = 0u64;
-        for kv in self.db.iterator(IteratorMode::Start) {
-            let (k, _) = kv.ctx(NAME, "iterate")?;
-            if k.len() != 8 {
-                return Err(PeerError::check(NAME, format!("key of {} bytes", k.len())));
-            }
-            seen += 1;
-        }
-        if seen != rows {
-            return Err(PeerError::check(NAME, format!("holds {seen} rows, committed {rows}")));
-        }
-        Ok(())
+        let keys = self.db.iterator(IteratorMode::Start).map(|kv| kv.map(|(k, _)| k).ctx(NAME, "iterate"));
+        check_key_count(NAME, keys, rows)
     }
 }
 
@@ -110,14 +101,7 @@ impl Peer for RocksDb {
         Ok(Box::new(RocksStore { db, durability }))
     }
 
-    fn load(
-        &self,
-        dir: &Path,
-        purpose: Purpose,
-        records: u64,
-        record_bytes: usize,
-        txn_rows: usize,
-    ) -> Result<Duration> {
+    fn load(&self, dir: &Path, purpose: Purpose, fixture: Fixture) -> Result<Duration> {
         let start = Instant::now();
         let db = DB::open(&options(purpose), dir).ctx(NAME, "open")?;
         let wo = write_options(Durability::Buffered);
@@ -126,66 +110,48 @@ impl Peer for RocksDb {
             marker.put(MARKER_KEY, b"");
             db.write_opt(marker, &wo).ctx(NAME, "write")?;
         }
-        let mut values = Vec::new();
-        let mut first = 0u64;
-        while first < records {
-            let n = txn_rows.min((records - first) as usize);
-            db.write_opt(batch(&fixture_rows(first, n, record_bytes, &mut values)), &wo).ctx(NAME, "write")?;
-            first += n as u64;
-        }
+        fixture.for_each_txn(|rows| db.write_opt(batch(rows), &wo).ctx(NAME, "write"))?;
         db.flush_wal(true).ctx(NAME, "flush_wal(sync)")?;
         let elapsed = start.elapsed();
         drop(db);
         Ok(elapsed)
     }
 
-    fn replay_log(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Option<Replayed>> {
+    fn replay_log(&self, dir: &Path, fixture: Fixture) -> Result<Option<Replayed>> {
         let db = DB::open(&options(Purpose::Replay), dir).ctx(NAME, "open")?;
-        let mut check = ReplayCheck::new(NAME, record_bytes);
-        let start = Instant::now();
-        for item in db.get_updates_since(0).ctx(NAME, "get_updates_since")? {
-            let (_seq, batch) = item.ctx(NAME, "WAL iterator")?;
-            let mut checker = Checker { check: &mut check, error: None };
-            batch.iterate(&mut checker);
-            if let Some(e) = checker.error {
-                return Err(e);
+        let note = "log replay = get_updates_since(0), the WAL iterator (each put handed over as two boxed copies)";
+        fixture.timed_replay(NAME, Some(note), |check| {
+            for item in db.get_updates_since(0).ctx(NAME, "get_updates_since")? {
+                let (_seq, batch) = item.ctx(NAME, "WAL iterator")?;
+                let mut checker = Checker { check: &mut *check, error: None };
+                batch.iterate(&mut checker);
+                if let Some(e) = checker.error {
+                    return Err(e);
+                }
             }
-        }
-        let elapsed = start.elapsed();
-        let bytes = check.finish(records)?;
-        Ok(Some(Replayed {
-            elapsed,
-            records,
-            bytes,
-            note: Some(
-                "log replay = get_updates_since(0), the WAL iterator (each put handed over as two boxed copies)",
-            ),
-        }))
+            Ok(())
+        })
     }
 
-    fn replay_rows(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Option<Replayed>> {
+    fn replay_rows(&self, dir: &Path, fixture: Fixture) -> Result<Option<Replayed>> {
         let db = DB::open(&options(Purpose::Replay), dir).ctx(NAME, "open")?;
-        let mut check = ReplayCheck::new(NAME, record_bytes);
-        let start = Instant::now();
-        for kv in db.iterator(IteratorMode::Start) {
-            let (k, v) = kv.ctx(NAME, "iterate")?;
-            if &k[..] != MARKER_KEY {
-                check.row_bytes(&k, &v)?;
+        fixture.timed_replay(NAME, None, |check| {
+            for kv in db.iterator(IteratorMode::Start) {
+                let (k, v) = kv.ctx(NAME, "iterate")?;
+                if &k[..] != MARKER_KEY {
+                    check.row_bytes(&k, &v)?;
+                }
             }
-        }
-        let elapsed = start.elapsed();
-        let bytes = check.finish(records)?;
-        Ok(Some(Replayed { elapsed, records, bytes, note: None }))
+            Ok(())
+        })
     }
 
-    fn reopen(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Duration> {
+    fn reopen(&self, dir: &Path, fixture: Fixture) -> Result<Duration> {
         let start = Instant::now();
         let db = DB::open(&options(Purpose::Reopen), dir).ctx(NAME, "open")?;
-        let last = records - 1;
-        let value = db.get(last.to_be_bytes()).ctx(NAME, "get")?;
+        let value = db.get(fixture.last_key().to_be_bytes()).ctx(NAME, "get")?;
         let elapsed = start.elapsed();
-        let value = value.ok_or_else(|| PeerError::check(NAME, format!("row {last} missing after reopen")))?;
-        ReplayCheck::starting_at(NAME, record_bytes, last).row(last, &value)?;
+        fixture.check_last_row(NAME, value.as_deref())?;
         Ok(elapsed)
     }
 }

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use sled::{Batch, Db};
 
+use super::check_key_count;
+use crate::Result;
 use crate::error::Context;
-use crate::store::{Durability, Modes, Peer, Purpose, ReplayCheck, Replayed, Row, Store, fixture_rows};
-use crate::{PeerError, Result};
+use crate::store::{Durability, Fixture, Modes, Peer, Purpose, Replayed, Row, Store};
 
 const NAME: &str = "sled";
 
@@ -45,18 +46,8 @@ impl Store for SledStore {
     }
 
     fn check(&self, rows: u64) -> Result<()> {
-        let mut seen = 0u64;
-        for kv in self.db.iter() {
-            let (k, _) = kv.ctx(NAME, "iterate")?;
-            if k.len() != 8 {
-                return Err(PeerError::check(NAME, format!("key of {} bytes", k.len())));
-            }
-            seen += 1;
-        }
-        if seen != rows {
-            return Err(PeerError::check(NAME, format!("holds {seen} rows, committed {rows}")));
-        }
-        Ok(())
+        let keys = self.db.iter().map(|kv| kv.map(|(k, _)| k).ctx(NAME, "iterate"));
+        check_key_count(NAME, keys, rows)
     }
 }
 
@@ -80,54 +71,33 @@ impl Peer for Sled {
         Ok(Box::new(SledStore { db: open(dir)?, durability }))
     }
 
-    fn load(
-        &self,
-        dir: &Path,
-        _purpose: Purpose,
-        records: u64,
-        record_bytes: usize,
-        txn_rows: usize,
-    ) -> Result<Duration> {
+    fn load(&self, dir: &Path, _purpose: Purpose, fixture: Fixture) -> Result<Duration> {
         let start = Instant::now();
         let db = open(dir)?;
-        let mut values = Vec::new();
-        let mut first = 0u64;
-        while first < records {
-            let n = txn_rows.min((records - first) as usize);
-            apply(&db, &fixture_rows(first, n, record_bytes, &mut values))?;
-            first += n as u64;
-        }
+        fixture.for_each_txn(|rows| apply(&db, rows))?;
         db.flush().ctx(NAME, "flush")?;
         let elapsed = start.elapsed();
         drop(db);
         Ok(elapsed)
     }
 
-    fn replay_log(&self, _dir: &Path, _records: u64, _record_bytes: usize) -> Result<Option<Replayed>> {
-        Ok(None)
+    fn replay_rows(&self, dir: &Path, fixture: Fixture) -> Result<Option<Replayed>> {
+        let db = open(dir)?;
+        fixture.timed_replay(NAME, None, |check| {
+            for kv in db.iter() {
+                let (k, v) = kv.ctx(NAME, "iterate")?;
+                check.row_bytes(&k, &v)?;
+            }
+            Ok(())
+        })
     }
 
-    fn replay_rows(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Option<Replayed>> {
-        let db = open(dir)?;
-        let mut check = ReplayCheck::new(NAME, record_bytes);
-        let start = Instant::now();
-        for kv in db.iter() {
-            let (k, v) = kv.ctx(NAME, "iterate")?;
-            check.row_bytes(&k, &v)?;
-        }
-        let elapsed = start.elapsed();
-        let bytes = check.finish(records)?;
-        Ok(Some(Replayed { elapsed, records, bytes, note: None }))
-    }
-
-    fn reopen(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Duration> {
+    fn reopen(&self, dir: &Path, fixture: Fixture) -> Result<Duration> {
         let start = Instant::now();
         let db = open(dir)?;
-        let last = records - 1;
-        let value = db.get(last.to_be_bytes()).ctx(NAME, "get")?;
+        let value = db.get(fixture.last_key().to_be_bytes()).ctx(NAME, "get")?;
         let elapsed = start.elapsed();
-        let value = value.ok_or_else(|| PeerError::check(NAME, format!("row {last} missing after reopen")))?;
-        ReplayCheck::starting_at(NAME, record_bytes, last).row(last, &value)?;
+        fixture.check_last_row(NAME, value.as_deref())?;
         Ok(elapsed)
     }
 }

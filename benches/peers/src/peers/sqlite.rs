@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, params};
 
 use crate::error::Context;
-use crate::store::{Durability, Modes, Peer, Purpose, ReplayCheck, Replayed, Row, Store, fixture_rows};
+use crate::store::{Durability, Fixture, Modes, Peer, Purpose, Replayed, Row, Store};
 use crate::{PeerError, Result};
 
 const NAME: &str = "sqlite";
@@ -91,23 +91,10 @@ impl Peer for Sqlite {
         Ok(Box::new(SqliteStore { conn: Mutex::new(connect(dir, durability)?) }))
     }
 
-    fn load(
-        &self,
-        dir: &Path,
-        _purpose: Purpose,
-        records: u64,
-        record_bytes: usize,
-        txn_rows: usize,
-    ) -> Result<Duration> {
+    fn load(&self, dir: &Path, _purpose: Purpose, fixture: Fixture) -> Result<Duration> {
         let start = Instant::now();
         let mut conn = connect(dir, Durability::Buffered)?;
-        let mut values = Vec::new();
-        let mut first = 0u64;
-        while first < records {
-            let n = txn_rows.min((records - first) as usize);
-            insert(&mut conn, &fixture_rows(first, n, record_bytes, &mut values))?;
-            first += n as u64;
-        }
+        fixture.for_each_txn(|rows| insert(&mut conn, rows))?;
         // One durable commit at the end: NORMAL syncs the WAL at the checkpoint.
         conn.execute_batch("PRAGMA wal_checkpoint(FULL);").ctx(NAME, "checkpoint")?;
         let elapsed = start.elapsed();
@@ -115,15 +102,9 @@ impl Peer for Sqlite {
         Ok(elapsed)
     }
 
-    fn replay_log(&self, _dir: &Path, _records: u64, _record_bytes: usize) -> Result<Option<Replayed>> {
-        Ok(None)
-    }
-
-    fn replay_rows(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Option<Replayed>> {
+    fn replay_rows(&self, dir: &Path, fixture: Fixture) -> Result<Option<Replayed>> {
         let conn = connect(dir, Durability::Durable)?;
-        let mut check = ReplayCheck::new(NAME, record_bytes);
-        let start = Instant::now();
-        {
+        fixture.timed_replay(NAME, None, |check| {
             let mut stmt = conn.prepare("SELECT k, v FROM t ORDER BY k").ctx(NAME, "prepare")?;
             let mut rows = stmt.query([]).ctx(NAME, "query")?;
             while let Some(row) = rows.next().ctx(NAME, "step")? {
@@ -131,20 +112,18 @@ impl Peer for Sqlite {
                 let v = row.get_ref(1).ctx(NAME, "v")?.as_blob().ctx(NAME, "v as blob")?;
                 check.row(k as u64, v)?;
             }
-        }
-        let elapsed = start.elapsed();
-        let bytes = check.finish(records)?;
-        Ok(Some(Replayed { elapsed, records, bytes, note: None }))
+            Ok(())
+        })
     }
 
-    fn reopen(&self, dir: &Path, records: u64, record_bytes: usize) -> Result<Duration> {
+    fn reopen(&self, dir: &Path, fixture: Fixture) -> Result<Duration> {
         let start = Instant::now();
         let conn = connect(dir, Durability::Durable)?;
-        let last = records - 1;
+        let last = fixture.last_key() as i64;
         let value: Vec<u8> =
-            conn.query_row("SELECT v FROM t WHERE k = ?1", [last as i64], |r| r.get(0)).ctx(NAME, "select last")?;
+            conn.query_row("SELECT v FROM t WHERE k = ?1", [last], |r| r.get(0)).ctx(NAME, "select last")?;
         let elapsed = start.elapsed();
-        ReplayCheck::starting_at(NAME, record_bytes, last).row(last, &value)?;
+        fixture.check_last_row(NAME, Some(&value))?;
         Ok(elapsed)
     }
 }
