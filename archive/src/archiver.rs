@@ -39,7 +39,7 @@ use crate::lake::{
 /// zstd level of the Parquet files: 1, the fastest. With dictionaries off for the opaque
 /// columns (below) the archive benchmark's JSON rows came to 0.163 × their WAL bytes at level 1,
 /// against 0.178 × at level 3 with dictionaries on, and 8 % more events per CPU-second
-/// (BENCHMARKS.md, "Archive").
+/// (docs/bench-log/2026-12-02-archive-parallel-parts.md).
 const ZSTD_LEVEL: i32 = 1;
 /// Row-group bounds of the Parquet files: small enough that an LSN-range read (replay from the
 /// archive) skips most of a file by row-group statistics, large enough for good compression.

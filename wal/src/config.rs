@@ -47,7 +47,8 @@ pub enum RecoveryMode {
 pub const MAX_GROUP_COMMIT_GATHER_US: u64 = 1_000_000;
 
 /// The preallocation window this crate recommends (4 MiB): 1.5–2 × faster durable commits on
-/// ext4 in BENCHMARKS.md. The default of [`WalConfig::preallocate_bytes`].
+/// ext4 (docs/bench-log/2026-12-01-peers-preallocation-opted-in.md). The default of
+/// [`WalConfig::preallocate_bytes`].
 pub const RECOMMENDED_PREALLOCATE_BYTES: u64 = 4 << 20;
 
 /// Default of [`WalConfig::preallocate_bytes`]: [`RECOMMENDED_PREALLOCATE_BYTES`] (4 MiB; 0 turns
