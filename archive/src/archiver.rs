@@ -95,7 +95,7 @@ pub struct Archiver {
     lake: Arc<Lake>,
     runtime: Arc<tokio::runtime::Runtime>,
     #[cfg(feature = "testing")]
-    pub(crate) faults: crate::fault::FaultSlot,
+    pub(crate) faults: crate::testing::fault::FaultSlot,
     /// Serialises archive runs of this archiver.
     run: Mutex<()>,
 }
@@ -327,7 +327,7 @@ impl Archiver {
         paths: &[String],
     ) -> Result<i64> {
         #[cfg(feature = "testing")]
-        if let Some(f) = self.take_fault(crate::fault::FaultPoint::AfterDataFilesWritten) {
+        if let Some(f) = self.take_fault(crate::testing::fault::FaultPoint::AfterDataFilesWritten) {
             if !f.crash {
                 self.remove_files(paths).await;
             }
@@ -350,7 +350,7 @@ impl Archiver {
             }
         };
         #[cfg(feature = "testing")]
-        if let Some(f) = self.take_fault(crate::fault::FaultPoint::AfterCommit) {
+        if let Some(f) = self.take_fault(crate::testing::fault::FaultPoint::AfterCommit) {
             return Err(f.error());
         }
         Ok(committed.metadata().current_snapshot_id().unwrap_or_default())
@@ -528,7 +528,7 @@ impl Archiver {
                 Entry::Occupied(o) => o.into_mut(),
                 Entry::Vacant(v) => {
                     #[cfg(feature = "testing")]
-                    if let Some(f) = self.take_fault(crate::fault::FaultPoint::AfterRead) {
+                    if let Some(f) = self.take_fault(crate::testing::fault::FaultPoint::AfterRead) {
                         return Err(Stop { error: f.error(), crash: f.crash });
                     }
                     v.insert(open_day_writer(table, range, batch_id, day).await.map_err(Stop::failed)?)
@@ -540,7 +540,7 @@ impl Archiver {
                 return Err(Stop::failed(e.into()));
             }
             #[cfg(feature = "testing")]
-            if let Some(f) = self.take_fault(crate::fault::FaultPoint::WhileWriting) {
+            if let Some(f) = self.take_fault(crate::testing::fault::FaultPoint::WhileWriting) {
                 return Err(Stop { error: f.error(), crash: f.crash });
             }
         }

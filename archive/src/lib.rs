@@ -27,23 +27,23 @@ pub mod cold;
 pub mod config;
 mod error;
 pub mod events;
-#[cfg(feature = "testing")]
-pub mod fault;
 mod json_check;
 pub mod lake;
 pub mod maintenance;
 pub mod rest;
 pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use archiver::{ArchiveReport, Archiver, BatchReport};
 pub use auto::{AutoArchive, AutoArchiveOptions, AutoArchiveStatus};
 pub use cold::LakeColdSource;
 pub use config::{CatalogConfig, LakeConfig, LakeLocation, RestCatalogOptions, S3Options};
 pub use error::{ArchiveError, Result};
-#[cfg(feature = "testing")]
-pub use fault::{Fault, FaultPoint};
 pub use lake::{
     ARCHIVE_FIRST_LSN_PROPERTY, ArchivedRange, CatalogKind, FIRST_LSN_PROPERTY, LAST_LSN_PROPERTY, Lake, LakeCatalog,
     OPERATION_ARCHIVE, OPERATION_COMPACT, OPERATION_PROPERTY,
 };
 pub use maintenance::{CompactOptions, CompactReport, ExpireOptions, ExpireReport};
+#[cfg(feature = "testing")]
+pub use testing::fault::{Fault, FaultPoint};

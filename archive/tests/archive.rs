@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow_array::{Array, Int64Array, LargeBinaryArray, StringArray};
 use std::time::{Duration, Instant};
 
-use walden_archive::fault::injected_fault;
+use walden_archive::testing::fault::injected_fault;
 use walden_archive::{
     ArchiveError, ArchivedRange, Archiver, AutoArchiveOptions, FIRST_LSN_PROPERTY, Fault, FaultPoint,
     LAST_LSN_PROPERTY, LakeConfig,

@@ -37,20 +37,9 @@ const PREFIX: &str = "acct_bucket";
 /// What R2 Data Catalog's warehouse looks like (a name, not a URL).
 const WAREHOUSE: &str = "acct_bucket";
 
-/// The lake venv's python: `WALDEN_LAKE_PYTHON`, else the venv in `$WALDEN_LAKE_VENV`, the
-/// default of `scripts/lake_venv.sh` (`${XDG_CACHE_HOME:-$HOME/.cache}/walden/lake-venv`) or the
-/// repository's `.venv`, whichever exists first.
+/// The lake venv's python ([`walden_archive::testing::lake_python`]).
 fn python() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WALDEN_LAKE_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    let mut venvs: Vec<PathBuf> = std::env::var_os("WALDEN_LAKE_VENV").map(PathBuf::from).into_iter().collect();
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
-    venvs.extend(cache.map(|c| c.join("walden/lake-venv")));
-    venvs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv"));
-    venvs.into_iter().map(|v| v.join("bin/python")).find(|p| p.exists())
+    walden_archive::testing::lake_python()
 }
 
 /// The interpreter, or `None` (skip) when there is none and the test command does not require

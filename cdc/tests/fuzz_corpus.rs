@@ -4,15 +4,11 @@
 //! corpus (so the everyday test command exercises them even without cargo-fuzz). Running the
 //! fuzzer is `scripts/fuzz.sh`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use proptest::prelude::*;
 use walden_cdc::testing::fuzzing;
-use walden_wal::testing::corpus::{self, Mutation, files_in, mutate};
-
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz")
-}
+use walden_wal::testing::corpus::{self, Mutation, fuzz_dir, mutate};
 
 /// Runs `run` over every corpus and regression input of `target`; returns how many there were.
 fn replay(target: &str, run: fn(&[u8])) -> usize {
@@ -57,22 +53,13 @@ fn cdc_stream_corpus() {
 fn every_cdc_fuzz_target_has_a_replay() {
     // A new `cdc_*` target in fuzz/fuzz_targets must be added to TARGETS too, or its corpus
     // would go unreplayed.
-    let targets: Vec<String> = files_in(&fuzz_dir().join("fuzz_targets"))
-        .iter()
-        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .filter(|s| s.starts_with("cdc_"))
-        .collect();
+    let targets: Vec<String> = corpus::targets("cdc_");
     assert_eq!(targets, TARGETS.map(|(name, _)| name));
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        (any::<usize>(), any::<u8>()).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
-        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Set { at, byte }),
-        any::<usize>().prop_map(|at| Mutation::Truncate { at }),
-        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..12))
-            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
-    ]
+    (any::<u8>(), any::<usize>(), any::<u8>(), prop::collection::vec(any::<u8>(), 1..12))
+        .prop_map(|(choice, at, byte, bytes)| Mutation::from_parts(choice, at, byte, bytes))
 }
 
 proptest! {

@@ -149,16 +149,7 @@ fn demo_runs_end_to_end_and_can_be_run_again() {
 /// The lake venv's python (`scripts/lake_venv.sh`, as the archive's reader tests find it), if
 /// there is one with pyiceberg and DuckDB.
 fn lake_python() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WALDEN_LAKE_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    let mut venvs: Vec<PathBuf> = std::env::var_os("WALDEN_LAKE_VENV").map(PathBuf::from).into_iter().collect();
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
-    venvs.extend(cache.map(|c| c.join("walden/lake-venv")));
-    venvs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv"));
-    venvs.into_iter().map(|v| v.join("bin/python")).find(|p| {
+    walden_archive::testing::lake_python_candidates().into_iter().find(|p| {
         p.exists()
             && Command::new(p)
                 .args(["-c", "import duckdb, pyiceberg.catalog.sql"])

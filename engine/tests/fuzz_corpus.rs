@@ -3,18 +3,12 @@
 //! entry points over random bytes and random mutations of valid encodings (so the everyday test
 //! command exercises them even without cargo-fuzz). Running the fuzzer is `scripts/fuzz.sh`.
 
-use std::path::{Path, PathBuf};
-
 use proptest::prelude::*;
 use walden_engine::slot::{Invalidation, InvalidationReason, SlotRecord};
 use walden_engine::state::EngineState;
 use walden_engine::testing::fuzzing;
 use walden_engine::{Begin, ChangeOp, Column, Commit, EngineRecord, RowChange, SchemaChange, SchemaRecord, SlotFilter};
-use walden_wal::testing::corpus::{self, Mutation, files_in, mutate};
-
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz")
-}
+use walden_wal::testing::corpus::{self, Mutation, fuzz_dir, mutate};
 
 /// Runs `run` over every corpus and regression input of `target`; returns how many there were.
 fn replay(target: &str, run: fn(&[u8])) -> usize {
@@ -38,11 +32,7 @@ fn engine_state_corpus() {
 
 #[test]
 fn every_engine_fuzz_target_has_a_replay() {
-    let mut targets: Vec<String> = files_in(&fuzz_dir().join("fuzz_targets"))
-        .iter()
-        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .filter(|s| s.starts_with("engine_"))
-        .collect();
+    let mut targets: Vec<String> = corpus::targets("engine_");
     targets.sort();
     assert_eq!(targets, ["engine_record", "engine_slot_file", "engine_state"]);
 }
@@ -100,13 +90,8 @@ fn valid_files() -> Vec<Vec<u8>> {
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        (any::<usize>(), any::<u8>()).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
-        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Set { at, byte }),
-        any::<usize>().prop_map(|at| Mutation::Truncate { at }),
-        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..12))
-            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
-    ]
+    (any::<u8>(), any::<usize>(), any::<u8>(), prop::collection::vec(any::<u8>(), 1..12))
+        .prop_map(|(choice, at, byte, bytes)| Mutation::from_parts(choice, at, byte, bytes))
 }
 
 proptest! {

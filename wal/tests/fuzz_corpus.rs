@@ -3,14 +3,8 @@
 //! checks every input the fuzzer ever found interesting. Running the fuzzer itself is
 //! `scripts/fuzz.sh`.
 
-use std::path::{Path, PathBuf};
-
-use walden_wal::testing::corpus::{self, files_in};
+use walden_wal::testing::corpus::{self, fuzz_dir};
 use walden_wal::testing::fuzzing;
-
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz")
-}
 
 /// Runs `run` over every corpus and regression input of `target`; returns how many there were.
 fn replay(target: &str, run: fn(&[u8])) -> usize {
@@ -52,10 +46,6 @@ fn every_wal_fuzz_target_has_a_replay() {
     // A new `wal_*` target in fuzz/fuzz_targets must be added here too, or its corpus would go
     // unreplayed. (Other crates' targets are replayed by their own tests.)
     let replayed = ["wal_clean_close", "wal_footer", "wal_open", "wal_record", "wal_scan", "wal_segment_header"];
-    let targets: Vec<String> = files_in(&fuzz_dir().join("fuzz_targets"))
-        .iter()
-        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .filter(|name| name.starts_with("wal_"))
-        .collect();
+    let targets: Vec<String> = corpus::targets("wal_");
     assert_eq!(targets, replayed);
 }

@@ -55,23 +55,9 @@ fn required() -> bool {
     std::env::var(REQUIRE_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-/// The lake venv's python, if there is one.
+/// The lake venv's python, if there is one ([`walden_archive::testing::lake_python`]).
 pub fn python() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WALDEN_LAKE_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    let mut venvs: Vec<PathBuf> = Vec::new();
-    if let Some(v) = std::env::var_os("WALDEN_LAKE_VENV") {
-        venvs.push(v.into());
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
-    if let Some(cache) = cache {
-        venvs.push(cache.join("walden/lake-venv"));
-    }
-    venvs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv"));
-    venvs.into_iter().map(|v| v.join("bin/python")).find(|p| p.exists())
+    walden_archive::testing::lake_python()
 }
 
 /// What the harness runs: the venv's python and the preloadable libfaketime it ships.

@@ -4,6 +4,21 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// The workspace's `fuzz/` directory (targets, corpora, regressions).
+pub fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz")
+}
+
+/// The names of the fuzz targets in [`fuzz_dir`] whose name starts with `prefix`, sorted: what a
+/// crate's corpus replay must cover.
+pub fn targets(prefix: &str) -> Vec<String> {
+    files_in(&fuzz_dir().join("fuzz_targets"))
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter(|name| name.starts_with(prefix))
+        .collect()
+}
+
 /// Files directly inside `dir`, sorted; empty if the directory does not exist.
 pub fn files_in(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
@@ -73,6 +88,19 @@ pub enum Mutation {
         /// What.
         bytes: Vec<u8>,
     },
+}
+
+impl Mutation {
+    /// A mutation from raw parts (for property tests): `choice % 4` picks flip, set, truncate
+    /// or insert; the other parts fill its fields.
+    pub fn from_parts(choice: u8, at: usize, byte: u8, bytes: Vec<u8>) -> Mutation {
+        match choice % 4 {
+            0 => Mutation::Flip { at, bit: byte },
+            1 => Mutation::Set { at, byte },
+            2 => Mutation::Truncate { at },
+            _ => Mutation::Insert { at, bytes },
+        }
+    }
 }
 
 /// `data` with `mutations` applied in order.
